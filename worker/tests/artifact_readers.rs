@@ -1,0 +1,1 @@
+//! Artifact reader tests (filled by the readers work).

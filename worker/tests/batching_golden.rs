@@ -1,0 +1,1 @@
+//! Batching generator tests (filled by the batching work).

@@ -1,0 +1,11 @@
+//! The worker crate's integration tests, one binary. Golden data is read from `../shared/golden`
+//! (beside the repository root); the tests fail loudly when it is missing.
+
+/// Shared helpers: locating `../shared/golden`, loading expected files.
+mod util;
+
+/// Artifact readers on committed fixture pickles: numpy scalars, protocols, corrupt files.
+mod artifact_readers;
+
+/// `worker batching` generators against `golden/batching-*`, plus their invariants.
+mod batching_golden;
