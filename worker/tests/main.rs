@@ -9,3 +9,6 @@ mod artifact_readers;
 
 /// `worker batching` generators against `golden/batching-*`, plus their invariants.
 mod batching_golden;
+
+/// Golden parity of the simulator on every `golden/cv-*` and `golden/nlp-*` scenario.
+mod sim_golden;

@@ -77,3 +77,69 @@ impl LatencyTables {
         self.tables.iter().map(|t| t.ramps.len()).min().unwrap_or(0)
     }
 }
+
+/// Exit latencies of one active ramp configuration at one batch size (spec §3.3):
+/// `per_exit[j]` for a sample exiting at the j-th active ramp, `per_exit[J]` for a sample
+/// that takes no early exit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExitLatencies {
+    /// `L = [L_0, ..., L_J]`.
+    pub per_exit: Vec<f64>,
+    /// `V`: the vanilla whole-model latency.
+    pub vanilla_ms: f64,
+}
+
+impl ExitLatencies {
+    /// `L[J]`: latency of a sample that exits nowhere.
+    pub fn no_exit(&self) -> f64 {
+        self.per_exit[self.per_exit.len() - 1]
+    }
+}
+
+impl LatencyTable {
+    /// `o_r`: the latency of ramp `r` itself.
+    pub fn ramp_ms(&self, ramp: usize) -> f64 {
+        self.ramps[ramp].ramp_ms
+    }
+
+    /// The artifact's `get_ramp_latencies`: the sample at active position `j` pays the vanilla
+    /// work up to ramp `a_j` plus every active ramp `a <= a_j`; a sample that never exits pays
+    /// `V` plus every active ramp. Sums run left to right from 0, as in the original.
+    ///
+    /// Every id in `ramp_ids` must be below `self.ramps.len()`.
+    pub fn exit_latencies(&self, ramp_ids: &[usize]) -> ExitLatencies {
+        let mut per_exit = Vec::with_capacity(ramp_ids.len() + 1);
+        for &aj in ramp_ids {
+            let mut s = 0.0;
+            for &a in ramp_ids {
+                if a <= aj {
+                    s += self.ramps[a].ramp_ms;
+                }
+            }
+            per_exit.push(self.ramps[aj].vanilla_up_to_ms + s);
+        }
+        let mut s = 0.0;
+        for &a in ramp_ids {
+            s += self.ramps[a].ramp_ms;
+        }
+        per_exit.push(self.vanilla_ms + s);
+        ExitLatencies {
+            per_exit,
+            vanilla_ms: self.vanilla_ms,
+        }
+    }
+
+    /// The artifact's `get_boundary`: the last ramp `i` (scanning from 0) whose solo exit
+    /// latency `v_i + o_i` does not exceed `V`; the scan stops at the first one that does.
+    /// Only the first `num_ramps` entries are scanned.
+    pub fn latest_possible_ramp(&self, num_ramps: usize) -> usize {
+        let mut latest = 0;
+        for (i, r) in self.ramps.iter().take(num_ramps).enumerate() {
+            if r.vanilla_up_to_ms + r.ramp_ms > self.vanilla_ms {
+                break;
+            }
+            latest = i;
+        }
+        latest
+    }
+}

@@ -3,8 +3,22 @@
 //! Every function here follows `spec/apparate-simulator.md` rule by rule, including the
 //! operation orders that make results bit-identical to the original.
 
+pub mod bootstrap;
+pub mod config;
+pub mod controller;
+pub mod evaluate;
+pub mod family;
+pub mod history;
 pub mod latency;
+pub mod numeric;
+pub(crate) mod policy;
+pub mod pyfmt;
+pub mod record;
 pub mod samples;
+pub mod tuning;
 
-pub use latency::{BatchSize, LatencyTable, LatencyTables, RampCost, BATCH_SIZES};
+pub use controller::{simulate, Batching, RunSpec, SimError};
+pub use family::Family;
+pub use latency::{BatchSize, ExitLatencies, LatencyTable, LatencyTables, RampCost, BATCH_SIZES};
+pub use record::{BatchRecord, RunResult, Summary};
 pub use samples::RampData;

@@ -1,0 +1,442 @@
+//! The controller state and the serving loop (spec §6.3–§6.6).
+
+use super::bootstrap::{bootstrap, Bootstrap};
+use super::config::RampConfig;
+use super::evaluate::{batch_performance, exit_stats, ramp_utilities, EvalData};
+use super::family::{accuracy_floor, Family};
+use super::history::History;
+use super::latency::{BatchSize, LatencyTable, LatencyTables};
+use super::numeric::numpy_mean;
+use super::policy;
+use super::pyfmt::{numpy_array, py_float, py_float_list, py_int_float_dict, py_int_list};
+use super::record::{BatchRecord, FinalState, Requests, RunResult, Summary};
+use super::samples::RampData;
+use super::tuning::{tune_thresholds, Tuned};
+use std::collections::BTreeMap;
+
+/// How served batches are formed from the sample stream (spec §6.3).
+#[derive(Clone, Copy, Debug)]
+pub enum Batching<'a> {
+    /// Batch sizes from a decision file, in serving order.
+    Decisions(&'a [BatchSize]),
+    /// Stream chunks of `--batch_size` (the last, partial chunk is served too).
+    Uniform,
+}
+
+/// One simulation run's settings (the artifact controller's flags that matter).
+#[derive(Clone, Debug)]
+pub struct RunSpec<'a> {
+    /// `--arch`, e.g. `resnet18_auburn` or `bert-base`.
+    pub arch: &'a str,
+    /// `--dataset`: `video` for CV, otherwise the NLP dataset name.
+    pub dataset: &'a str,
+    /// `--batch_size`: the bootstrap's batch size and the uniform scheme's chunk size.
+    pub batch_size: usize,
+    /// Batch formation.
+    pub batching: Batching<'a>,
+    /// `--optimal_exiting`: the oracle (every ramp active, exit at the first correct ramp).
+    pub optimal_exiting: bool,
+}
+
+/// Inputs the simulator cannot run on. Each names what is wrong.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SimError {
+    /// `--batch_size` is not one of the profiled sizes.
+    #[error("--batch_size {batch_size} is not a profiled batch size (expected one of 1, 2, 4, 8, 16, 32, 64)")]
+    UnsupportedBatchSize {
+        /// The size given.
+        batch_size: usize,
+    },
+    /// The bootstrap data has no ramp or no sample.
+    #[error("bootstrap data has {ramps} ramps and {samples} samples; expected at least one of each")]
+    EmptyBootstrap {
+        /// R.
+        ramps: usize,
+        /// N.
+        samples: usize,
+    },
+    /// The simulation data has fewer ramps than the bootstrap data.
+    #[error("simulation data has {simulation} ramps but bootstrap data has {bootstrap}; expected the same R")]
+    RampCountMismatch {
+        /// R of the bootstrap pickle.
+        bootstrap: usize,
+        /// R of the simulation pickle.
+        simulation: usize,
+    },
+    /// A latency table has fewer ramp entries than the pickles' R.
+    #[error("latency table for batch size {batch_size} has {entries} ramp entries; expected at least R = {ramps}")]
+    LatencyTableTooShort {
+        /// Batch size of the table.
+        batch_size: usize,
+        /// Ramp entries in it.
+        entries: usize,
+        /// R.
+        ramps: usize,
+    },
+    /// A latency is not a finite positive number where the simulator divides by it.
+    #[error("latency table for batch size {batch_size}: vanilla latency {value} is not a positive finite number")]
+    BadVanillaLatency {
+        /// Batch size of the table.
+        batch_size: usize,
+        /// The value.
+        value: f64,
+    },
+    /// A uniform chunk larger than 64 samples has no profile.
+    #[error("uniform batch of {n} samples exceeds the largest profiled batch size 64")]
+    BatchTooLarge {
+        /// Samples in the batch.
+        n: usize,
+    },
+    /// Nothing was served, so there is no summary (the original divides by zero).
+    #[error("no sample was served: the simulation data has {samples} samples (the last is never served) and the first batch needs {first_batch}")]
+    NothingServed {
+        /// N of the simulation pickle.
+        samples: usize,
+        /// Size of the first batch.
+        first_batch: usize,
+    },
+    /// The active ramps' sample windows went out of step (the original would crash).
+    #[error("internal: sample windows of ramps {ramp_ids:?} are not aligned at batch {batch}")]
+    HistoryMisaligned {
+        /// Active ramps.
+        ramp_ids: Vec<usize>,
+        /// Batch number.
+        batch: usize,
+    },
+}
+
+/// The controller state between batches.
+pub(crate) struct Controller<'a> {
+    pub family: Family,
+    pub tables: &'a LatencyTables,
+    pub latest: usize,
+    pub config: RampConfig,
+    pub ramp_quota: usize,
+    pub history: History,
+    pub after_ramp_adjustment: bool,
+    pub violation_counter: usize,
+    pub last_batch_violated: bool,
+    cum_acc_num: f64,
+    cum_acc_den: usize,
+    pub curr_li: f64,
+    pub curr_ramp_acc: BTreeMap<usize, f64>,
+    pub ramp_history: Vec<Vec<usize>>,
+    pub positive_threshold: f64,
+    pub log: Vec<String>,
+    pub batch: usize,
+}
+
+impl Controller<'_> {
+    /// `Σ acc_b·bs_b / Σ bs_b` over all batches so far (rounded sizes).
+    pub fn cumulative_accuracy(&self) -> f64 {
+        self.cum_acc_num / self.cum_acc_den as f64
+    }
+
+    /// A full re-tune of the active ramps on the sample window, at batch size `bs`.
+    pub fn tune(&self, bs: BatchSize, fixed: &BTreeMap<usize, f64>) -> Result<Tuned, SimError> {
+        let ids = &self.config.ramp_ids;
+        if !self.history.aligned(ids) {
+            return Err(SimError::HistoryMisaligned {
+                ramp_ids: ids.clone(),
+                batch: self.batch,
+            });
+        }
+        let (g, a) = self.history.eval_slices(ids);
+        Ok(tune_thresholds(ids, EvalData { gaps: &g, acc: &a }, self.tables.get(bs), fixed))
+    }
+
+    /// Empties the histories of every active ramp.
+    pub fn clear_active(&mut self) {
+        for &r in &self.config.ramp_ids {
+            self.history.clear(r);
+        }
+    }
+
+    /// Mean utility per active ramp, `(position, id, mean)`, stably sorted ascending by mean.
+    pub fn ramp_scores(&self) -> Vec<(usize, usize, f64)> {
+        let mut scores: Vec<(usize, usize, f64)> = self
+            .config
+            .ramp_ids
+            .iter()
+            .enumerate()
+            .map(|(j, &r)| {
+                let u: Vec<f64> = self.history.utilities(r).iter().copied().collect();
+                (j, r, numpy_mean(&u))
+            })
+            .collect();
+        scores.sort_by(|x, y| x.2.partial_cmp(&y.2).unwrap_or(std::cmp::Ordering::Equal));
+        scores
+    }
+}
+
+/// Runs the whole simulation: bootstrap on `boot`, then serve the stream of `sim`.
+pub fn simulate(
+    spec: &RunSpec<'_>,
+    tables: &LatencyTables,
+    boot: &RampData,
+    sim: &RampData,
+) -> Result<RunResult, SimError> {
+    let family = Family::from_dataset(spec.dataset);
+    let r = boot.num_ramps();
+    validate(spec, tables, boot, sim)?;
+    let bs0 = BatchSize::exact(spec.batch_size).ok_or(SimError::UnsupportedBatchSize {
+        batch_size: spec.batch_size,
+    })?;
+    let table0 = tables.get(bs0);
+    let boot_out: Bootstrap = bootstrap(boot, table0, family.ramp_budget(spec.arch));
+    let latest = boot_out.latest_possible_ramp;
+    let config = if spec.optimal_exiting {
+        RampConfig::with_zero_thresholds((0..r).collect())
+    } else {
+        RampConfig::with_zero_thresholds(boot_out.initial_ramp_ids.clone())
+    };
+    let mut ctl = Controller {
+        family,
+        tables,
+        latest,
+        ramp_history: vec![config.ramp_ids.clone()],
+        config,
+        ramp_quota: 0,
+        history: History::new(r),
+        after_ramp_adjustment: false,
+        violation_counter: 0,
+        last_batch_violated: false,
+        cum_acc_num: 0.0,
+        cum_acc_den: 0,
+        curr_li: 0.0,
+        curr_ramp_acc: BTreeMap::new(),
+        positive_threshold: 0.6,
+        log: Vec::new(),
+        batch: 0,
+    };
+
+    // Batch formation: the stream is samples 0 .. N-2 (the last sample is never served).
+    let stream_len = sim.num_samples().saturating_sub(1);
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    match spec.batching {
+        Batching::Decisions(decisions) => {
+            let mut start = 0;
+            for d in decisions {
+                let n = d.get();
+                if start + n > stream_len {
+                    break;
+                }
+                ranges.push((start, n));
+                start += n;
+            }
+        }
+        Batching::Uniform => {
+            let mut start = 0;
+            while start < stream_len {
+                let n = spec.batch_size.min(stream_len - start);
+                ranges.push((start, n));
+                start += n;
+            }
+        }
+    }
+    if ranges.is_empty() {
+        let first_batch = match spec.batching {
+            Batching::Decisions(d) => d.first().map_or(0, |b| b.get()),
+            Batching::Uniform => spec.batch_size,
+        };
+        return Err(SimError::NothingServed {
+            samples: sim.num_samples(),
+            first_batch,
+        });
+    }
+
+    let total: usize = ranges.iter().map(|(_, n)| n).sum();
+    let mut requests = Requests::with_capacity(total);
+    let mut batches = Vec::with_capacity(ranges.len());
+    for (i0, &(start, n)) in ranges.iter().enumerate() {
+        let i = i0 + 1;
+        ctl.batch = i;
+        let bs = BatchSize::round_up(n).ok_or(SimError::BatchTooLarge { n })?;
+        let record = serve_batch(&mut ctl, spec, sim, i, start, n, bs, r, &mut requests)?;
+        batches.push(record);
+    }
+
+    let summary = summarize(spec, &requests, batches.len(), r);
+    ctl.log.push(summary_line(spec, &summary));
+    Ok(RunResult {
+        bootstrap: boot_out,
+        final_state: FinalState {
+            ramp_ids: ctl.config.ramp_ids.clone(),
+            thresholds: ctl.config.thresholds.clone(),
+            ramp_quota: ctl.ramp_quota,
+            ramp_history: ctl.ramp_history,
+        },
+        batches,
+        requests,
+        summary,
+        log: ctl.log,
+    })
+}
+
+fn validate(spec: &RunSpec<'_>, tables: &LatencyTables, boot: &RampData, sim: &RampData) -> Result<(), SimError> {
+    let r = boot.num_ramps();
+    if r == 0 || boot.num_samples() == 0 {
+        return Err(SimError::EmptyBootstrap {
+            ramps: r,
+            samples: boot.num_samples(),
+        });
+    }
+    if sim.num_ramps() < r {
+        return Err(SimError::RampCountMismatch {
+            bootstrap: r,
+            simulation: sim.num_ramps(),
+        });
+    }
+    for (bs, t) in tables.iter() {
+        if t.ramps.len() < r {
+            return Err(SimError::LatencyTableTooShort {
+                batch_size: bs.get(),
+                entries: t.ramps.len(),
+                ramps: r,
+            });
+        }
+        if !(t.vanilla_ms.is_finite() && t.vanilla_ms > 0.0) {
+            return Err(SimError::BadVanillaLatency {
+                batch_size: bs.get(),
+                value: t.vanilla_ms,
+            });
+        }
+    }
+    let _ = spec;
+    Ok(())
+}
+
+/// Serves batch `i` (samples `start .. start+n` of the stream) as in spec §6.4, then updates
+/// the histories and runs the family's signal policy.
+#[allow(clippy::too_many_arguments)]
+fn serve_batch(
+    ctl: &mut Controller<'_>,
+    spec: &RunSpec<'_>,
+    sim: &RampData,
+    i: usize,
+    start: usize,
+    n: usize,
+    bs: BatchSize,
+    r: usize,
+    requests: &mut Requests,
+) -> Result<BatchRecord, SimError> {
+    let table: &LatencyTable = ctl.tables.get(bs);
+    let ids = ctl.config.ramp_ids.clone();
+    let thresholds = ctl.config.thresholds.clone();
+    let lat = table.exit_latencies(&ids);
+    let v = lat.vanilla_ms;
+    let j_final = ids.len();
+    let mut lats = Vec::with_capacity(n);
+    let mut correct = Vec::with_capacity(n);
+    let mut exits = Vec::with_capacity(n);
+    for k in start..start + n {
+        let pos = if spec.optimal_exiting {
+            ids.iter().position(|&a| sim.acc[a][k])
+        } else {
+            thresholds
+                .iter()
+                .zip(&ids)
+                .position(|(&t, &a)| (1.0 - sim.conf[a][k]) < t)
+        };
+        let (mut l, e, c) = match pos {
+            Some(j) => (lat.per_exit[j], ids[j], sim.acc[ids[j]][k]),
+            None => (lat.per_exit[j_final], r, true),
+        };
+        if spec.optimal_exiting {
+            l = l.min(v);
+        }
+        lats.push(l);
+        correct.push(c);
+        exits.push(e);
+    }
+    let perf = batch_performance(&lats, &correct, &exits, &ids, r, v);
+    let floor = accuracy_floor();
+    let violated = perf.acc < floor;
+    ctl.last_batch_violated = violated;
+    ctl.cum_acc_num += perf.acc * bs.get() as f64;
+    ctl.cum_acc_den += bs.get();
+    if violated {
+        ctl.violation_counter += 1;
+    }
+    let (_, ramp_acc) = exit_stats(&exits, &correct);
+    ctl.curr_ramp_acc = ramp_acc.clone();
+    ctl.log.push(format!(
+        "serve_batch: batch {i}, current bs {}, ramp_ids {}, thresholds {}, actual acc {}, latency_improvement {}, exit_rate {}, ramp acc {}",
+        bs.get(),
+        py_int_list(&ids),
+        py_float_list(&thresholds),
+        py_float(perf.acc),
+        py_float(perf.li),
+        numpy_array(&perf.er),
+        py_int_float_dict(&ramp_acc),
+    ));
+    for k in 0..n {
+        requests.push(i, bs.get(), exits[k], correct[k], lats[k], v);
+    }
+
+    // History update (§6.5).
+    ctl.curr_li = perf.li;
+    ctl.history.record_samples(&ids, n, |a| {
+        let g = sim.conf[a][start..start + n].iter().map(|&c| 1.0 - c).collect();
+        let acc = sim.acc[a][start..start + n].to_vec();
+        (g, acc)
+    });
+    let utilities = ramp_utilities(&perf.er, &lat, &ids, table);
+    ctl.history.record_utilities(&ids, perf.er.clone(), n, &utilities);
+
+    if !spec.optimal_exiting {
+        match ctl.family {
+            Family::Cv => policy::cv::check_signals(ctl, i, bs)?,
+            Family::Nlp => policy::nlp::check_signals(ctl, i, bs)?,
+        }
+    }
+    if i % ctl.family.ramp_check_interval() == 0 {
+        ctl.ramp_history.push(ctl.config.ramp_ids.clone());
+    }
+    Ok(BatchRecord {
+        batch: i,
+        n,
+        bs: bs.get(),
+        ramp_ids: ids,
+        thresholds,
+        acc: perf.acc,
+        latency_improvement: perf.li,
+        exit_rate: perf.er,
+        ramp_acc,
+    })
+}
+
+fn summarize(spec: &RunSpec<'_>, requests: &Requests, num_batches: usize, _r: usize) -> Summary {
+    let n = requests.len();
+    let num_correct = requests.correct.iter().filter(|&&c| c).count();
+    let overall_accuracy = 100.0 * (num_correct as f64 / n as f64);
+    let improvements: Vec<f64> = requests
+        .inference_ms
+        .iter()
+        .zip(&requests.vanilla_ms)
+        .map(|(&l, &v)| (v - l) / v)
+        .collect();
+    let overall_latency_improvement = 100.0 * numpy_mean(&improvements);
+    let (exit_rate, ramp_accuracy) = exit_stats(&requests.exit_point, &requests.correct);
+    let _ = spec;
+    Summary {
+        overall_accuracy,
+        overall_latency_improvement,
+        exit_rate,
+        ramp_accuracy,
+        num_requests: n,
+        num_batches,
+    }
+}
+
+fn summary_line(spec: &RunSpec<'_>, s: &Summary) -> String {
+    format!(
+        "[{}, {}]: Serving with complete, overall accuracy {}%, overall serving latency improvement {}%, overall exit rate {}, overall ramp accuracy {}",
+        spec.arch,
+        spec.dataset,
+        py_float(s.overall_accuracy),
+        py_float(s.overall_latency_improvement),
+        py_int_float_dict(&s.exit_rate),
+        py_int_float_dict(&s.ramp_accuracy),
+    )
+}

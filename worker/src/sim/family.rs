@@ -1,0 +1,68 @@
+//! The two model families and the constants that differ between them (spec §6.0).
+
+/// CV (`--dataset video`) or NLP (any other dataset).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// Image classification on video frames: `check_signals_cv`.
+    Cv,
+    /// Text classification: `check_signals_nlp`.
+    Nlp,
+}
+
+impl Family {
+    /// The artifact switches on `--dataset`: anything other than `video` is NLP.
+    pub fn from_dataset(dataset: &str) -> Family {
+        if dataset == "video" {
+            Family::Cv
+        } else {
+            Family::Nlp
+        }
+    }
+
+    /// `NUM_RAMP_BUDGET`: 3 (CV) / 2 (NLP), and 1 whenever the arch contains `resnet18` or `vgg`.
+    pub fn ramp_budget(self, arch: &str) -> usize {
+        if arch.contains("resnet18") || arch.contains("vgg") {
+            1
+        } else {
+            match self {
+                Family::Cv => 3,
+                Family::Nlp => 2,
+            }
+        }
+    }
+
+    /// `RAMP_CHECK_INTERVAL`: batches between ramp checks.
+    pub fn ramp_check_interval(self) -> usize {
+        match self {
+            Family::Cv => 30,
+            Family::Nlp => 100,
+        }
+    }
+
+    /// Gap (percentage points) a re-tune must beat the current batch's improvement by.
+    pub fn retune_adoption_gap(self) -> f64 {
+        match self {
+            Family::Cv => 2.0,
+            Family::Nlp => 5.0,
+        }
+    }
+
+    /// Threshold given to a newly added ramp.
+    pub fn new_ramp_threshold(self) -> f64 {
+        match self {
+            Family::Cv => 0.0,
+            Family::Nlp => 0.01,
+        }
+    }
+}
+
+/// `ACC_LOSS_BUDGET_ACTUAL`: serving-time accuracy floor is `1 - 0.01`.
+pub const ACC_LOSS_BUDGET_ACTUAL: f64 = 0.01;
+
+/// The serving-time accuracy floor, `1 - 0.01` computed in f64.
+pub fn accuracy_floor() -> f64 {
+    1.0 - ACC_LOSS_BUDGET_ACTUAL
+}
+
+/// Exit-rate share above which the kept ramps "already exit enough" (no ramp is added).
+pub const EXITS_ENOUGH: f64 = 0.9;
