@@ -3,7 +3,9 @@
 use crate::util::golden_dir;
 use serde_json::Value as Json;
 use std::path::Path;
-use worker::sim::{simulate, BatchSize, Batching, LatencyTable, LatencyTables, RampCost, RampData, RunSpec};
+use worker::sim::{
+    simulate, BatchSize, Batching, LatencyTable, LatencyTables, RampCost, RampData, RunSpec,
+};
 
 fn tables_from_expected(e: &Json) -> LatencyTables {
     let lcl = &e["latency_calc_list"];
@@ -33,21 +35,31 @@ fn ramp_data(path: &Path) -> RampData {
     let v = serde_pickle::value_from_slice(&bytes, DeOptions::new().keep_restore_state()).unwrap();
     let Value::Dict(d) = v else { panic!() };
     let get = |k: &str| d.get(&HashableValue::String(k.into())).unwrap().clone();
-    let Value::List(conf) = get("conf") else { panic!() };
-    let Value::List(acc) = get("acc") else { panic!() };
+    let Value::List(conf) = get("conf") else {
+        panic!()
+    };
+    let Value::List(acc) = get("acc") else {
+        panic!()
+    };
     let r = conf.len() - 1;
     RampData {
         conf: conf[..r]
             .iter()
             .map(|l| match l {
-                Value::List(xs) => xs.iter().map(|x| if let Value::F64(f) = x { *f } else { panic!() }).collect(),
+                Value::List(xs) => xs
+                    .iter()
+                    .map(|x| if let Value::F64(f) = x { *f } else { panic!() })
+                    .collect(),
                 _ => panic!(),
             })
             .collect(),
         acc: acc[..r]
             .iter()
             .map(|l| match l {
-                Value::List(xs) => xs.iter().map(|x| if let Value::Bool(b) = x { *b } else { panic!() }).collect(),
+                Value::List(xs) => xs
+                    .iter()
+                    .map(|x| if let Value::Bool(b) = x { *b } else { panic!() })
+                    .collect(),
                 _ => panic!(),
             })
             .collect(),
@@ -59,7 +71,12 @@ fn decisions(path: &Path) -> Vec<BatchSize> {
     let bytes = std::fs::read(path).unwrap();
     let v = serde_pickle::value_from_slice(&bytes, DeOptions::new().keep_restore_state()).unwrap();
     let Value::Dict(d) = v else { panic!() };
-    let Value::List(xs) = d.get(&HashableValue::String("batching_decision".into())).unwrap() else { panic!() };
+    let Value::List(xs) = d
+        .get(&HashableValue::String("batching_decision".into()))
+        .unwrap()
+    else {
+        panic!()
+    };
     xs.iter()
         .map(|x| match x {
             Value::I64(i) => BatchSize::exact(*i as usize).unwrap(),
@@ -71,7 +88,9 @@ fn decisions(path: &Path) -> Vec<BatchSize> {
 fn run_scenario(name: &str) {
     let dir = golden_dir().join(name);
     let run: Json = serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
-    let e: Json = serde_json::from_slice(&std::fs::read(dir.join("expected/expected.json")).unwrap()).unwrap();
+    let e: Json =
+        serde_json::from_slice(&std::fs::read(dir.join("expected/expected.json")).unwrap())
+            .unwrap();
     let data = dir.join("data");
     let rel = &run["paths_relative_to_data"];
     let flags = &run["flags"];
@@ -93,6 +112,8 @@ fn run_scenario(name: &str) {
         optimal_exiting: false,
     };
     let out = simulate(&spec, &tables, &boot, &sim).unwrap();
+    check_expected(name, &e, &out);
+    check_samples(name, &dir, &out);
     let log = std::fs::read_to_string(dir.join("expected/log.txt")).unwrap();
     let want: Vec<&str> = log.lines().skip(1).collect();
     for (k, (got, want)) in out.log.iter().zip(&want).enumerate() {
@@ -126,4 +147,187 @@ fn golden_nlp_bert_base_amazon() {
 #[test]
 fn golden_nlp_distilbert_imdb() {
     run_scenario("nlp-distilbert-base-imdb");
+}
+
+fn f(v: &Json) -> f64 {
+    v.as_f64().expect("float")
+}
+
+fn floats(v: &Json) -> Vec<f64> {
+    v.as_array().expect("array").iter().map(f).collect()
+}
+
+fn ids(v: &Json) -> Vec<usize> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("int") as usize)
+        .collect()
+}
+
+fn keyed(v: &Json) -> std::collections::BTreeMap<usize, f64> {
+    v.as_object()
+        .expect("object")
+        .iter()
+        .map(|(k, x)| (k.parse().expect("int key"), f(x)))
+        .collect()
+}
+
+/// Every field of expected.json that must match exactly, and the summary's improvement.
+fn check_expected(name: &str, e: &Json, out: &worker::sim::RunResult) {
+    let b = &e["bootstrap"];
+    let ra = &b["ramp_addition_result"];
+    assert_eq!(
+        out.bootstrap.ramp_addition.ramp_ids,
+        ids(&ra["ramp_ids"]),
+        "{name}: ramp addition ids"
+    );
+    assert_eq!(
+        out.bootstrap.ramp_addition.thresholds,
+        floats(&ra["thresholds"]),
+        "{name}: ramp addition thresholds"
+    );
+    assert_eq!(
+        out.bootstrap.ramp_addition.latency_savings,
+        f(&ra["latency_savings"]),
+        "{name}: ramp addition savings"
+    );
+    assert_eq!(
+        out.bootstrap.ramp_addition.acc,
+        f(&ra["acc"]),
+        "{name}: ramp addition acc"
+    );
+    assert_eq!(
+        out.bootstrap.num_initial_ramps as u64,
+        b["num_initial_ramps"].as_u64().unwrap()
+    );
+    assert_eq!(
+        out.bootstrap.total_num_ramps as u64,
+        b["total_num_ramps"].as_u64().unwrap()
+    );
+    assert_eq!(
+        out.bootstrap.latest_possible_ramp as u64,
+        b["latest_possible_ramp"].as_u64().unwrap()
+    );
+    assert_eq!(out.bootstrap.initial_ramp_ids, ids(&b["initial_ramp_ids"]));
+
+    let fs = &e["final_state"];
+    assert_eq!(
+        out.final_state.ramp_ids,
+        ids(&fs["ramp_ids"]),
+        "{name}: final ramp ids"
+    );
+    assert_eq!(
+        out.final_state.thresholds,
+        floats(&fs["thresholds"]),
+        "{name}: final thresholds"
+    );
+    assert_eq!(
+        out.final_state.ramp_quota as u64,
+        fs["ramp_quota"].as_u64().unwrap()
+    );
+    let hist: Vec<Vec<usize>> = fs["ramp_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids)
+        .collect();
+    assert_eq!(out.final_state.ramp_history, hist, "{name}: ramp history");
+
+    let batches = e["batches"].as_array().unwrap();
+    assert_eq!(out.batches.len(), batches.len(), "{name}: batch count");
+    for (got, want) in out.batches.iter().zip(batches) {
+        let k = got.batch;
+        assert_eq!(got.batch as u64, want["batch"].as_u64().unwrap());
+        assert_eq!(
+            got.n as u64,
+            want["n"].as_u64().unwrap(),
+            "{name} batch {k}: n"
+        );
+        assert_eq!(
+            got.bs as u64,
+            want["bs"].as_u64().unwrap(),
+            "{name} batch {k}: bs"
+        );
+        assert_eq!(
+            got.ramp_ids,
+            ids(&want["ramp_ids"]),
+            "{name} batch {k}: ramp_ids"
+        );
+        assert_eq!(
+            got.thresholds,
+            floats(&want["thresholds"]),
+            "{name} batch {k}: thresholds"
+        );
+        assert_eq!(got.acc, f(&want["acc"]), "{name} batch {k}: acc");
+        assert_eq!(
+            got.exit_rate,
+            floats(&want["exit_rate"]),
+            "{name} batch {k}: exit_rate"
+        );
+        assert_eq!(
+            got.ramp_acc,
+            keyed(&want["ramp_acc"]),
+            "{name} batch {k}: ramp_acc"
+        );
+        let li = f(&want["latency_improvement"]);
+        assert!(
+            got.latency_improvement == li,
+            "{name} batch {k}: latency_improvement {} vs {li}",
+            got.latency_improvement
+        );
+    }
+
+    let s = &e["summary"];
+    assert_eq!(
+        out.summary.overall_accuracy,
+        f(&s["overall_accuracy"]),
+        "{name}: overall accuracy"
+    );
+    assert_eq!(
+        out.summary.overall_latency_improvement,
+        f(&s["overall_latency_improvement"]),
+        "{name}: improvement"
+    );
+    assert_eq!(
+        out.summary.exit_rate,
+        keyed(&s["exit_rate"]),
+        "{name}: exit rate"
+    );
+    assert_eq!(
+        out.summary.ramp_accuracy,
+        keyed(&s["ramp_accuracy"]),
+        "{name}: ramp accuracy"
+    );
+    assert_eq!(
+        out.summary.num_requests as u64,
+        s["num_requests"].as_u64().unwrap()
+    );
+    assert_eq!(
+        out.summary.num_batches as u64,
+        s["num_batches"].as_u64().unwrap()
+    );
+}
+
+/// Per-request exit points, correctness (exact) and latencies (1e-9 relative).
+fn check_samples(name: &str, dir: &Path, out: &worker::sim::RunResult) {
+    let read = |f: &str| -> Json {
+        serde_json::from_slice(&std::fs::read(dir.join("expected").join(f)).unwrap()).unwrap()
+    };
+    let lat = floats(&read("latencies.json"));
+    let samples = read("samples.json");
+    let exits = ids(&samples["exit_point"]);
+    let correct: Vec<bool> = samples["correct"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_bool().unwrap())
+        .collect();
+    let r = &out.requests;
+    assert_eq!(r.len(), lat.len(), "{name}: number of latencies");
+    assert_eq!(r.exit_point, exits, "{name}: exit points");
+    assert_eq!(r.correct, correct, "{name}: correctness");
+    for (k, (got, want)) in r.inference_ms.iter().zip(&lat).enumerate() {
+        assert_eq!(got, want, "{name}: latency of request {k}");
+    }
 }

@@ -13,7 +13,10 @@ impl RampConfig {
     /// Ramps with thresholds all 0.
     pub fn with_zero_thresholds(ramp_ids: Vec<usize>) -> RampConfig {
         let thresholds = vec![0.0; ramp_ids.len()];
-        RampConfig { ramp_ids, thresholds }
+        RampConfig {
+            ramp_ids,
+            thresholds,
+        }
     }
 
     /// `J`, the number of active ramps.

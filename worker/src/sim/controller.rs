@@ -48,7 +48,9 @@ pub enum SimError {
         batch_size: usize,
     },
     /// The bootstrap data has no ramp or no sample.
-    #[error("bootstrap data has {ramps} ramps and {samples} samples; expected at least one of each")]
+    #[error(
+        "bootstrap data has {ramps} ramps and {samples} samples; expected at least one of each"
+    )]
     EmptyBootstrap {
         /// R.
         ramps: usize,
@@ -142,7 +144,12 @@ impl Controller<'_> {
             });
         }
         let (g, a) = self.history.eval_slices(ids);
-        Ok(tune_thresholds(ids, EvalData { gaps: &g, acc: &a }, self.tables.get(bs), fixed))
+        Ok(tune_thresholds(
+            ids,
+            EvalData { gaps: &g, acc: &a },
+            self.tables.get(bs),
+            fixed,
+        ))
     }
 
     /// Empties the histories of every active ramp.
@@ -273,7 +280,12 @@ pub fn simulate(
     })
 }
 
-fn validate(spec: &RunSpec<'_>, tables: &LatencyTables, boot: &RampData, sim: &RampData) -> Result<(), SimError> {
+fn validate(
+    spec: &RunSpec<'_>,
+    tables: &LatencyTables,
+    boot: &RampData,
+    sim: &RampData,
+) -> Result<(), SimError> {
     let r = boot.num_ramps();
     if r == 0 || boot.num_samples() == 0 {
         return Err(SimError::EmptyBootstrap {
@@ -377,12 +389,16 @@ fn serve_batch(
     // History update (§6.5).
     ctl.curr_li = perf.li;
     ctl.history.record_samples(&ids, n, |a| {
-        let g = sim.conf[a][start..start + n].iter().map(|&c| 1.0 - c).collect();
+        let g = sim.conf[a][start..start + n]
+            .iter()
+            .map(|&c| 1.0 - c)
+            .collect();
         let acc = sim.acc[a][start..start + n].to_vec();
         (g, acc)
     });
     let utilities = ramp_utilities(&perf.er, &lat, &ids, table);
-    ctl.history.record_utilities(&ids, perf.er.clone(), n, &utilities);
+    ctl.history
+        .record_utilities(&ids, perf.er.clone(), n, &utilities);
 
     if !spec.optimal_exiting {
         match ctl.family {

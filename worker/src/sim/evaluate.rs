@@ -30,7 +30,10 @@ impl EvalData<'_> {
 /// The exit rule (§4.1): the first active position `j` with `gap < t_j`, strictly.
 #[inline]
 pub fn exit_position(thresholds: &[f64], gap_at: impl Fn(usize) -> f64) -> Option<usize> {
-    thresholds.iter().enumerate().find_map(|(j, &t)| (gap_at(j) < t).then_some(j))
+    thresholds
+        .iter()
+        .enumerate()
+        .find_map(|(j, &t)| (gap_at(j) < t).then_some(j))
 }
 
 /// What `query_performance` returns (§4.2).
@@ -45,7 +48,11 @@ pub struct Performance {
 }
 
 /// The artifact's `query_performance` (§4.2), with its operation order.
-pub fn query_performance(thresholds: &[f64], data: EvalData<'_>, lat: &ExitLatencies) -> Performance {
+pub fn query_performance(
+    thresholds: &[f64],
+    data: EvalData<'_>,
+    lat: &ExitLatencies,
+) -> Performance {
     let n = data.len();
     let j_final = thresholds.len();
     let mut count = vec![0usize; j_final + 1];
@@ -115,7 +122,12 @@ pub fn batch_performance(
 }
 
 /// Ramp utilities (§4.5): `er[j] * (L[j+1] - L[j]) - (er[j+1] + ... + er[J]) * o_{a_j}`.
-pub fn ramp_utilities(er: &[f64], lat: &ExitLatencies, ramp_ids: &[usize], table: &LatencyTable) -> Vec<f64> {
+pub fn ramp_utilities(
+    er: &[f64],
+    lat: &ExitLatencies,
+    ramp_ids: &[usize],
+    table: &LatencyTable,
+) -> Vec<f64> {
     let l = &lat.per_exit;
     ramp_ids
         .iter()
@@ -131,7 +143,10 @@ pub fn ramp_utilities(er: &[f64], lat: &ExitLatencies, ramp_ids: &[usize], table
 }
 
 /// Exit fractions and per-exit accuracies over samples (§4.6), keyed by exit point.
-pub fn exit_stats(exit_points: &[usize], correct: &[bool]) -> (BTreeMap<usize, f64>, BTreeMap<usize, f64>) {
+pub fn exit_stats(
+    exit_points: &[usize],
+    correct: &[bool],
+) -> (BTreeMap<usize, f64>, BTreeMap<usize, f64>) {
     let mut counts: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
     for (&e, &c) in exit_points.iter().zip(correct) {
         let entry = counts.entry(e).or_default();
@@ -139,7 +154,13 @@ pub fn exit_stats(exit_points: &[usize], correct: &[bool]) -> (BTreeMap<usize, f
         entry.1 += usize::from(c);
     }
     let total = exit_points.len() as f64;
-    let fraction = counts.iter().map(|(&e, &(n, _))| (e, n as f64 / total)).collect();
-    let accuracy = counts.iter().map(|(&e, &(n, ok))| (e, ok as f64 / n as f64)).collect();
+    let fraction = counts
+        .iter()
+        .map(|(&e, &(n, _))| (e, n as f64 / total))
+        .collect();
+    let accuracy = counts
+        .iter()
+        .map(|(&e, &(n, ok))| (e, ok as f64 / n as f64))
+        .collect();
     (fraction, accuracy)
 }

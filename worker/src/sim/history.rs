@@ -38,7 +38,12 @@ impl History {
 
     /// Adds a served batch's samples for the active ramps, then trims the sample window with
     /// the oldest recorded batch size (which may be stale after a clear: quirk §11.1.9).
-    pub fn record_samples(&mut self, ramp_ids: &[usize], n: usize, samples: impl Fn(usize) -> (Vec<f64>, Vec<bool>)) {
+    pub fn record_samples(
+        &mut self,
+        ramp_ids: &[usize],
+        n: usize,
+        samples: impl Fn(usize) -> (Vec<f64>, Vec<bool>),
+    ) {
         self.batch_sizes.push_back(n);
         for &r in ramp_ids {
             let (g, a) = samples(r);
@@ -59,7 +64,13 @@ impl History {
     }
 
     /// Adds a served batch's exit rates and per-ramp utilities, then trims both windows.
-    pub fn record_utilities(&mut self, ramp_ids: &[usize], er: Vec<f64>, n: usize, utilities: &[f64]) {
+    pub fn record_utilities(
+        &mut self,
+        ramp_ids: &[usize],
+        er: Vec<f64>,
+        n: usize,
+        utilities: &[f64],
+    ) {
         self.exit_rates.push_back((er, n));
         for (&r, &u) in ramp_ids.iter().zip(utilities) {
             self.utility[r].push_back(u);
@@ -97,13 +108,20 @@ impl History {
     /// (the original indexes them in lock step and would fail otherwise).
     pub fn aligned(&self, ramp_ids: &[usize]) -> bool {
         let n = ramp_ids.first().map_or(0, |&r| self.gaps[r].len());
-        ramp_ids.iter().all(|&r| self.gaps[r].len() >= n && self.acc[r].len() >= n)
+        ramp_ids
+            .iter()
+            .all(|&r| self.gaps[r].len() >= n && self.acc[r].len() >= n)
     }
 
     /// Average exit rates over the window, weighted by raw batch size, element-wise
     /// (sequential sums in batch order).
     pub fn average_exit_rates(&self) -> Vec<f64> {
-        let width = self.exit_rates.iter().map(|(e, _)| e.len()).max().unwrap_or(0);
+        let width = self
+            .exit_rates
+            .iter()
+            .map(|(e, _)| e.len())
+            .max()
+            .unwrap_or(0);
         let mut num = vec![0.0; width];
         let mut den = 0usize;
         for (er, n) in &self.exit_rates {

@@ -12,7 +12,11 @@ pub fn py_float(x: f64) -> String {
         return if x > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if x.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     // `{:e}` gives the shortest round-trip digits as `d.ddde<exp>`.
     let sci = format!("{:e}", x.abs());
@@ -147,7 +151,10 @@ mod tests {
         assert_eq!(numpy_array(&[1.0, 0.0, 0.0, 0.0]), "[1. 0. 0. 0.]");
         assert_eq!(numpy_array(&[0.5, 0.25, 0.25]), "[0.5  0.25 0.25]");
         assert_eq!(numpy_array(&[0.875, 0.0, 0.125]), "[0.875 0.    0.125]");
-        assert_eq!(numpy_array(&[1.0 / 3.0, 2.0 / 3.0]), "[0.33333333 0.66666667]");
+        assert_eq!(
+            numpy_array(&[1.0 / 3.0, 2.0 / 3.0]),
+            "[0.33333333 0.66666667]"
+        );
     }
 
     #[test]

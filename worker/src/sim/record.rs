@@ -57,7 +57,15 @@ impl Requests {
     }
 
     /// Appends one served request.
-    pub fn push(&mut self, batch: usize, bs: usize, exit_point: usize, correct: bool, inference_ms: f64, vanilla_ms: f64) {
+    pub fn push(
+        &mut self,
+        batch: usize,
+        bs: usize,
+        exit_point: usize,
+        correct: bool,
+        inference_ms: f64,
+        vanilla_ms: f64,
+    ) {
         self.batch.push(batch as u32);
         self.batch_size.push(bs as u32);
         self.exit_point.push(exit_point);

@@ -37,7 +37,10 @@ pub fn tune_thresholds(
         .iter()
         .map(|&f| if f { MIN_STEP } else { INITIAL_STEP })
         .collect();
-    let mut t: Vec<f64> = ramp_ids.iter().map(|a| fixed.get(a).copied().unwrap_or(0.0)).collect();
+    let mut t: Vec<f64> = ramp_ids
+        .iter()
+        .map(|a| fixed.get(a).copied().unwrap_or(0.0))
+        .collect();
     let mut cur = query_performance(&t, data, &lat);
     loop {
         let ex = explore(&t, &step, &cur, &is_fixed, data, &lat);

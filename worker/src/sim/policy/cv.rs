@@ -7,7 +7,11 @@ use crate::sim::pyfmt::py_float;
 use std::collections::BTreeMap;
 
 /// Runs after batch `i` (served at rounded size `bs`).
-pub(crate) fn check_signals(ctl: &mut Controller<'_>, i: usize, bs: BatchSize) -> Result<(), SimError> {
+pub(crate) fn check_signals(
+    ctl: &mut Controller<'_>,
+    i: usize,
+    bs: BatchSize,
+) -> Result<(), SimError> {
     let floor = accuracy_floor();
     // Part A: thresholds.
     if ctl.violation_counter >= 2 || ctl.cumulative_accuracy() < floor {
@@ -46,7 +50,9 @@ pub(crate) fn check_signals(ctl: &mut Controller<'_>, i: usize, bs: BatchSize) -
             ctl.config.thresholds = tuned.thresholds;
             return Ok(());
         }
-        if let Some(after) = super::handle_negatives(ctl, &negatives, ctl.family.new_ramp_threshold(), true) {
+        if let Some(after) =
+            super::handle_negatives(ctl, &negatives, ctl.family.new_ramp_threshold(), true)
+        {
             ctl.after_ramp_adjustment = after;
         }
         return Ok(());

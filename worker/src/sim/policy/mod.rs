@@ -13,7 +13,12 @@ use super::numeric::new_ramps;
 /// and `latest`, unless the kept ramps already exit enough.
 ///
 /// Returns what the CV policy assigns to `after_ramp_adjustment` (`None`: left unchanged).
-pub(crate) fn handle_negatives(ctl: &mut Controller<'_>, negatives: &[usize], new_threshold: f64, cv: bool) -> Option<bool> {
+pub(crate) fn handle_negatives(
+    ctl: &mut Controller<'_>,
+    negatives: &[usize],
+    new_threshold: f64,
+    cv: bool,
+) -> Option<bool> {
     let avg_er = ctl.history.average_exit_rates();
     let Some(&last_negative) = negatives.last() else {
         return None;
@@ -59,11 +64,16 @@ pub(crate) fn handle_negatives(ctl: &mut Controller<'_>, negatives: &[usize], ne
 /// The "move earlier" / "add earlier" step when no ramp is negative: with quota left, add a
 /// ramp halfway before the first one; without, drop the ramp with the highest mean utility and
 /// add one halfway before the first. Returns whether a ramp changed (`None`: nothing to do).
-pub(crate) fn move_or_add_earlier(ctl: &mut Controller<'_>, scores: &[(usize, usize, f64)], new_threshold: f64) -> Option<bool> {
+pub(crate) fn move_or_add_earlier(
+    ctl: &mut Controller<'_>,
+    scores: &[(usize, usize, f64)],
+    new_threshold: f64,
+) -> Option<bool> {
     let a0 = ctl.config.ramp_ids.first().copied()?;
     if ctl.ramp_quota > 0 {
         if a0 > 1 {
-            ctl.config.prepend(new_ramps(0, a0 - 1, 1)[0], new_threshold);
+            ctl.config
+                .prepend(new_ramps(0, a0 - 1, 1)[0], new_threshold);
             ctl.ramp_quota -= 1;
             ctl.clear_active();
             return Some(true);
@@ -77,6 +87,7 @@ pub(crate) fn move_or_add_earlier(ctl: &mut Controller<'_>, scores: &[(usize, us
     if let Some(&(pos, _, _)) = scores.last() {
         ctl.config.remove_at(pos);
     }
-    ctl.config.prepend(new_ramps(0, a0 - 1, 1)[0], new_threshold);
+    ctl.config
+        .prepend(new_ramps(0, a0 - 1, 1)[0], new_threshold);
     Some(true)
 }

@@ -22,7 +22,11 @@ fn lexless(x: &[usize], y: &[usize]) -> bool {
 }
 
 /// Runs after batch `i` (served at rounded size `bs`).
-pub(crate) fn check_signals(ctl: &mut Controller<'_>, i: usize, bs: BatchSize) -> Result<(), SimError> {
+pub(crate) fn check_signals(
+    ctl: &mut Controller<'_>,
+    i: usize,
+    bs: BatchSize,
+) -> Result<(), SimError> {
     let floor = accuracy_floor();
     let interval = ctl.family.ramp_check_interval();
     // Part A: tuning.
@@ -87,7 +91,10 @@ pub(crate) fn check_signals(ctl: &mut Controller<'_>, i: usize, bs: BatchSize) -
         format!(
             "self._ramp_history {} self._ramp_ids[0] {}",
             prev.first().map_or(String::new(), usize::to_string),
-            ctl.config.ramp_ids.first().map_or(String::new(), usize::to_string)
+            ctl.config
+                .ramp_ids
+                .first()
+                .map_or(String::new(), usize::to_string)
         )
     };
     if ctl.ramp_history.len() > 4 {
@@ -123,7 +130,10 @@ pub(crate) fn check_signals(ctl: &mut Controller<'_>, i: usize, bs: BatchSize) -
     if !negatives.is_empty() {
         if ctl.ramp_history.len() > 1 {
             ctl.log.push(history_line(ctl));
-            if lexless(&ctl.config.ramp_ids, &ctl.ramp_history[ctl.ramp_history.len() - 2]) {
+            if lexless(
+                &ctl.config.ramp_ids,
+                &ctl.ramp_history[ctl.ramp_history.len() - 2],
+            ) {
                 ctl.positive_threshold = 1.0;
             }
         }
@@ -140,7 +150,10 @@ pub(crate) fn check_signals(ctl: &mut Controller<'_>, i: usize, bs: BatchSize) -
     }
     if ctl.ramp_history.len() > 1 {
         ctl.log.push(history_line(ctl));
-        if lexless(&ctl.ramp_history[ctl.ramp_history.len() - 2], &ctl.config.ramp_ids) {
+        if lexless(
+            &ctl.ramp_history[ctl.ramp_history.len() - 2],
+            &ctl.config.ramp_ids,
+        ) {
             ctl.positive_threshold = 1.0;
         }
     }
