@@ -3,4 +3,5 @@
 
 pub mod artifact;
 pub mod batching;
+pub mod output;
 pub mod sim;

@@ -12,3 +12,9 @@ mod batching_golden;
 
 /// Golden parity of the simulator on every `golden/cv-*` and `golden/nlp-*` scenario.
 mod sim_golden;
+
+/// The worked examples of spec §13.
+mod spec_examples;
+
+/// Property tests for the invariants of spec §12.
+mod invariants;

@@ -55,6 +55,36 @@ pub fn py_float(x: f64) -> String {
     out
 }
 
+/// Python's `repr(str)`: single quotes unless the text holds a single quote and no double
+/// quote; backslashes and the chosen quote escaped, control characters as `\n`, `\t`, `\xNN`.
+pub fn py_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// Python's repr of a list of floats: `[0.0, 1.27]`.
 pub fn py_float_list(xs: &[f64]) -> String {
     let items: Vec<String> = xs.iter().map(|&x| py_float(x)).collect();
@@ -155,6 +185,13 @@ mod tests {
             numpy_array(&[1.0 / 3.0, 2.0 / 3.0]),
             "[0.33333333 0.66666667]"
         );
+    }
+
+    #[test]
+    fn python_str_repr() {
+        assert_eq!(py_str("video"), "'video'");
+        assert_eq!(py_str("it's"), "\"it's\"");
+        assert_eq!(py_str("a\\b"), "'a\\\\b'");
     }
 
     #[test]

@@ -1,0 +1,226 @@
+//! Writers for one run's result files (DESIGN "Single run, artifact-compatible"):
+//! `summary.json`, `batches.jsonl`, `latencies.pickle`, `requests.parquet`, `log.txt`.
+//!
+//! Every file is written to a temporary name in the same directory and renamed into place,
+//! so a reader never sees a half-written file.
+
+mod requests_parquet;
+
+pub use requests_parquet::{read_requests_parquet, write_requests_parquet, RequestRow};
+
+use crate::sim::record::{BatchRecord, Requests, RunResult, Summary};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A result file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// Creating, writing or renaming the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The Parquet encoder failed.
+    #[error("{path}: parquet: {source}")]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: parquet::errors::ParquetError,
+    },
+    /// The pickle encoder failed.
+    #[error("{path}: pickle: {source}")]
+    Pickle {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: serde_pickle::Error,
+    },
+    /// Per-request extra columns do not match the number of served requests.
+    #[error("column {column} has {got} values; expected {expected} (one per served request)")]
+    ColumnLength {
+        /// Column name.
+        column: &'static str,
+        /// Values given.
+        got: usize,
+        /// Served requests.
+        expected: usize,
+    },
+}
+
+/// Per-request columns that come from outside the simulator core.
+#[derive(Clone, Debug, Default)]
+pub struct ExtraColumns {
+    /// Queueing delay (ms) of each served request, `None` where unknown.
+    pub queueing_ms: Option<Vec<Option<f64>>>,
+    /// Oracle inference latency (ms) of each served request, `None` where not computed.
+    pub optimal_ms: Option<Vec<f64>>,
+}
+
+/// Writes all five result files of a run into `dir` (created if missing).
+/// `args_line` is the first line of `log.txt` (the artifact's `args: Namespace(...)`).
+pub fn write_run(
+    dir: &Path,
+    result: &RunResult,
+    extra: &ExtraColumns,
+    args_line: &str,
+) -> Result<(), OutputError> {
+    std::fs::create_dir_all(dir).map_err(|source| OutputError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let n = result.requests.len();
+    if let Some(q) = &extra.queueing_ms {
+        check_len("queueing_ms", q.len(), n)?;
+    }
+    if let Some(o) = &extra.optimal_ms {
+        check_len("optimal_ms", o.len(), n)?;
+    }
+    write_atomic(&dir.join("summary.json"), |w| {
+        let mut text = serde_json::to_string_pretty(&summary_json(&result.summary))
+            .map_err(std::io::Error::other)?;
+        text.push('\n');
+        w.write_all(text.as_bytes())
+    })?;
+    write_atomic(&dir.join("batches.jsonl"), |w| {
+        for b in &result.batches {
+            let line = serde_json::to_string(&batch_json(b)).map_err(std::io::Error::other)?;
+            w.write_all(line.as_bytes())?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
+    write_latencies_pickle(&dir.join("latencies.pickle"), &result.requests.inference_ms)?;
+    let path = dir.join("requests.parquet");
+    let tmp = tmp_path(&path);
+    write_requests_parquet(&tmp, &result.requests, extra).map_err(|source| {
+        OutputError::Parquet {
+            path: path.clone(),
+            source,
+        }
+    })?;
+    rename(&tmp, &path)?;
+    write_atomic(&dir.join("log.txt"), |w| {
+        writeln!(w, "{args_line}")?;
+        for line in &result.log {
+            writeln!(w, "{line}")?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn check_len(column: &'static str, got: usize, expected: usize) -> Result<(), OutputError> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(OutputError::ColumnLength {
+            column,
+            got,
+            expected,
+        })
+    }
+}
+
+/// The artifact's `apparate_latency` pickle: a list of per-request inference latencies (ms).
+pub fn write_latencies_pickle(path: &Path, latencies: &[f64]) -> Result<(), OutputError> {
+    let bytes =
+        serde_pickle::to_vec(&latencies, serde_pickle::SerOptions::new()).map_err(|source| {
+            OutputError::Pickle {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    write_atomic(path, |w| w.write_all(&bytes))
+}
+
+fn keyed(m: &BTreeMap<usize, f64>) -> Value {
+    Value::Object(
+        m.iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+/// `summary.json` content.
+pub fn summary_json(s: &Summary) -> Value {
+    json!({
+        "overall_accuracy": s.overall_accuracy,
+        "overall_latency_improvement": s.overall_latency_improvement,
+        "exit_rate": keyed(&s.exit_rate),
+        "ramp_accuracy": keyed(&s.ramp_accuracy),
+        "num_requests": s.num_requests,
+        "num_batches": s.num_batches,
+    })
+}
+
+/// One `batches.jsonl` line.
+pub fn batch_json(b: &BatchRecord) -> Value {
+    json!({
+        "batch": b.batch,
+        "n": b.n,
+        "bs": b.bs,
+        "ramp_ids": b.ramp_ids,
+        "thresholds": b.thresholds,
+        "acc": b.acc,
+        "latency_improvement": b.latency_improvement,
+        "exit_rate": b.exit_rate,
+        "ramp_acc": keyed(&b.ramp_acc),
+    })
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+fn rename(tmp: &Path, path: &Path) -> Result<(), OutputError> {
+    std::fs::rename(tmp, path).map_err(|source| OutputError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `path` through a buffered temporary file and renames it into place.
+pub fn write_atomic(
+    path: &Path,
+    body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), OutputError> {
+    let tmp = tmp_path(path);
+    let io = |source| OutputError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::create(&tmp).map_err(io)?;
+    let mut w = std::io::BufWriter::new(file);
+    body(&mut w).map_err(io)?;
+    w.flush().map_err(io)?;
+    drop(w);
+    rename(&tmp, path)
+}
+
+/// Rows of `requests.parquet` as plain values (used by readers and tests).
+pub fn request_rows(requests: &Requests, extra: &ExtraColumns) -> Vec<RequestRow> {
+    (0..requests.len())
+        .map(|k| RequestRow {
+            request: k as i64,
+            batch: requests.batch[k] as i32,
+            batch_size: requests.batch_size[k] as i32,
+            exit_point: requests.exit_point[k] as i32,
+            correct: requests.correct[k],
+            inference_ms: requests.inference_ms[k],
+            vanilla_ms: requests.vanilla_ms[k],
+            queueing_ms: extra.queueing_ms.as_ref().and_then(|q| q[k]),
+            optimal_ms: extra.optimal_ms.as_ref().map(|o| o[k]),
+        })
+        .collect()
+}
