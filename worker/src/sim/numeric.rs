@@ -10,10 +10,18 @@ pub fn round_py(x: f64, digits: usize) -> f64 {
     format!("{x:.digits$}").parse().unwrap_or(x)
 }
 
-/// numpy's pairwise summation of a float64 array (`add.reduce` on a contiguous 1-D array),
-/// started from the additive identity `0.0` as numpy does.
+/// numpy's buffer size (elements): reductions hand the inner loop at most this many at a time.
+const NPY_BUFSIZE: usize = 8192;
+
+/// numpy 1.x `add.reduce` of a contiguous float64 array: start from the identity `0.0`, then
+/// add the pairwise sum of each 8192-element buffer block in order ("partial pairwise
+/// summation"; identical to plain pairwise summation up to 8192 elements).
 pub fn numpy_sum(a: &[f64]) -> f64 {
-    0.0 + pairwise_sum(a)
+    let mut acc = 0.0;
+    for block in a.chunks(NPY_BUFSIZE) {
+        acc += pairwise_sum(block);
+    }
+    acc
 }
 
 /// numpy's `mean` of a float64 array: pairwise sum divided by the count. `NaN` when empty.
@@ -104,6 +112,14 @@ mod tests {
         let a: Vec<f64> = (1..=9).map(|k| 1.0 / k as f64).collect();
         let r = &a[..8];
         let want = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7])) + a[8];
+        assert_eq!(numpy_sum(&a), want);
+    }
+
+    #[test]
+    fn large_sums_add_buffer_blocks_in_order() {
+        let a: Vec<f64> = (0..20_000).map(|k| 1.0 / (k as f64 + 1.0)).collect();
+        let want = ((0.0 + pairwise_sum(&a[..8192])) + pairwise_sum(&a[8192..16384]))
+            + pairwise_sum(&a[16384..]);
         assert_eq!(numpy_sum(&a), want);
     }
 }
