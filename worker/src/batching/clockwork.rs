@@ -23,9 +23,10 @@ use super::{BatchingError, BatchingOutcome, RequestTrace, ServingTimes};
 
 /// Runs clockwork over `trace` with serving times `serving`.
 ///
-/// Errors: [`BatchingError::NoValidStrategy`] where the original asserts (only possible when
-/// batch size 1 is not supported), [`BatchingError::Stalled`] where it would loop forever (an
-/// SLO shorter than the smallest batch's serving time).
+/// Errors: [`BatchingError::NoValidStrategy`] where the original asserts (batch size 1 not
+/// supported, or a zero-slack request whose strategy deadline rounds below the clock),
+/// [`BatchingError::Stalled`] where it would loop forever (an SLO shorter than the smallest
+/// batch's serving time).
 pub fn clockwork(
     trace: &RequestTrace,
     serving: &ServingTimes,

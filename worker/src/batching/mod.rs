@@ -126,9 +126,11 @@ pub enum BatchingError {
     #[error(transparent)]
     Input(#[from] TraceError),
     /// Clockwork found no strategy with a live deadline and enough queued requests (the
-    /// original's `assert False, "Corner case: no valid strategy found"`). Cannot happen when
-    /// batch size 1 is supported, since serving times increase with the size.
-    #[error("clockwork found no valid strategy at t = {time_ms} ms ({queued} requests queued for the smallest batch size)")]
+    /// original's `assert False, "Corner case: no valid strategy found"`). With batch size 1
+    /// supported this needs a head request with zero slack whose strategy deadline
+    /// `(arrival + slo) - M` rounds below the clock (e.g. `slo == M[0]`); without size 1, a
+    /// queue shorter than every size is enough.
+    #[error("clockwork found no valid strategy at t = {time_ms} ms (the smallest batch size's queue holds {queued})")]
     NoValidStrategy {
         /// The emulated clock.
         time_ms: f64,

@@ -69,7 +69,7 @@ impl RequestTrace {
 /// The supported batch sizes `B` and the vanilla serving time `M[b]` (ms) of each.
 ///
 /// Sizes are strictly increasing and at least 1; serving times are finite, positive and strictly
-/// increasing with the size (the property clockwork relies on to always find a strategy). The
+/// increasing with the size (what clockwork relies on to find a strategy, up to rounding). The
 /// artifact uses `B = [1, 2, 4, ..., 64]` ([`crate::sim::BATCH_SIZES`]); a subset is allowed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServingTimes {
