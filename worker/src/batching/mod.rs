@@ -3,9 +3,9 @@
 //! serving system and record the batch sizes it would run and each request's queueing delay.
 //!
 //! * [`trace`] — validated inputs: [`RequestTrace`], [`ServingTimes`], [`TfServeParams`].
-//! * [`clockwork`] — Clockwork's per-batch-size queues and earliest-deadline strategies.
-//! * [`tf_serve`] — TensorFlow Serving's single queue with size / timeout triggers.
-//! * [`file`] — the `golden/batching-*/trace.json` input and the decision-file output (JSON).
+//! * [`clockwork`](mod@clockwork) — Clockwork's per-batch-size queues and earliest-deadline strategies.
+//! * [`tf_serve`](mod@tf_serve) — TensorFlow Serving's single queue with size / timeout triggers.
+//! * [`file`](mod@file) — the `golden/batching-*/trace.json` input and the decision-file output (JSON).
 //!
 //! Both schemes are pure and deterministic (no I/O, no clock) and reproduce the original's
 //! quirks, which the module docs list. Where the original would fail an assertion, raise or loop

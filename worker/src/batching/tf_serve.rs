@@ -15,7 +15,7 @@
 //! * when the queue is over its cap it is truncated, and `last_dropped` is raised to the id of
 //!   the last request **kept** (which can end the loop while requests are still queued);
 //! * `last_served` is the largest id in the batch;
-//! * the intake quirks of [`super::clockwork`] (un-advanced `next` at the end of the trace,
+//! * the intake quirks of [`clockwork`](mod@super::clockwork) (un-advanced `next` at the end of the trace,
 //!   abandoned queue when the trace is over) apply here too.
 
 use super::emulation::{id, Emulation};
