@@ -1,7 +1,8 @@
 //! `worker batching`: trace in, decision file out.
 
-use anyhow::{bail, Result};
-use std::path::PathBuf;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use worker::batching::{DecisionFile, TraceFile};
 
 /// Arguments of `worker batching`.
 #[derive(clap::Args)]
@@ -14,7 +15,39 @@ pub struct BatchingArgs {
     out: PathBuf,
 }
 
+/// Reads the trace, runs the scheme it names, writes the decision file and logs a summary.
 pub fn run(args: BatchingArgs) -> Result<()> {
-    let _ = (&args.trace, &args.out);
-    bail!("worker batching is not implemented yet")
+    let path = &args.trace;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read trace file {}", path.display()))?;
+    let input = TraceFile::from_json_str(&text)
+        .with_context(|| format!("invalid trace file {}", path.display()))?;
+    let outcome = input
+        .run()
+        .with_context(|| format!("{} failed on {}", input.scheme, path.display()))?;
+    let file = DecisionFile::new(input.scheme, &outcome);
+    write_atomically(&args.out, &file)?;
+    tracing::info!(
+        scheme = %input.scheme,
+        requests = file.total_num_requests,
+        batches = file.num_batches,
+        served = file.num_served,
+        end_time_ms = file.end_time,
+        out = %args.out.display(),
+        "batching decisions written"
+    );
+    Ok(())
+}
+
+/// Writes `file` as JSON to a temporary sibling of `out`, then renames it into place, so a
+/// reader never sees a half-written file.
+fn write_atomically(out: &Path, file: &DecisionFile) -> Result<()> {
+    let mut json = serde_json::to_string(file).context("cannot encode the decision file")?;
+    json.push('\n');
+    let mut tmp = out.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, json).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, out)
+        .with_context(|| format!("cannot move {} to {}", tmp.display(), out.display()))
 }
