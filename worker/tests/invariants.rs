@@ -199,10 +199,9 @@ proptest! {
 
         let count = |t: &[f64]| -> Vec<usize> {
             let mut c = vec![0; 4];
-            for i in 0..40 {
-                let pos = (0..3).find(|&p| g[p][i] < t[p]).unwrap_or(3);
-                c[pos] += 1;
-            }
+            (0..40)
+                .map(|i| (0..3).find(|&p| g[p][i] < t[p]).unwrap_or(3))
+                .for_each(|pos| c[pos] += 1);
             c
         };
         let before = count(&th);

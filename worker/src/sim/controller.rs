@@ -406,7 +406,7 @@ fn serve_batch(
             Family::Nlp => policy::nlp::check_signals(ctl, i, bs)?,
         }
     }
-    if i % ctl.family.ramp_check_interval() == 0 {
+    if i.is_multiple_of(ctl.family.ramp_check_interval()) {
         ctl.ramp_history.push(ctl.config.ramp_ids.clone());
     }
     Ok(BatchRecord {

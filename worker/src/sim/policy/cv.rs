@@ -27,7 +27,7 @@ pub(crate) fn check_signals(
     }
 
     // Part B: ramp check.
-    if i % ctl.family.ramp_check_interval() != 0 {
+    if !i.is_multiple_of(ctl.family.ramp_check_interval()) {
         return Ok(());
     }
     ctl.violation_counter = 0;

@@ -20,9 +20,7 @@ pub(crate) fn handle_negatives(
     cv: bool,
 ) -> Option<bool> {
     let avg_er = ctl.history.average_exit_rates();
-    let Some(&last_negative) = negatives.last() else {
-        return None;
-    };
+    let &last_negative = negatives.last()?;
     let all_negative = negatives.len() == ctl.config.len();
     if negatives.contains(&ctl.latest) && all_negative {
         if ctl.config.len() > 1 {

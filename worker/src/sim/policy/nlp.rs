@@ -59,7 +59,7 @@ pub(crate) fn check_signals(
         }
     }
     // Part C: ramp check.
-    if i % interval != 0 {
+    if !i.is_multiple_of(interval) {
         return Ok(());
     }
     ctl.after_ramp_adjustment = true;
