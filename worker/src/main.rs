@@ -7,7 +7,11 @@ mod batching_cmd;
 mod simulate_cmd;
 
 #[derive(Parser)]
-#[command(name = "worker", version, about = "Apparate early-exit simulator worker")]
+#[command(
+    name = "worker",
+    version,
+    about = "Apparate early-exit simulator worker"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -69,7 +69,10 @@ impl LatencyTables {
 
     /// All tables, in [`BATCH_SIZES`] order.
     pub fn iter(&self) -> impl Iterator<Item = (BatchSize, &LatencyTable)> {
-        BATCH_SIZES.iter().map(|&b| BatchSize(b)).zip(self.tables.iter())
+        BATCH_SIZES
+            .iter()
+            .map(|&b| BatchSize(b))
+            .zip(self.tables.iter())
     }
 
     /// The fewest ramp entries over all batch sizes.
