@@ -1,5 +1,8 @@
 //! Readers for the artifact's data layout (spec §2): pickles in, [`crate::sim`] types out.
 //!
+//! * [`read_ramp_data`]: bootstrap / simulation pickles → [`RampData`](crate::sim::RampData).
+//! * [`read_latency_tables`]: profile pickles → [`LatencyTables`](crate::sim::LatencyTables).
+//! * [`read_batch_decisions`]: batch-decision pickles → [`BatchDecisions`].
 //! * [`value`]: decoding any pickle into `serde-pickle`'s value tree, and reading Python /
 //!   numpy scalars out of it.
 //!
@@ -11,10 +14,16 @@
 //! own (module `decoder`): `serde-pickle` 1.2.0's memo reference counting fails on shared
 //! objects that contain memoized parts, e.g. every repeated `numpy.bool_`.
 
+mod decisions;
 mod decoder;
 mod error;
 mod opcodes;
 mod preflight;
+mod profile;
+mod samples;
 pub mod value;
 
+pub use decisions::{batch_decisions_from_bytes, read_batch_decisions, BatchDecisions};
 pub use error::{ArtifactError, PickleProblem};
+pub use profile::{is_cv_arch, read_latency_tables};
+pub use samples::{ramp_data_from_bytes, read_ramp_data};
