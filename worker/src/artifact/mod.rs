@@ -20,6 +20,7 @@ mod error;
 mod opcodes;
 mod preflight;
 mod profile;
+mod ramp_stream;
 mod samples;
 pub mod value;
 

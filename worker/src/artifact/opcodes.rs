@@ -125,6 +125,16 @@ impl<'a> OpReader<'a> {
         self.data.len() - self.pos
     }
 
+    /// The bytes after the current position.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        &self.data[self.pos..]
+    }
+
+    /// Moves past `n` bytes that the caller decoded itself (at most [`Self::remaining`]).
+    pub(crate) fn skip(&mut self, n: usize) {
+        self.pos = self.pos.saturating_add(n).min(self.data.len());
+    }
+
     /// The next opcode and its offset. At the end of the data this is an error: a pickle
     /// always ends with `STOP`, so running out of bytes means the file was cut short.
     #[inline]

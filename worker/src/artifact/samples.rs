@@ -4,12 +4,17 @@
 //! (ramp first, sample second). Ramps `0 .. R-1` are kept; entry `R`, the final exit, is never
 //! read by the simulator and is skipped without being checked (it may hold `None`, `True`, a
 //! list of `None`s or the raw logits).
+//!
+//! Two decoders produce the same result: a streaming decoder for the shape Python writes
+//! ([`super::ramp_stream`], fast, no value tree), and the generic path through `serde-pickle`'s
+//! [`Value`] tree, which handles anything else and produces every error message.
 
 use std::path::Path;
 
 use serde_pickle::Value;
 
 use super::error::ArtifactError;
+use super::ramp_stream;
 use super::value::{bool_of, decode_pickle, describe, dict_get, float_of, read_file};
 use crate::sim::RampData;
 
@@ -26,6 +31,14 @@ pub fn read_ramp_data(path: &Path) -> Result<RampData, ArtifactError> {
 
 /// [`read_ramp_data`] on a pickle held in memory; `name` only names it in errors.
 pub fn ramp_data_from_bytes(name: &Path, bytes: &[u8]) -> Result<RampData, ArtifactError> {
+    match ramp_stream::decode(bytes) {
+        Some(data) => Ok(data),
+        None => ramp_data_generic(name, bytes),
+    }
+}
+
+/// The generic path: decode the whole [`Value`] tree, then check and convert it.
+pub(crate) fn ramp_data_generic(name: &Path, bytes: &[u8]) -> Result<RampData, ArtifactError> {
     let value = decode_pickle(name, bytes)?;
     ramp_data_from_value(name, &value)
 }
@@ -155,5 +168,123 @@ fn sequence(v: &Value) -> Option<&[Value]> {
     match v {
         Value::List(items) => Some(items),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use proptest::prelude::*;
+    use serde_pickle::{HashableValue, SerOptions};
+
+    use super::*;
+
+    fn manifest_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// Every fixture pickle and every golden sample pickle.
+    fn sample_files() -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        let fixtures = manifest_dir().join("tests/fixtures/pickles");
+        for entry in std::fs::read_dir(&fixtures).expect("fixtures dir") {
+            let path = entry.expect("fixture entry").path();
+            if path.extension().is_some_and(|e| e == "pickle") {
+                files.push(path);
+            }
+        }
+        let golden = manifest_dir().join("../../shared/golden");
+        assert!(golden.is_dir(), "golden data missing: {}", golden.display());
+        for scenario in std::fs::read_dir(&golden).expect("golden dir") {
+            let data = scenario.expect("golden entry").path().join("data");
+            for sub in ["bootstrap_pickles", "simulation_pickles"] {
+                let Ok(dir) = std::fs::read_dir(data.join(sub)) else {
+                    continue;
+                };
+                files.extend(dir.map(|e| e.expect("golden file").path()));
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// The fast decoder returns exactly what the generic path returns, and declines (rather
+    /// than disagrees) on everything it does not handle.
+    #[test]
+    fn fast_decoder_agrees_with_the_generic_path_on_every_file() {
+        let mut fast_count = 0;
+        for path in sample_files() {
+            let bytes = std::fs::read(&path).expect("readable");
+            let generic = ramp_data_generic(&path, &bytes);
+            match ramp_stream::decode(&bytes) {
+                Some(fast) => {
+                    fast_count += 1;
+                    assert_eq!(Some(&fast), generic.as_ref().ok(), "{}", path.display());
+                }
+                None => {
+                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    assert!(
+                        generic.is_err() || name.ends_with("_p0.pickle") || name.contains("_p2"),
+                        "fast path declined a valid modern pickle: {}",
+                        path.display()
+                    );
+                }
+            }
+        }
+        assert!(
+            fast_count >= 16,
+            "the fast path handled only {fast_count} files"
+        );
+    }
+
+    fn ramp_value(conf: &[Vec<Value>], acc: &[Vec<Value>], last: (Value, Value)) -> Value {
+        let outer = |rows: &[Vec<Value>], last: Value| {
+            let mut v: Vec<Value> = rows.iter().cloned().map(Value::List).collect();
+            v.push(last);
+            Value::List(v)
+        };
+        Value::Dict(
+            [
+                (HashableValue::String("conf".into()), outer(conf, last.0)),
+                (HashableValue::String("acc".into()), outer(acc, last.1)),
+            ]
+            .into_iter()
+            .collect(),
+        )
+    }
+
+    fn arb_scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            8 => any::<f64>().prop_map(Value::F64),
+            4 => any::<bool>().prop_map(Value::Bool),
+            2 => (-2i64..3).prop_map(Value::I64),
+            1 => Just(Value::None),
+            1 => "[a-z]{0,3}".prop_map(Value::String),
+        ]
+    }
+
+    proptest! {
+        /// Arbitrary (mostly invalid) sample dicts: the fast path either declines or agrees.
+        #[test]
+        fn fast_decoder_never_disagrees(
+            r in 1usize..4,
+            n in 0usize..6,
+            cells in prop::collection::vec(arb_scalar(), 48),
+            short in prop::option::of(0usize..8),
+        ) {
+            let mut it = cells.into_iter().cycle();
+            let mut conf: Vec<Vec<Value>> = (0..r).map(|_| (0..n).map(|_| it.next().unwrap_or(Value::None)).collect()).collect();
+            let acc: Vec<Vec<Value>> = (0..r).map(|_| (0..n).map(|_| it.next().unwrap_or(Value::None)).collect()).collect();
+            if let Some(k) = short {
+                if let Some(row) = conf.get_mut(k % r) { row.pop(); }
+            }
+            let v = ramp_value(&conf, &acc, (Value::None, Value::Bool(true)));
+            let bytes = serde_pickle::value_to_vec(&v, SerOptions::new()).expect("serialize");
+            let name = Path::new("prop.pickle");
+            if let Some(fast) = ramp_stream::decode(&bytes) {
+                prop_assert_eq!(Some(fast), ramp_data_generic(name, &bytes).ok());
+            }
+        }
     }
 }
