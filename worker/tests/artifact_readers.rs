@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use serde_json::Value as Json;
 use serde_pickle::{HashableValue, SerOptions, Value};
+use worker::artifact::value::decode_pickle;
 use worker::artifact::{
     batch_decisions_from_bytes, ramp_data_from_bytes, read_batch_decisions, read_latency_tables,
     read_ramp_data, ArtifactError, BatchDecisions,
@@ -495,11 +496,25 @@ proptest! {
     }
 
     #[test]
+    fn arbitrary_bytes_give_errors_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        let name = Path::new("arbitrary.pickle");
+        let _ = ramp_data_from_bytes(name, &bytes);
+        let _ = batch_decisions_from_bytes(name, &bytes);
+        let _ = decode_pickle(name, &bytes);
+    }
+
+    #[test]
     fn corrupted_pickles_give_errors_never_panics(
         cut in 0usize..200,
         flips in prop::collection::vec((0usize..200, any::<u8>()), 0..6),
     ) {
-        for name in ["ramp_numpy_p4.pickle", "decisions_azure_numpy.pickle", "ramp_numpy_p2.pickle"] {
+        for name in [
+            "ramp_numpy_p4.pickle",
+            "decisions_azure_numpy.pickle",
+            "ramp_numpy_p2.pickle",
+            "ramp_python_p0.pickle",
+            "profile_cv/resnet8_1_earlyexit_profile.pickle",
+        ] {
             let mut bytes = std::fs::read(fixture(name)).expect("fixture");
             for &(at, b) in &flips {
                 let len = bytes.len();
@@ -508,6 +523,7 @@ proptest! {
             bytes.truncate(bytes.len().saturating_sub(cut % 8));
             let _ = ramp_data_from_bytes(Path::new(name), &bytes);
             let _ = batch_decisions_from_bytes(Path::new(name), &bytes);
+            let _ = decode_pickle(Path::new(name), &bytes);
         }
     }
 }

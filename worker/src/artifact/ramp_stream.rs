@@ -147,7 +147,7 @@ impl<'a> Machine<'a> {
                 self.extend_list(target, mark)?;
             }
             Op::Append => {
-                let item = self.stack.pop()?;
+                let item = self.pop()?;
                 let mark = self.stack.len();
                 let target = self.list_below(mark)?;
                 self.stack.push(item);
@@ -190,7 +190,7 @@ impl<'a> Machine<'a> {
                     Op::SetItems => self.marks.pop()?,
                     _ => self.stack.len().checked_sub(2)?,
                 };
-                if mark == 0 || !matches!(self.stack[mark - 1], V::Dict) {
+                if mark <= self.base() || !matches!(self.stack.get(mark - 1), Some(V::Dict)) {
                     return None;
                 }
                 let items = self.stack.get(mark..)?;
@@ -216,19 +216,19 @@ impl<'a> Machine<'a> {
                 self.stack.push(f);
             }
             Op::StackGlobal => {
-                let V::Str(name) = self.stack.pop()? else {
+                let V::Str(name) = self.pop()? else {
                     return None;
                 };
-                let V::Str(module) = self.stack.pop()? else {
+                let V::Str(module) = self.pop()? else {
                     return None;
                 };
                 self.stack.push(global(module, name)?);
             }
             Op::TupleN(3) => {
                 // `numpy.dtype` arguments: ('f8', False, True)
-                let c = self.stack.pop()?;
-                let b = self.stack.pop()?;
-                let a = self.stack.pop()?;
+                let c = self.pop()?;
+                let b = self.pop()?;
+                let a = self.pop()?;
                 let (V::Str(s), V::Bool(_), V::Bool(_)) = (a, b, c) else {
                     return None;
                 };
@@ -236,8 +236,8 @@ impl<'a> Machine<'a> {
             }
             Op::TupleN(2) => {
                 // `scalar` arguments: (dtype, raw bytes)
-                let raw = self.stack.pop()?;
-                let dtype = self.stack.pop()?;
+                let raw = self.pop()?;
+                let dtype = self.pop()?;
                 let (V::Dtype(hint), V::Bytes(raw)) = (dtype, raw) else {
                     return None;
                 };
@@ -255,8 +255,8 @@ impl<'a> Machine<'a> {
                 self.stack.push(V::Dtype(hint));
             }
             Op::Reduce => {
-                let args = self.stack.pop()?;
-                let f = self.stack.pop()?;
+                let args = self.pop()?;
+                let f = self.pop()?;
                 let result = match (f, args) {
                     (V::DtypeFn, V::Dtype(hint)) => V::Dtype(hint),
                     (V::ScalarFn, V::ScalarArgs(hint, raw)) => {
@@ -272,8 +272,8 @@ impl<'a> Machine<'a> {
             }
             Op::Build => {
                 // A dtype's state replaces the dtype (as in `serde-pickle`).
-                let state = self.stack.pop()?;
-                let (V::Dtype(_), V::Dtype(_)) = (self.stack.pop()?, state) else {
+                let state = self.pop()?;
+                let (V::Dtype(_), V::Dtype(_)) = (self.pop()?, state) else {
                     return None;
                 };
                 self.stack.push(state);
@@ -283,12 +283,29 @@ impl<'a> Machine<'a> {
         Some(())
     }
 
+    /// The stack position of the innermost mark (0 without one).
+    fn base(&self) -> usize {
+        self.marks.last().copied().unwrap_or(0)
+    }
+
+    /// Pops the top item, never reaching below the innermost mark (as the real machine).
+    #[inline]
+    fn pop(&mut self) -> Option<V<'a>> {
+        if self.stack.len() <= self.base() {
+            return None;
+        }
+        self.stack.pop()
+    }
+
     /// The hot path: right after a `MARK` above a list, a run of `BINFLOAT`s (or of
     /// `NEWTRUE` / `NEWFALSE`) closed by `APPENDS` goes straight into the list's column, as
     /// the normal path would put it there. Returns the bytes used, or `None` to take the normal
     /// path (another opcode inside the batch, e.g. a `FRAME`, or a column of another type).
     #[inline]
     fn append_run(&mut self, rest: &[u8]) -> Option<usize> {
+        if self.stack.len() <= self.base() {
+            return None;
+        }
         let Some(V::List(id)) = self.stack.last() else {
             return None;
         };
@@ -329,7 +346,10 @@ impl<'a> Machine<'a> {
     /// The list just below the stack position `mark`.
     #[inline]
     fn list_below(&self, mark: usize) -> Option<u32> {
-        match self.stack.get(mark.checked_sub(1)?)? {
+        if mark <= self.base() {
+            return None;
+        }
+        match self.stack.get(mark - 1)? {
             V::List(id) => Some(*id),
             _ => None,
         }

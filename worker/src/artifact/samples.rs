@@ -265,6 +265,25 @@ mod tests {
     }
 
     proptest! {
+        /// Corrupted fixture bytes: the fast path either declines or agrees with the generic
+        /// path (it never accepts a stream the generic decoder rejects).
+        #[test]
+        fn fast_decoder_never_accepts_what_the_generic_path_rejects(
+            file in 0usize..4,
+            flips in prop::collection::vec((0usize..1000, any::<u8>()), 1..4),
+        ) {
+            let name = ["ramp_python_p4.pickle", "ramp_numpy_p4.pickle", "ramp_logits_p4.pickle", "ramp_int_acc_p3.pickle"][file];
+            let path = manifest_dir().join("tests/fixtures/pickles").join(name);
+            let mut bytes = std::fs::read(&path).expect("fixture");
+            for (at, b) in flips {
+                let len = bytes.len();
+                bytes[at % len] = b;
+            }
+            if let Some(fast) = ramp_stream::decode(&bytes) {
+                prop_assert_eq!(Some(fast), ramp_data_generic(&path, &bytes).ok());
+            }
+        }
+
         /// Arbitrary (mostly invalid) sample dicts: the fast path either declines or agrees.
         #[test]
         fn fast_decoder_never_disagrees(
