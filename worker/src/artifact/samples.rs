@@ -6,8 +6,9 @@
 //! list of `None`s or the raw logits).
 //!
 //! Two decoders produce the same result: a streaming decoder for the shape Python writes
-//! ([`super::ramp_stream`], fast, no value tree), and the generic path through `serde-pickle`'s
-//! [`Value`] tree, which handles anything else and produces every error message.
+//! ([`super::ramp_stream`], fast, no value tree), and the generic path (the full
+//! [`Value`] tree from [`super::decoder`]), which handles anything else and words every
+//! error.
 
 use std::path::Path;
 

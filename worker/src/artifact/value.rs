@@ -2,7 +2,7 @@
 //! out of it.
 //!
 //! The tree has the shape `serde-pickle`'s `keep_restore_state()` mode gives (the decoder is
-//! ours, see [`super::decoder`] for why): class instances (the profile trees) come out as
+//! ours, see the `decoder` module for why): class instances (the profile trees) come out as
 //! their attribute dicts and numpy scalars as `Tuple([<dtype stand-in>, Bytes(raw)])`, because
 //! a `numpy.float64` / `numpy.bool_` is pickled as a call
 //! `numpy.core.multiarray.scalar(dtype, raw_bytes)`. The dtype stand-in is the constructor
