@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one simulation with the artifact controller's flags.
-    Simulate(simulate_cmd::SimulateArgs),
+    Simulate(Box<simulate_cmd::SimulateArgs>),
     /// Recompute a batch-decision list from a request trace (clockwork or tf_serve).
     Batching(batching_cmd::BatchingArgs),
 }
@@ -35,7 +35,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
-        Command::Simulate(args) => simulate_cmd::run(args),
+        Command::Simulate(args) => simulate_cmd::run(*args),
         Command::Batching(args) => batching_cmd::run(args),
     };
     match result {

@@ -18,3 +18,6 @@ mod spec_examples;
 
 /// Property tests for the invariants of spec §12.
 mod invariants;
+
+/// The real `worker simulate` binary on golden scenarios and on bad inputs.
+mod cli_simulate;

@@ -3,87 +3,8 @@
 use crate::util::golden_dir;
 use serde_json::Value as Json;
 use std::path::Path;
-use worker::sim::{
-    simulate, BatchSize, Batching, LatencyTable, LatencyTables, RampCost, RampData, RunSpec,
-};
-
-fn tables_from_expected(e: &Json) -> LatencyTables {
-    let lcl = &e["latency_calc_list"];
-    let tables = worker::sim::BATCH_SIZES
-        .iter()
-        .map(|bs| {
-            let rows = lcl[bs.to_string()].as_array().expect("lcl rows");
-            let (last, ramps) = rows.split_last().expect("non-empty");
-            LatencyTable {
-                ramps: ramps
-                    .iter()
-                    .map(|p| RampCost {
-                        vanilla_up_to_ms: p[0].as_f64().unwrap(),
-                        ramp_ms: p[1].as_f64().unwrap(),
-                    })
-                    .collect(),
-                vanilla_ms: last[0].as_f64().unwrap(),
-            }
-        })
-        .collect();
-    LatencyTables::new(tables).unwrap()
-}
-
-fn ramp_data(path: &Path) -> RampData {
-    use serde_pickle::{DeOptions, HashableValue, Value};
-    let bytes = std::fs::read(path).unwrap();
-    let v = serde_pickle::value_from_slice(&bytes, DeOptions::new().keep_restore_state()).unwrap();
-    let Value::Dict(d) = v else { panic!() };
-    let get = |k: &str| d.get(&HashableValue::String(k.into())).unwrap().clone();
-    let Value::List(conf) = get("conf") else {
-        panic!()
-    };
-    let Value::List(acc) = get("acc") else {
-        panic!()
-    };
-    let r = conf.len() - 1;
-    RampData {
-        conf: conf[..r]
-            .iter()
-            .map(|l| match l {
-                Value::List(xs) => xs
-                    .iter()
-                    .map(|x| if let Value::F64(f) = x { *f } else { panic!() })
-                    .collect(),
-                _ => panic!(),
-            })
-            .collect(),
-        acc: acc[..r]
-            .iter()
-            .map(|l| match l {
-                Value::List(xs) => xs
-                    .iter()
-                    .map(|x| if let Value::Bool(b) = x { *b } else { panic!() })
-                    .collect(),
-                _ => panic!(),
-            })
-            .collect(),
-    }
-}
-
-fn decisions(path: &Path) -> Vec<BatchSize> {
-    use serde_pickle::{DeOptions, HashableValue, Value};
-    let bytes = std::fs::read(path).unwrap();
-    let v = serde_pickle::value_from_slice(&bytes, DeOptions::new().keep_restore_state()).unwrap();
-    let Value::Dict(d) = v else { panic!() };
-    let Value::List(xs) = d
-        .get(&HashableValue::String("batching_decision".into()))
-        .unwrap()
-    else {
-        panic!()
-    };
-    xs.iter()
-        .map(|x| match x {
-            Value::I64(i) => BatchSize::exact(*i as usize).unwrap(),
-            _ => panic!(),
-        })
-        .collect()
-}
+use worker::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data};
+use worker::sim::{simulate, Batching, RunSpec};
 
 fn run_scenario(name: &str) {
     let dir = golden_dir().join(name);
@@ -94,18 +15,24 @@ fn run_scenario(name: &str) {
     let data = dir.join("data");
     let rel = &run["paths_relative_to_data"];
     let flags = &run["flags"];
-    let tables = tables_from_expected(&e);
-    let boot = ramp_data(&data.join(rel["bootstrap_pickle_path"].as_str().unwrap()));
-    let sim = ramp_data(&data.join(rel["simulation_pickle_path"].as_str().unwrap()));
+    let arch = flags["arch"].as_str().unwrap();
+    let tables = read_latency_tables(
+        &data.join(run["profile_dir_relative_to_data"].as_str().unwrap()),
+        arch,
+    )
+    .unwrap();
+    let boot = read_ramp_data(&data.join(rel["bootstrap_pickle_path"].as_str().unwrap())).unwrap();
+    let sim = read_ramp_data(&data.join(rel["simulation_pickle_path"].as_str().unwrap())).unwrap();
     let dec;
     let batching = if flags["batching_scheme"] == "uniform" {
         Batching::Uniform
     } else {
-        dec = decisions(&data.join(rel["batch_decision_path"].as_str().unwrap()));
-        Batching::Decisions(&dec)
+        dec =
+            read_batch_decisions(&data.join(rel["batch_decision_path"].as_str().unwrap())).unwrap();
+        Batching::Decisions(&dec.batching_decision)
     };
     let spec = RunSpec {
-        arch: flags["arch"].as_str().unwrap(),
+        arch,
         dataset: flags["dataset"].as_str().unwrap(),
         batch_size: flags["batch_size"].as_u64().unwrap() as usize,
         batching,
