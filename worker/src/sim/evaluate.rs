@@ -53,32 +53,74 @@ pub fn query_performance(
     data: EvalData<'_>,
     lat: &ExitLatencies,
 ) -> Performance {
-    let n = data.len();
-    let j_final = thresholds.len();
-    let mut count = vec![0usize; j_final + 1];
-    let mut correct = 0usize;
-    for i in 0..n {
-        match exit_position(thresholds, |j| data.gaps[j][i]) {
-            Some(j) => {
-                count[j] += 1;
-                if data.acc[j][i] {
-                    correct += 1;
-                }
-            }
-            None => {
-                count[j_final] += 1;
-                correct += 1;
+    PackedEval::new(data).evaluate(thresholds, lat)
+}
+
+/// [`EvalData`] laid out sample-major (`gaps[i * J + j]`) for repeated evaluation of
+/// different thresholds on the same samples, as the greedy search does.
+#[derive(Clone, Debug)]
+pub struct PackedEval {
+    gaps: Vec<f64>,
+    acc: Vec<bool>,
+    n: usize,
+    j: usize,
+}
+
+impl PackedEval {
+    /// Packs the first `data.len()` samples of every active position.
+    pub fn new(data: EvalData<'_>) -> PackedEval {
+        let n = data.len();
+        let j = data.gaps.len();
+        let mut gaps = Vec::with_capacity(n * j);
+        let mut acc = Vec::with_capacity(n * j);
+        for i in 0..n {
+            for p in 0..j {
+                gaps.push(data.gaps[p][i]);
+                acc.push(data.acc[p][i]);
             }
         }
+        PackedEval { gaps, acc, n, j }
     }
-    let er: Vec<f64> = count.iter().map(|&c| c as f64 / n as f64).collect();
-    let acc = round_py(correct as f64 / n as f64, 7);
-    let mut s = 0.0;
-    for (e, l) in er.iter().zip(&lat.per_exit) {
-        s += e * l;
+
+    /// `query_performance` for `thresholds` (one per active position).
+    pub fn evaluate(&self, thresholds: &[f64], lat: &ExitLatencies) -> Performance {
+        let (n, j_final) = (self.n, self.j);
+        let mut count = [0usize; 16];
+        let mut count_vec;
+        let count: &mut [usize] = if j_final < 16 {
+            &mut count[..=j_final]
+        } else {
+            count_vec = vec![0usize; j_final + 1];
+            &mut count_vec
+        };
+        let mut correct = 0usize;
+        if j_final > 0 {
+            for (row, ok) in self
+                .gaps
+                .chunks_exact(j_final)
+                .zip(self.acc.chunks_exact(j_final))
+            {
+                match row.iter().zip(thresholds).position(|(g, t)| g < t) {
+                    Some(p) => {
+                        count[p] += 1;
+                        correct += usize::from(ok[p]);
+                    }
+                    None => {
+                        count[j_final] += 1;
+                        correct += 1;
+                    }
+                }
+            }
+        }
+        let er: Vec<f64> = count.iter().map(|&c| c as f64 / n as f64).collect();
+        let acc = round_py(correct as f64 / n as f64, 7);
+        let mut s = 0.0;
+        for (e, l) in er.iter().zip(&lat.per_exit) {
+            s += e * l;
+        }
+        let li = ((lat.vanilla_ms - s) / lat.vanilla_ms) * 100.0;
+        Performance { acc, li, er }
     }
-    let li = ((lat.vanilla_ms - s) / lat.vanilla_ms) * 100.0;
-    Performance { acc, li, er }
 }
 
 /// The artifact's `get_batch_perf` (§4.4) for one served batch.

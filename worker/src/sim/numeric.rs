@@ -6,9 +6,27 @@ pub fn round_py(x: f64, digits: usize) -> f64 {
     if !x.is_finite() {
         return x;
     }
+    // Fast path: with s = 10^digits exact, the rounded decimal is r / s for the integer r
+    // nearest to the exact x·s, and IEEE division makes r / s the nearest double to it. x·s
+    // in floating point is off by at most half an ulp, so r is certain unless x·s lies
+    // within a few ulps of a half-integer; those go to the exact path.
+    if digits <= 15 {
+        let scale = POW10[digits];
+        let y = x * scale;
+        if y.abs() < 4.0e15 {
+            let frac = (y - y.trunc()).abs();
+            if (frac - 0.5).abs() > 1e-6 {
+                return y.round() / scale;
+            }
+        }
+    }
     // Rust formats with the exact decimal expansion and rounds half to even, as CPython does.
     format!("{x:.digits$}").parse().unwrap_or(x)
 }
+
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
 
 /// numpy's buffer size (elements): reductions hand the inner loop at most this many at a time.
 const NPY_BUFSIZE: usize = 8192;
@@ -90,6 +108,31 @@ mod tests {
         assert_eq!(round_py(0.03125, 4), 0.0312);
         assert_eq!(round_py(0.01 + 0.00125, 4), 0.0112);
         assert_eq!(round_py(2.0 / 3.0, 7), 0.6666667);
+    }
+
+    proptest::proptest! {
+        /// The fast path agrees with the exact decimal rounding everywhere.
+        #[test]
+        fn round_py_fast_path_is_exact(x in -2.0f64..2.0, k in 0u32..40, digits in 0usize..9) {
+            let x = if k == 0 { x } else { (x * 1e4).round() / 1e4 + (k as f64 - 20.0) * 5e-5 };
+            let exact: f64 = format!("{x:.digits$}").parse().unwrap_or(x);
+            proptest::prop_assert_eq!(round_py(x, digits).to_bits(), exact.to_bits(), "x = {:?}", x);
+        }
+    }
+
+    #[test]
+    fn round_py_ties_and_signs() {
+        for &(x, d) in &[
+            (0.00125, 4),
+            (0.000625, 4),
+            (2.5, 0),
+            (-0.00005, 4),
+            (-1.23456789, 3),
+            (1e-9, 4),
+        ] {
+            let exact: f64 = format!("{x:.d$}").parse().unwrap();
+            assert_eq!(round_py(x, d).to_bits(), exact.to_bits(), "{x} {d}");
+        }
     }
 
     #[test]

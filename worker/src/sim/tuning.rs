@@ -1,6 +1,6 @@
 //! Threshold tuning: the artifact's greedy coordinate search (spec §5).
 
-use super::evaluate::{query_performance, EvalData, Performance};
+use super::evaluate::{EvalData, PackedEval, Performance};
 use super::latency::LatencyTable;
 use super::numeric::round_py;
 use std::collections::BTreeMap;
@@ -41,9 +41,10 @@ pub fn tune_thresholds(
         .iter()
         .map(|a| fixed.get(a).copied().unwrap_or(0.0))
         .collect();
-    let mut cur = query_performance(&t, data, &lat);
+    let packed = PackedEval::new(data);
+    let mut cur = packed.evaluate(&t, &lat);
     loop {
-        let ex = explore(&t, &step, &cur, &is_fixed, data, &lat);
+        let ex = explore(&t, &step, &cur, &is_fixed, &packed, &lat);
         match ex.direction {
             Some(d) if t[d] <= 1.0 => {
                 cur = ex.perf;
@@ -93,7 +94,7 @@ fn explore(
     step: &[f64],
     cur: &Performance,
     is_fixed: &[bool],
-    data: EvalData<'_>,
+    packed: &PackedEval,
     lat: &super::latency::ExitLatencies,
 ) -> Exploration {
     let mut best: Option<(usize, Performance)> = None;
@@ -106,7 +107,7 @@ fn explore(
             continue;
         }
         trial[d] = round_py(t[d] + step[d], 4);
-        let p = query_performance(&trial, data, lat);
+        let p = packed.evaluate(&trial, lat);
         trial[d] = t[d];
         if (1.0 - p.acc).abs() < ACC_LOSS_BUDGET_TUNING {
             let neutral = p.li == cur.li;
