@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use std::collections::BTreeMap;
-use worker::sim::evaluate::{query_performance, EvalData};
+use worker::sim::evaluate::{query_performance, EvalData, IncrementalEval};
 use worker::sim::tuning::tune_thresholds;
 use worker::sim::{
     simulate, BatchSize, Batching, LatencyTable, LatencyTables, RampCost, RampData, RunResult,
@@ -231,5 +231,32 @@ proptest! {
         let tuned = tune_thresholds(&pick, data, &t, &BTreeMap::new());
         let again = query_performance(&tuned.thresholds, data, &lat);
         prop_assert!((1.0 - again.acc).abs() < 1e-4, "tuned thresholds infeasible: {:?}", tuned.thresholds);
+    }
+
+    /// The incremental evaluator used by the greedy search equals a full evaluation after any
+    /// sequence of single-threshold changes (raises and, via the fallback, lowerings).
+    #[test]
+    fn incremental_evaluation_equals_full_evaluation(
+        t in arb_table(4),
+        d in arb_data(3, 50),
+        moves in prop::collection::vec((0usize..3, -0.05f64..0.3), 1..30),
+    ) {
+        let ids = [0usize, 2, 3];
+        let gaps: Vec<Vec<f64>> = d.conf.iter().map(|c| c.iter().map(|x| 1.0 - x).collect()).collect();
+        let g: Vec<&[f64]> = gaps.iter().map(Vec::as_slice).collect();
+        let a: Vec<&[bool]> = d.acc.iter().map(Vec::as_slice).collect();
+        let data = EvalData { gaps: &g, acc: &a };
+        let lat = t.exit_latencies(&ids);
+        let mut th = vec![0.0; 3];
+        let mut ev = IncrementalEval::new(data, &th);
+        for (p, delta) in moves {
+            let new_t = (th[p] + delta).max(0.0);
+            let mut trial = th.clone();
+            trial[p] = new_t;
+            prop_assert_eq!(ev.trial(p, new_t, &lat), query_performance(&trial, data, &lat));
+            ev.set(p, new_t);
+            th = trial;
+            prop_assert_eq!(ev.performance(&lat), query_performance(&th, data, &lat));
+        }
     }
 }

@@ -1,11 +1,11 @@
 //! Bootstrap (spec §6.2): greedy ramp addition decides how many ramps to start with; they are
 //! then placed evenly between ramp 0 and the latest useful ramp, all thresholds 0.
 
-use super::evaluate::{ramp_utilities, EvalData};
+use super::evaluate::{gap_order, ramp_utilities, EvalData};
 use super::latency::LatencyTable;
 use super::numeric::new_ramps;
 use super::samples::RampData;
-use super::tuning::{tune_thresholds, ACC_LOSS_BUDGET_TUNING};
+use super::tuning::{tune_with_orders, ACC_LOSS_BUDGET_TUNING};
 use std::collections::BTreeMap;
 
 /// Bootstrap: a configuration's no-exit latency must stay below `V * (1 + 0.05)`.
@@ -52,6 +52,8 @@ pub fn gaps_of(data: &RampData) -> Vec<Vec<f64>> {
 pub fn ramp_addition(data: &RampData, table: &LatencyTable, budget: usize) -> RampAddition {
     let r = data.num_ramps();
     let gaps = gaps_of(data);
+    // Every candidate set re-tunes on the same samples: sort each ramp's gaps once.
+    let orders: Vec<Vec<u32>> = gaps.iter().map(|g| gap_order(g)).collect();
     let no_fixed = BTreeMap::new();
     let mut result = RampAddition::default();
     while result.ramp_ids.len() < budget {
@@ -63,7 +65,14 @@ pub fn ramp_addition(data: &RampData, table: &LatencyTable, budget: usize) -> Ra
             ids.sort_unstable();
             let g: Vec<&[f64]> = ids.iter().map(|&a| gaps[a].as_slice()).collect();
             let a: Vec<&[bool]> = ids.iter().map(|&a| data.acc[a].as_slice()).collect();
-            let tuned = tune_thresholds(&ids, EvalData { gaps: &g, acc: &a }, table, &no_fixed);
+            let o = ids.iter().map(|&a| orders[a].clone()).collect();
+            let tuned = tune_with_orders(
+                &ids,
+                EvalData { gaps: &g, acc: &a },
+                Some(o),
+                table,
+                &no_fixed,
+            );
             let lat = table.exit_latencies(&ids);
             let pos = ids.iter().position(|&a| a == c).unwrap_or(0);
             let utility = ramp_utilities(&tuned.er, &lat, &ids, table)[pos];

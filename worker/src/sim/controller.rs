@@ -8,11 +8,15 @@ use super::history::History;
 use super::latency::{BatchSize, LatencyTable, LatencyTables};
 use super::numeric::numpy_mean;
 use super::policy;
-use super::pyfmt::{numpy_array, py_float, py_float_list, py_int_float_dict, py_int_list};
+use super::pyfmt::{
+    py_float, py_int_float_dict, write_numpy_array, write_py_float, write_py_float_list,
+    write_py_int_float_dict, write_py_int_list,
+};
 use super::record::{BatchRecord, FinalState, Requests, RunResult, Summary};
 use super::samples::RampData;
 use super::tuning::{tune_thresholds, Tuned};
 use std::collections::BTreeMap;
+use std::fmt::Write;
 
 /// How served batches are formed from the sample stream (spec §6.3).
 #[derive(Clone, Copy, Debug)]
@@ -372,16 +376,24 @@ fn serve_batch(
     }
     let (_, ramp_acc) = exit_stats(&exits, &correct);
     ctl.curr_ramp_acc = ramp_acc.clone();
-    ctl.log.push(format!(
-        "serve_batch: batch {i}, current bs {}, ramp_ids {}, thresholds {}, actual acc {}, latency_improvement {}, exit_rate {}, ramp acc {}",
-        bs.get(),
-        py_int_list(&ids),
-        py_float_list(&thresholds),
-        py_float(perf.acc),
-        py_float(perf.li),
-        numpy_array(&perf.er),
-        py_int_float_dict(&ramp_acc),
-    ));
+    let mut line = String::with_capacity(160 + 16 * ids.len());
+    let _ = write!(
+        line,
+        "serve_batch: batch {i}, current bs {}, ramp_ids ",
+        bs.get()
+    );
+    write_py_int_list(&mut line, &ids);
+    line.push_str(", thresholds ");
+    write_py_float_list(&mut line, &thresholds);
+    line.push_str(", actual acc ");
+    write_py_float(&mut line, perf.acc);
+    line.push_str(", latency_improvement ");
+    write_py_float(&mut line, perf.li);
+    line.push_str(", exit_rate ");
+    write_numpy_array(&mut line, &perf.er);
+    line.push_str(", ramp acc ");
+    write_py_int_float_dict(&mut line, &ramp_acc);
+    ctl.log.push(line);
     for k in 0..n {
         requests.push(i, bs.get(), exits[k], correct[k], lats[k], v);
     }

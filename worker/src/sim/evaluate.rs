@@ -112,14 +112,195 @@ impl PackedEval {
                 }
             }
         }
-        let er: Vec<f64> = count.iter().map(|&c| c as f64 / n as f64).collect();
-        let acc = round_py(correct as f64 / n as f64, 7);
-        let mut s = 0.0;
-        for (e, l) in er.iter().zip(&lat.per_exit) {
-            s += e * l;
+        performance_from_counts(count, correct, n, lat)
+    }
+}
+
+/// The tail of `query_performance`: exit rates, rounded accuracy and latency improvement from
+/// per-position exit counts and the number of correct samples.
+fn performance_from_counts(
+    count: &[usize],
+    correct: usize,
+    n: usize,
+    lat: &ExitLatencies,
+) -> Performance {
+    let er: Vec<f64> = count.iter().map(|&c| c as f64 / n as f64).collect();
+    let acc = round_py(correct as f64 / n as f64, 7);
+    let mut s = 0.0;
+    for (e, l) in er.iter().zip(&lat.per_exit) {
+        s += e * l;
+    }
+    let li = ((lat.vanilla_ms - s) / lat.vanilla_ms) * 100.0;
+    Performance { acc, li, er }
+}
+
+/// Sample indices sorted by ascending gap (ties in any order: tied samples always move
+/// together).
+pub fn gap_order(gaps: &[f64]) -> Vec<u32> {
+    // Map f64 to u64 so that integer order equals `total_cmp` order.
+    let mut keyed: Vec<(u64, u32)> = gaps
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let b = g.to_bits();
+            let key = if b >> 63 == 1 { !b } else { b | (1 << 63) };
+            (key, i as u32)
+        })
+        .collect();
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(_, i)| i).collect()
+}
+
+/// `query_performance` for a threshold vector that changes one position at a time, upwards,
+/// as in the greedy search. Keeps every sample's exit position; a trial raising `t_d` only
+/// visits the samples whose gap at `d` lies in `[t_d, t'_d)` (each position's samples are
+/// sorted by gap). Counts are integers, so results equal a full evaluation bit for bit.
+#[derive(Clone, Debug)]
+pub struct IncrementalEval {
+    packed: PackedEval,
+    /// Per position: sample indices sorted by gap at that position, and the sorted gaps.
+    order: Vec<Vec<u32>>,
+    sorted: Vec<Vec<f64>>,
+    /// Current exit position of every sample (`J` for the final exit).
+    pos: Vec<u32>,
+    thresholds: Vec<f64>,
+    count: Vec<usize>,
+    correct: usize,
+}
+
+impl IncrementalEval {
+    /// Evaluates `thresholds` in full and keeps the state.
+    pub fn new(data: EvalData<'_>, thresholds: &[f64]) -> IncrementalEval {
+        let order = data
+            .gaps
+            .iter()
+            .map(|g| gap_order(&g[..data.len()]))
+            .collect();
+        IncrementalEval::with_orders(data, order, thresholds)
+    }
+
+    /// Like [`IncrementalEval::new`], with each position's sample order (ascending gap, as
+    /// [`gap_order`] returns) computed by the caller, e.g. once per ramp for many tunes.
+    pub fn with_orders(
+        data: EvalData<'_>,
+        order: Vec<Vec<u32>>,
+        thresholds: &[f64],
+    ) -> IncrementalEval {
+        let packed = PackedEval::new(data);
+        let j = packed.j;
+        let sorted = order
+            .iter()
+            .enumerate()
+            .map(|(p, idx)| {
+                idx.iter()
+                    .map(|&i| packed.gaps[i as usize * j + p])
+                    .collect()
+            })
+            .collect();
+        let mut ev = IncrementalEval {
+            packed,
+            order,
+            sorted,
+            pos: Vec::new(),
+            thresholds: thresholds.to_vec(),
+            count: Vec::new(),
+            correct: 0,
+        };
+        ev.recount();
+        ev
+    }
+
+    fn recount(&mut self) {
+        let j = self.packed.j;
+        self.count = vec![0; j + 1];
+        self.correct = 0;
+        self.pos = Vec::with_capacity(self.packed.n);
+        if j == 0 {
+            self.count[0] = self.packed.n;
+            self.correct = self.packed.n;
+            self.pos.resize(self.packed.n, 0);
+            return;
         }
-        let li = ((lat.vanilla_ms - s) / lat.vanilla_ms) * 100.0;
-        Performance { acc, li, er }
+        for (row, ok) in self
+            .packed
+            .gaps
+            .chunks_exact(j)
+            .zip(self.packed.acc.chunks_exact(j))
+        {
+            let p = row
+                .iter()
+                .zip(&self.thresholds)
+                .position(|(g, t)| g < t)
+                .unwrap_or(j);
+            self.count[p] += 1;
+            self.correct += if p == j { 1 } else { usize::from(ok[p]) };
+            self.pos.push(p as u32);
+        }
+    }
+
+    /// The current thresholds.
+    pub fn thresholds(&self) -> &[f64] {
+        &self.thresholds
+    }
+
+    /// Performance of the current thresholds.
+    pub fn performance(&self, lat: &ExitLatencies) -> Performance {
+        performance_from_counts(&self.count, self.correct, self.packed.n, lat)
+    }
+
+    /// Samples that would move to position `d` if `t_d` rose to `new_t`, as
+    /// `(sample, old position)`.
+    fn movers(&self, d: usize, new_t: f64) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let sorted = &self.sorted[d];
+        let start = sorted.partition_point(|&g| g < self.thresholds[d]);
+        sorted[start..]
+            .iter()
+            .zip(&self.order[d][start..])
+            .take_while(move |(&g, _)| g < new_t)
+            .map(|(_, &i)| (i as usize, self.pos[i as usize] as usize))
+            .filter(move |&(_, p)| p > d)
+    }
+
+    fn correct_at(&self, i: usize, p: usize) -> usize {
+        if p == self.packed.j {
+            1
+        } else {
+            usize::from(self.packed.acc[i * self.packed.j + p])
+        }
+    }
+
+    /// Performance if `t_d` were `new_t`, state unchanged.
+    pub fn trial(&self, d: usize, new_t: f64, lat: &ExitLatencies) -> Performance {
+        if new_t < self.thresholds[d] {
+            let mut t = self.thresholds.clone();
+            t[d] = new_t;
+            return self.packed.evaluate(&t, lat);
+        }
+        let mut count = self.count.clone();
+        let mut correct = self.correct;
+        for (i, p) in self.movers(d, new_t) {
+            count[p] -= 1;
+            count[d] += 1;
+            correct = correct - self.correct_at(i, p) + self.correct_at(i, d);
+        }
+        performance_from_counts(&count, correct, self.packed.n, lat)
+    }
+
+    /// Sets `t_d = new_t`.
+    pub fn set(&mut self, d: usize, new_t: f64) {
+        if new_t < self.thresholds[d] {
+            self.thresholds[d] = new_t;
+            self.recount();
+            return;
+        }
+        let moved: Vec<(usize, usize)> = self.movers(d, new_t).collect();
+        for (i, p) in moved {
+            self.count[p] -= 1;
+            self.count[d] += 1;
+            self.correct = self.correct - self.correct_at(i, p) + self.correct_at(i, d);
+            self.pos[i] = d as u32;
+        }
+        self.thresholds[d] = new_t;
     }
 }
 

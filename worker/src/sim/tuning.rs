@@ -1,6 +1,6 @@
 //! Threshold tuning: the artifact's greedy coordinate search (spec §5).
 
-use super::evaluate::{EvalData, PackedEval, Performance};
+use super::evaluate::{EvalData, IncrementalEval, Performance};
 use super::latency::LatencyTable;
 use super::numeric::round_py;
 use std::collections::BTreeMap;
@@ -31,6 +31,18 @@ pub fn tune_thresholds(
     table: &LatencyTable,
     fixed: &BTreeMap<usize, f64>,
 ) -> Tuned {
+    tune_with_orders(ramp_ids, data, None, table, fixed)
+}
+
+/// [`tune_thresholds`] with each position's gap order precomputed (see
+/// [`super::evaluate::gap_order`]); `None` computes them.
+pub fn tune_with_orders(
+    ramp_ids: &[usize],
+    data: EvalData<'_>,
+    orders: Option<Vec<Vec<u32>>>,
+    table: &LatencyTable,
+    fixed: &BTreeMap<usize, f64>,
+) -> Tuned {
     let lat = table.exit_latencies(ramp_ids);
     let is_fixed: Vec<bool> = ramp_ids.iter().map(|a| fixed.contains_key(a)).collect();
     let mut step: Vec<f64> = is_fixed
@@ -41,14 +53,18 @@ pub fn tune_thresholds(
         .iter()
         .map(|a| fixed.get(a).copied().unwrap_or(0.0))
         .collect();
-    let packed = PackedEval::new(data);
-    let mut cur = packed.evaluate(&t, &lat);
+    let mut eval = match orders {
+        Some(o) => IncrementalEval::with_orders(data, o, &t),
+        None => IncrementalEval::new(data, &t),
+    };
+    let mut cur = eval.performance(&lat);
     loop {
-        let ex = explore(&t, &step, &cur, &is_fixed, &packed, &lat);
+        let ex = explore(&t, &step, &cur, &is_fixed, &eval, &lat);
         match ex.direction {
             Some(d) if t[d] <= 1.0 => {
                 cur = ex.perf;
                 t[d] = round_py(t[d] + step[d], 4);
+                eval.set(d, t[d]);
                 step[d] *= 2.0;
                 for &k in &ex.positive {
                     if k != d {
@@ -94,21 +110,18 @@ fn explore(
     step: &[f64],
     cur: &Performance,
     is_fixed: &[bool],
-    packed: &PackedEval,
+    eval: &IncrementalEval,
     lat: &super::latency::ExitLatencies,
 ) -> Exploration {
     let mut best: Option<(usize, Performance)> = None;
     let mut best_score = f64::INFINITY;
     let mut equal = 0usize;
     let mut positive: Vec<(usize, Performance)> = Vec::new();
-    let mut trial = t.to_vec();
     for d in 0..t.len() {
         if is_fixed[d] {
             continue;
         }
-        trial[d] = round_py(t[d] + step[d], 4);
-        let p = packed.evaluate(&trial, lat);
-        trial[d] = t[d];
+        let p = eval.trial(d, round_py(t[d] + step[d], 4), lat);
         if (1.0 - p.acc).abs() < ACC_LOSS_BUDGET_TUNING {
             let neutral = p.li == cur.li;
             let same_acc = p.acc == cur.acc;
