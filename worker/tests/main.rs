@@ -18,3 +18,6 @@ mod spec_examples;
 
 /// Property tests for the invariants of spec §12.
 mod invariants;
+
+/// Request traces: numpy parity, fixed / Poisson / Azure CSV traces, the synthetic Azure shape.
+mod traces;
