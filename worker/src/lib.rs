@@ -5,3 +5,4 @@ pub mod artifact;
 pub mod batching;
 pub mod output;
 pub mod sim;
+pub mod traces;

@@ -21,3 +21,6 @@ mod invariants;
 
 /// The real `worker simulate` binary on golden scenarios and on bad inputs.
 mod cli_simulate;
+
+/// Request traces: numpy parity, fixed / Poisson / Azure CSV traces, the synthetic Azure shape.
+mod traces;
