@@ -58,7 +58,8 @@ fn run(i: &Inputs) -> RunResult {
             Some(d) => Batching::Decisions(&d.batching_decision),
             None => Batching::Uniform,
         },
-        optimal_exiting: false,
+        mode: worker::sim::Mode::Apparate,
+        overrides: worker::sim::Overrides::default(),
     };
     simulate(&spec, &i.tables, &i.boot, &i.sim).expect("simulation")
 }

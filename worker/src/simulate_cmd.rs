@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use worker::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data};
 use worker::output::{write_run, ExtraColumns};
 use worker::sim::pyfmt::{py_float, py_str};
-use worker::sim::{simulate, Batching, RunSpec};
+use worker::sim::{simulate, Batching, Mode, Overrides, RunSpec};
 
 /// The artifact's `--batching_scheme` choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -140,7 +140,12 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         dataset: &args.dataset,
         batch_size: args.batch_size,
         batching,
-        optimal_exiting: args.optimal_exiting,
+        mode: if args.optimal_exiting {
+            Mode::Oracle
+        } else {
+            Mode::Apparate
+        },
+        overrides: Overrides::default(),
     };
     let result = simulate(&spec, &tables, &boot, &sim).with_context(|| {
         format!(

@@ -125,7 +125,8 @@ fn run(s: &Scenario) -> RunResult {
         } else {
             Batching::Decisions(&s.decisions)
         },
-        optimal_exiting: false,
+        mode: worker::sim::Mode::Apparate,
+        overrides: worker::sim::Overrides::default(),
     };
     simulate(&spec, &s.tables, &s.boot, &s.sim).expect("simulation runs")
 }

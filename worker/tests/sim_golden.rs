@@ -36,7 +36,8 @@ fn run_scenario(name: &str) {
         dataset: flags["dataset"].as_str().unwrap(),
         batch_size: flags["batch_size"].as_u64().unwrap() as usize,
         batching,
-        optimal_exiting: false,
+        mode: worker::sim::Mode::Apparate,
+        overrides: worker::sim::Overrides::default(),
     };
     let out = simulate(&spec, &tables, &boot, &sim).unwrap();
     check_expected(name, &e, &out);

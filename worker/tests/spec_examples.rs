@@ -163,7 +163,8 @@ fn e8_first_cv_batches() {
         dataset: "video",
         batch_size: 4,
         batching: Batching::Decisions(&four),
-        optimal_exiting: false,
+        mode: worker::sim::Mode::Apparate,
+        overrides: worker::sim::Overrides::default(),
     };
     let out = simulate(&spec, &tables(), &e7_bootstrap_data(), &sim).expect("runs");
     assert_eq!(
@@ -202,7 +203,8 @@ fn e9_batch_formation_stops_when_the_stream_cannot_fill_a_batch() {
         dataset: "video",
         batch_size: 4,
         batching: Batching::Decisions(&d),
-        optimal_exiting: false,
+        mode: worker::sim::Mode::Apparate,
+        overrides: worker::sim::Overrides::default(),
     };
     let out = simulate(&spec, &tables(), &e7_bootstrap_data(), &sim).expect("runs");
     let sizes: Vec<usize> = out.batches.iter().map(|b| b.n).collect();

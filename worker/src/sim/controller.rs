@@ -38,8 +38,53 @@ pub struct RunSpec<'a> {
     pub batch_size: usize,
     /// Batch formation.
     pub batching: Batching<'a>,
-    /// `--optimal_exiting`: the oracle (every ramp active, exit at the first correct ramp).
-    pub optimal_exiting: bool,
+    /// Apparate (the artifact's controller), the oracle, or a static early-exit baseline.
+    pub mode: Mode,
+    /// Named departures from the artifact's constants (all `None`: faithful).
+    pub overrides: Overrides,
+}
+
+/// What is simulated on the same batches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The artifact's adaptive controller.
+    #[default]
+    Apparate,
+    /// `--optimal_exiting`: every ramp active, a sample exits at the first ramp that answers
+    /// correctly (confidence ignored), latency capped at vanilla; no adaptation (spec §6.6).
+    Oracle,
+    /// Static early exits (BranchyNet / DeeBERT style): a fixed ramp set whose thresholds are
+    /// tuned once on the bootstrap data (the same greedy search and 1e-4 budget) and never
+    /// changed; no adaptation.
+    Static(StaticRamps),
+}
+
+/// The ramp set of the static early-exit baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StaticRamps {
+    /// A ramp at every candidate site `0 .. R-1`.
+    AllSites,
+    /// The ramps greedy ramp addition chose during bootstrap (the initial ramps if none).
+    BootstrapChoice,
+}
+
+/// Departures from the artifact's constants for sensitivity studies. `None` keeps the
+/// artifact's value; the faithful path uses `Overrides::default()`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    /// `ACC_LOSS_BUDGET_ACTUAL` (artifact: 0.01): serving accuracy floor is `1 - budget`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_budget: Option<f64>,
+    /// `NUM_RAMP_BUDGET` (artifact: 3 CV, 2 NLP, 1 for resnet18 and VGG).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_budget: Option<usize>,
+    /// `RAMP_CHECK_INTERVAL` (artifact: 30 CV, 100 NLP). NLP's scheduled re-tune at batch
+    /// `100k + 40` moves to 40 % of the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_check_interval: Option<usize>,
 }
 
 /// Inputs the simulator cannot run on. Each names what is wrong.
@@ -114,6 +159,10 @@ pub enum SimError {
 /// The controller state between batches.
 pub(crate) struct Controller<'a> {
     pub family: Family,
+    /// Serving accuracy floor, `1 - ACC_LOSS_BUDGET_ACTUAL`.
+    pub floor: f64,
+    /// Batches between ramp checks.
+    pub interval: usize,
     pub tables: &'a LatencyTables,
     pub latest: usize,
     pub config: RampConfig,
@@ -194,15 +243,28 @@ pub fn simulate(
         batch_size: spec.batch_size,
     })?;
     let table0 = tables.get(bs0);
-    let boot_out: Bootstrap = bootstrap(boot, table0, family.ramp_budget(spec.arch));
+    let budget = spec
+        .overrides
+        .ramp_budget
+        .unwrap_or_else(|| family.ramp_budget(spec.arch));
+    let boot_out: Bootstrap = bootstrap(boot, table0, budget);
     let latest = boot_out.latest_possible_ramp;
-    let config = if spec.optimal_exiting {
-        RampConfig::with_zero_thresholds((0..r).collect())
-    } else {
-        RampConfig::with_zero_thresholds(boot_out.initial_ramp_ids.clone())
+    let config = match spec.mode {
+        Mode::Apparate => RampConfig::with_zero_thresholds(boot_out.initial_ramp_ids.clone()),
+        Mode::Oracle => RampConfig::with_zero_thresholds((0..r).collect()),
+        Mode::Static(ramps) => static_config(ramps, &boot_out, boot, table0),
     };
     let mut ctl = Controller {
         family,
+        floor: match spec.overrides.accuracy_budget {
+            Some(b) => 1.0 - b,
+            None => accuracy_floor(),
+        },
+        interval: spec
+            .overrides
+            .ramp_check_interval
+            .unwrap_or_else(|| family.ramp_check_interval())
+            .max(1),
         tables,
         latest,
         ramp_history: vec![config.ramp_ids.clone()],
@@ -284,6 +346,35 @@ pub fn simulate(
     })
 }
 
+/// The static baseline's configuration: its ramps, thresholds tuned once on the bootstrap data.
+fn static_config(
+    ramps: StaticRamps,
+    boot_out: &Bootstrap,
+    boot: &RampData,
+    table: &LatencyTable,
+) -> RampConfig {
+    let ids: Vec<usize> = match ramps {
+        StaticRamps::AllSites => (0..boot.num_ramps()).collect(),
+        StaticRamps::BootstrapChoice if !boot_out.ramp_addition.ramp_ids.is_empty() => {
+            boot_out.ramp_addition.ramp_ids.clone()
+        }
+        StaticRamps::BootstrapChoice => boot_out.initial_ramp_ids.clone(),
+    };
+    let gaps = super::bootstrap::gaps_of(boot);
+    let g: Vec<&[f64]> = ids.iter().map(|&a| gaps[a].as_slice()).collect();
+    let a: Vec<&[bool]> = ids.iter().map(|&a| boot.acc[a].as_slice()).collect();
+    let tuned = tune_thresholds(
+        &ids,
+        EvalData { gaps: &g, acc: &a },
+        table,
+        &BTreeMap::new(),
+    );
+    RampConfig {
+        ramp_ids: ids,
+        thresholds: tuned.thresholds,
+    }
+}
+
 fn validate(
     spec: &RunSpec<'_>,
     tables: &LatencyTables,
@@ -346,7 +437,7 @@ fn serve_batch(
     let mut correct = Vec::with_capacity(n);
     let mut exits = Vec::with_capacity(n);
     for k in start..start + n {
-        let pos = if spec.optimal_exiting {
+        let pos = if spec.mode == Mode::Oracle {
             ids.iter().position(|&a| sim.acc[a][k])
         } else {
             thresholds
@@ -358,7 +449,7 @@ fn serve_batch(
             Some(j) => (lat.per_exit[j], ids[j], sim.acc[ids[j]][k]),
             None => (lat.per_exit[j_final], r, true),
         };
-        if spec.optimal_exiting {
+        if spec.mode == Mode::Oracle {
             l = l.min(v);
         }
         lats.push(l);
@@ -366,8 +457,7 @@ fn serve_batch(
         exits.push(e);
     }
     let perf = batch_performance(&lats, &correct, &exits, &ids, r, v);
-    let floor = accuracy_floor();
-    let violated = perf.acc < floor;
+    let violated = perf.acc < ctl.floor;
     ctl.last_batch_violated = violated;
     ctl.cum_acc_num += perf.acc * bs.get() as f64;
     ctl.cum_acc_den += bs.get();
@@ -412,13 +502,13 @@ fn serve_batch(
     ctl.history
         .record_utilities(&ids, perf.er.clone(), n, &utilities);
 
-    if !spec.optimal_exiting {
+    if spec.mode == Mode::Apparate {
         match ctl.family {
             Family::Cv => policy::cv::check_signals(ctl, i, bs)?,
             Family::Nlp => policy::nlp::check_signals(ctl, i, bs)?,
         }
     }
-    if i.is_multiple_of(ctl.family.ramp_check_interval()) {
+    if i.is_multiple_of(ctl.interval) {
         ctl.ramp_history.push(ctl.config.ramp_ids.clone());
     }
     Ok(BatchRecord {

@@ -1,7 +1,6 @@
 //! `check_signals_cv` (spec §7): threshold reaction every batch, ramp check every 30.
 
 use crate::sim::controller::{Controller, SimError};
-use crate::sim::family::accuracy_floor;
 use crate::sim::latency::BatchSize;
 use crate::sim::pyfmt::py_float;
 use std::collections::BTreeMap;
@@ -12,7 +11,7 @@ pub(crate) fn check_signals(
     i: usize,
     bs: BatchSize,
 ) -> Result<(), SimError> {
-    let floor = accuracy_floor();
+    let floor = ctl.floor;
     // Part A: thresholds.
     if ctl.violation_counter >= 2 || ctl.cumulative_accuracy() < floor {
         for j in 0..ctl.config.len() {
@@ -27,7 +26,7 @@ pub(crate) fn check_signals(
     }
 
     // Part B: ramp check.
-    if !i.is_multiple_of(ctl.family.ramp_check_interval()) {
+    if !i.is_multiple_of(ctl.interval) {
         return Ok(());
     }
     ctl.violation_counter = 0;

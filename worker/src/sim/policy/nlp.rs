@@ -2,7 +2,6 @@
 //! violations, and a ramp check every 100 batches driven by positive/negative counters.
 
 use crate::sim::controller::{Controller, SimError};
-use crate::sim::family::accuracy_floor;
 use crate::sim::latency::BatchSize;
 use crate::sim::pyfmt::{py_float, py_int_list};
 use std::collections::BTreeMap;
@@ -11,7 +10,8 @@ use std::collections::BTreeMap;
 const NEGATIVE_THRESHOLD: f64 = 0.6;
 /// Initial (and reset) value of the mutable positive threshold.
 pub(crate) const POSITIVE_THRESHOLD: f64 = 0.6;
-/// Batch offset after a check at which a full re-tune happens if none did.
+/// Batch offset after a check at which a full re-tune happens if none did, in percent of
+/// the check interval (40 of the artifact's 100).
 const RETUNE_OFFSET: usize = 40;
 /// Threshold decay factor on repeated accuracy violations.
 const VIOLATION_DECAY: f64 = 0.1;
@@ -27,10 +27,11 @@ pub(crate) fn check_signals(
     i: usize,
     bs: BatchSize,
 ) -> Result<(), SimError> {
-    let floor = accuracy_floor();
-    let interval = ctl.family.ramp_check_interval();
+    let floor = ctl.floor;
+    let interval = ctl.interval;
+    let retune_at = RETUNE_OFFSET * interval / 100;
     // Part A: tuning.
-    let scheduled = ctl.after_ramp_adjustment && i % interval == RETUNE_OFFSET;
+    let scheduled = ctl.after_ramp_adjustment && i % interval == retune_at;
     if ctl.last_batch_violated || scheduled || i == 1 {
         let mut fixed = BTreeMap::new();
         if !scheduled {
