@@ -5,4 +5,6 @@ pub mod artifact;
 pub mod batching;
 pub mod output;
 pub mod sim;
+pub mod task;
 pub mod traces;
+pub mod workload;

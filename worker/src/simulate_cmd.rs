@@ -167,7 +167,7 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         });
     let extra = ExtraColumns {
         queueing_ms,
-        optimal_ms: None,
+        ..ExtraColumns::default()
     };
     write_run(&args.out, &result, &extra, &args.args_line())?;
     tracing::info!(

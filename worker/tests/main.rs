@@ -24,3 +24,6 @@ mod cli_simulate;
 
 /// Request traces: numpy parity, fixed / Poisson / Azure CSV traces, the synthetic Azure shape.
 mod traces;
+
+/// One grid task end to end (`task::run_task`).
+mod task_run;

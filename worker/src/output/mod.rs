@@ -60,6 +60,10 @@ pub struct ExtraColumns {
     pub queueing_ms: Option<Vec<Option<f64>>>,
     /// Oracle inference latency (ms) of each served request, `None` where not computed.
     pub optimal_ms: Option<Vec<f64>>,
+    /// Static early-exit baseline's inference latency (ms) of each served request.
+    pub static_ms: Option<Vec<f64>>,
+    /// Whether the static baseline's answer agrees with the original model.
+    pub static_correct: Option<Vec<bool>>,
 }
 
 /// Writes all five result files of a run into `dir` (created if missing).
@@ -80,6 +84,12 @@ pub fn write_run(
     }
     if let Some(o) = &extra.optimal_ms {
         check_len("optimal_ms", o.len(), n)?;
+    }
+    if let Some(o) = &extra.static_ms {
+        check_len("static_ms", o.len(), n)?;
+    }
+    if let Some(o) = &extra.static_correct {
+        check_len("static_correct", o.len(), n)?;
     }
     write_atomic(&dir.join("summary.json"), |w| {
         let mut text = serde_json::to_string_pretty(&summary_json(&result.summary))
@@ -208,6 +218,61 @@ pub fn write_atomic(
     rename(&tmp, path)
 }
 
+/// Summary statistics of one mode's run, for `baselines.json`.
+fn mode_json(r: &RunResult) -> Value {
+    let lat = &r.requests.inference_ms;
+    let mut sorted = lat.clone();
+    sorted.sort_by(f64::total_cmp);
+    let mean = if lat.is_empty() {
+        0.0
+    } else {
+        crate::sim::numeric::numpy_mean(lat)
+    };
+    json!({
+        "overall_accuracy": r.summary.overall_accuracy,
+        "overall_latency_improvement": r.summary.overall_latency_improvement,
+        "mean_inference_ms": mean,
+        "median_inference_ms": percentile(&sorted, 50.0),
+        "p95_inference_ms": percentile(&sorted, 95.0),
+        "exit_rate": keyed(&r.summary.exit_rate),
+        "ramp_ids": r.final_state.ramp_ids,
+        "thresholds": r.final_state.thresholds,
+    })
+}
+
+/// numpy's default `percentile` (linear interpolation at `p/100 * (n-1)`) of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = p / 100.0 * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    let frac = pos - lo as f64;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+}
+
+/// `baselines.json`: Apparate, the oracle and the static early-exit baseline on the same
+/// batches (accuracy, latency improvement, inference-latency mean / median / p95, exit rates,
+/// final ramps and thresholds).
+pub fn write_baselines(
+    dir: &Path,
+    apparate: &RunResult,
+    oracle: &RunResult,
+    fixed: &RunResult,
+) -> Result<(), OutputError> {
+    let v = json!({
+        "apparate": mode_json(apparate),
+        "oracle": mode_json(oracle),
+        "static": mode_json(fixed),
+    });
+    write_atomic(&dir.join("baselines.json"), |w| {
+        let mut text = serde_json::to_string_pretty(&v).map_err(std::io::Error::other)?;
+        text.push('\n');
+        w.write_all(text.as_bytes())
+    })
+}
+
 /// Rows of `requests.parquet` as plain values (used by readers and tests).
 pub fn request_rows(requests: &Requests, extra: &ExtraColumns) -> Vec<RequestRow> {
     (0..requests.len())
@@ -221,6 +286,8 @@ pub fn request_rows(requests: &Requests, extra: &ExtraColumns) -> Vec<RequestRow
             vanilla_ms: requests.vanilla_ms[k],
             queueing_ms: extra.queueing_ms.as_ref().and_then(|q| q[k]),
             optimal_ms: extra.optimal_ms.as_ref().map(|o| o[k]),
+            static_ms: extra.static_ms.as_ref().map(|o| o[k]),
+            static_correct: extra.static_correct.as_ref().map(|o| o[k]),
         })
         .collect()
 }

@@ -24,6 +24,8 @@ const SCHEMA: &str = "message request {
   required double vanilla_ms;
   optional double queueing_ms;
   optional double optimal_ms;
+  optional double static_ms;
+  optional boolean static_correct;
 }";
 
 /// One row of `requests.parquet`.
@@ -47,6 +49,10 @@ pub struct RequestRow {
     pub queueing_ms: Option<f64>,
     /// Oracle inference latency (ms), if computed.
     pub optimal_ms: Option<f64>,
+    /// Static early-exit baseline's inference latency (ms), if computed.
+    pub static_ms: Option<f64>,
+    /// Static baseline's correctness, if computed.
+    pub static_correct: Option<bool>,
 }
 
 fn optional(values: Option<Vec<Option<f64>>>, n: usize) -> (Vec<f64>, Vec<i16>) {
@@ -79,6 +85,15 @@ pub fn write_requests_parquet(path: &Path, r: &Requests, extra: &ExtraColumns) -
             .map(|o| o.iter().map(|&x| Some(x)).collect()),
         n,
     );
+    let (fixed, fixed_def) = optional(
+        extra
+            .static_ms
+            .as_ref()
+            .map(|o| o.iter().map(|&x| Some(x)).collect()),
+        n,
+    );
+    let fixed_correct: Vec<bool> = extra.static_correct.clone().unwrap_or_default();
+    let fixed_correct_def: Vec<i16> = vec![i16::from(extra.static_correct.is_some()); n];
     let mut col = 0;
     while let Some(mut cw) = rg.next_column()? {
         match (col, cw.untyped()) {
@@ -108,6 +123,12 @@ pub fn write_requests_parquet(path: &Path, r: &Requests, extra: &ExtraColumns) -
             }
             (8, ColumnWriter::DoubleColumnWriter(w)) => {
                 w.write_batch(&optimal, Some(&optimal_def), None)?;
+            }
+            (9, ColumnWriter::DoubleColumnWriter(w)) => {
+                w.write_batch(&fixed, Some(&fixed_def), None)?;
+            }
+            (10, ColumnWriter::BoolColumnWriter(w)) => {
+                w.write_batch(&fixed_correct, Some(&fixed_correct_def), None)?;
             }
             _ => {
                 return Err(ParquetError::General(format!(
@@ -140,6 +161,8 @@ pub fn read_requests_parquet(path: &Path) -> Result<Vec<RequestRow>> {
             vanilla_ms: 0.0,
             queueing_ms: None,
             optimal_ms: None,
+            static_ms: None,
+            static_correct: None,
         };
         for (name, field) in row.get_column_iter() {
             match (name.as_str(), field) {
@@ -152,6 +175,8 @@ pub fn read_requests_parquet(path: &Path) -> Result<Vec<RequestRow>> {
                 ("vanilla_ms", Field::Double(v)) => out.vanilla_ms = *v,
                 ("queueing_ms", Field::Double(v)) => out.queueing_ms = Some(*v),
                 ("optimal_ms", Field::Double(v)) => out.optimal_ms = Some(*v),
+                ("static_ms", Field::Double(v)) => out.static_ms = Some(*v),
+                ("static_correct", Field::Bool(v)) => out.static_correct = Some(*v),
                 (_, Field::Null) => {}
                 (name, other) => {
                     return Err(ParquetError::General(format!(

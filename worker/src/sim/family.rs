@@ -1,7 +1,8 @@
 //! The two model families and the constants that differ between them (spec §6.0).
 
 /// CV (`--dataset video`) or NLP (any other dataset).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Family {
     /// Image classification on video frames: `check_signals_cv`.
     Cv,
@@ -16,6 +17,14 @@ impl Family {
             Family::Cv
         } else {
             Family::Nlp
+        }
+    }
+
+    /// `cv` or `nlp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Cv => "cv",
+            Family::Nlp => "nlp",
         }
     }
 

@@ -8,6 +8,9 @@ pub const BATCH_SIZES: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
 pub struct BatchSize(usize);
 
 impl BatchSize {
+    /// Batch size 1.
+    pub const ONE: BatchSize = BatchSize(1);
+
     /// The smallest supported size `>= n` (the artifact's `round_up_batch_size`);
     /// `None` when `n > 64`. `n = 0` rounds to 1.
     pub fn round_up(n: usize) -> Option<BatchSize> {

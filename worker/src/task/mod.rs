@@ -1,0 +1,180 @@
+//! One task of the experiment grid: its canonical description ([`TaskSpec`]) and its execution
+//! ([`run_task`]): inputs → trace → batching → Apparate, the oracle and the static early-exit
+//! baseline on the same batches → result files.
+//!
+//! `worker --local` and the distributed sweep run tasks through this one function.
+
+mod run;
+
+pub use run::{run_task, TaskError, TaskOutcome};
+
+use crate::sim::{Family, Overrides, StaticRamps};
+use crate::traces::TraceSpec;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Where a task's inputs come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Inputs {
+    /// The built-in synthetic workload (`crate::workload`); nothing to download.
+    Embedded {
+        /// 1.0 = paper scale (70,000 frames per video; 250,050 / 179,767 reviews).
+        scale: f64,
+    },
+    /// A directory in the artifact's data layout (`bootstrap_pickles/`, `simulation_pickles/`,
+    /// `profile_pickles_bs/`, `batch_decisions/`).
+    Artifact {
+        /// The directory.
+        dir: PathBuf,
+    },
+}
+
+/// A task's request trace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TaskTrace {
+    /// Arrivals generated from `spec`, batched by the task's scheme with the model's vanilla
+    /// latencies `V[bs]` as serving times.
+    Generated {
+        /// The trace's name in the sweep spec (e.g. `video30`, `azure`).
+        name: String,
+        /// The arrivals.
+        spec: TraceSpec,
+    },
+    /// A batch-decision pickle recorded by the artifact, `batch_decisions/{file}` of the
+    /// artifact inputs (e.g. `resnet18_1_fixed_30.pickle`); queueing from its
+    /// `per_request_stats`.
+    ArtifactDecisions {
+        /// The trace's name in the sweep spec (e.g. `fixed_30`, `azure`).
+        name: String,
+        /// File name under `batch_decisions/`.
+        file: String,
+    },
+}
+
+impl TaskTrace {
+    /// The trace's name.
+    pub fn name(&self) -> &str {
+        match self {
+            TaskTrace::Generated { name, .. } | TaskTrace::ArtifactDecisions { name, .. } => name,
+        }
+    }
+}
+
+/// How requests are batched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchingScheme {
+    /// Clockwork (the artifact's choice for every run).
+    Clockwork,
+    /// TF-Serving's timeout batcher.
+    TfServe,
+    /// Fixed chunks of `batch_size` from the sample stream; no trace needed, no queueing.
+    Uniform,
+}
+
+impl BatchingScheme {
+    /// The artifact's `--batching_scheme` spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            BatchingScheme::Clockwork => "clockwork",
+            BatchingScheme::TfServe => "tf_serve",
+            BatchingScheme::Uniform => "uniform",
+        }
+    }
+}
+
+/// The parameters a sweep may vary (the paper's sensitivity studies).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskParams {
+    /// Batching scheme.
+    pub batching: BatchingScheme,
+    /// SLO as a multiple of the model's batch-size-1 vanilla latency (the artifact's "SLO
+    /// multiplier", e.g. the `1` in `resnet18_1_fixed_30`). Used by clockwork and tf_serve.
+    pub slo_multiplier: f64,
+    /// The artifact's `--batch_size`: bootstrap profile size and uniform chunk size.
+    pub batch_size: usize,
+    /// Ramp set of the static early-exit baseline.
+    #[serde(default = "default_static_ramps")]
+    pub static_ramps: StaticRamps,
+    /// Departures from the artifact's constants (accuracy budget, ramp budget, check interval).
+    #[serde(default)]
+    pub overrides: Overrides,
+}
+
+fn default_static_ramps() -> StaticRamps {
+    StaticRamps::AllSites
+}
+
+/// One cell of the grid: everything that determines its results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// The grid this task came from (its summary lines go to `output_{grid}.txt`).
+    pub grid: String,
+    /// CV or NLP: selects the controller's policy.
+    pub family: Family,
+    /// Model name (e.g. `resnet18`, `bert-base`).
+    pub model: String,
+    /// Dataset name (e.g. `auburn`, `imdb`).
+    pub dataset: String,
+    /// Request trace.
+    pub trace: TaskTrace,
+    /// Parameters.
+    pub params: TaskParams,
+    /// Seed of the embedded workload (ignored for artifact inputs).
+    pub seed: u64,
+    /// Inputs.
+    pub inputs: Inputs,
+}
+
+impl TaskSpec {
+    /// The artifact's `--arch`: `{model}_{dataset}` for CV, `{model}` for NLP.
+    pub fn arch(&self) -> String {
+        match self.family {
+            Family::Cv => format!("{}_{}", self.model, self.dataset),
+            Family::Nlp => self.model.clone(),
+        }
+    }
+
+    /// The artifact's `--dataset`: `video` for CV, the dataset for NLP.
+    pub fn dataset_flag(&self) -> &str {
+        match self.family {
+            Family::Cv => "video",
+            Family::Nlp => &self.dataset,
+        }
+    }
+
+    /// Files a task with artifact inputs reads, relative to the artifact directory, in a fixed
+    /// order (empty for embedded inputs). Their digests are part of the task's key.
+    pub fn input_files(&self) -> Vec<PathBuf> {
+        let Inputs::Artifact { .. } = self.inputs else {
+            return Vec::new();
+        };
+        let (ds, m) = (&self.dataset, &self.model);
+        let mut files = vec![
+            PathBuf::from(format!("bootstrap_pickles/bootstrap_{ds}_{m}.pickle")),
+            PathBuf::from(format!("simulation_pickles/{ds}_{m}.pickle")),
+        ];
+        let profile_model = match self.family {
+            Family::Cv => m.split('_').next().unwrap_or(m).to_string(),
+            Family::Nlp => m.clone(),
+        };
+        for bs in crate::sim::BATCH_SIZES {
+            if self.family == Family::Cv {
+                files.push(PathBuf::from(format!(
+                    "profile_pickles_bs/{profile_model}_{bs}_profile.pickle"
+                )));
+            }
+            files.push(PathBuf::from(format!(
+                "profile_pickles_bs/{profile_model}_{bs}_earlyexit_profile.pickle"
+            )));
+        }
+        if let TaskTrace::ArtifactDecisions { file, .. } = &self.trace {
+            files.push(PathBuf::from("batch_decisions").join(file));
+        }
+        files
+    }
+}

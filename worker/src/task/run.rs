@@ -1,0 +1,249 @@
+//! Executing one task.
+
+use super::{BatchingScheme, Inputs, TaskSpec, TaskTrace};
+use crate::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data, ArtifactError};
+use crate::batching::{RequestTrace, Scheme, ServingTimes, TfServeParams};
+use crate::output::{write_run, ExtraColumns, OutputError};
+use crate::sim::pyfmt::{py_float, py_str};
+use crate::sim::{
+    simulate, BatchSize, Batching, LatencyTables, Mode, RampData, RunResult, RunSpec, SimError,
+    Summary, BATCH_SIZES,
+};
+use crate::traces::{generate, TraceGenError};
+use crate::workload::{self, WorkloadError};
+use std::path::{Path, PathBuf};
+
+/// A task that could not run. Each variant names what was wrong; none is worth retrying on
+/// the same inputs except [`TaskError::Output`].
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// An artifact input file is missing or malformed.
+    #[error(transparent)]
+    Input(#[from] ArtifactError),
+    /// The embedded workload cannot be generated.
+    #[error(transparent)]
+    Workload(#[from] WorkloadError),
+    /// The trace cannot be generated.
+    #[error("trace {trace}: {source}")]
+    Trace {
+        /// Trace name.
+        trace: String,
+        /// Cause.
+        source: TraceGenError,
+    },
+    /// The batching scheduler rejected the trace.
+    #[error("batching trace {trace} with {scheme}: {message}")]
+    Batching {
+        /// Trace name.
+        trace: String,
+        /// Scheme.
+        scheme: &'static str,
+        /// Cause.
+        message: String,
+    },
+    /// A recorded decision file cannot be used with the chosen inputs.
+    #[error("trace {trace}: {message}")]
+    TraceMismatch {
+        /// Trace name.
+        trace: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The simulator refused the inputs.
+    #[error("simulating {what}: {source}")]
+    Sim {
+        /// Which run (Apparate, oracle, static).
+        what: &'static str,
+        /// Cause.
+        source: SimError,
+    },
+    /// Writing a result file failed (retryable).
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// What a finished task reports besides its files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskOutcome {
+    /// Apparate's summary.
+    pub summary: Summary,
+    /// The artifact-style summary lines (`output_cv.txt`: the last log line; `output_nlp.txt`:
+    /// the last two).
+    pub summary_lines: Vec<String>,
+    /// Served requests.
+    pub num_requests: usize,
+}
+
+struct Loaded {
+    tables: LatencyTables,
+    boot: RampData,
+    sim: RampData,
+}
+
+fn load(spec: &TaskSpec) -> Result<Loaded, TaskError> {
+    match &spec.inputs {
+        Inputs::Embedded { scale } => {
+            let w = workload::generate(&spec.model, &spec.dataset, *scale, spec.seed)?;
+            Ok(Loaded {
+                tables: w.tables,
+                boot: w.bootstrap,
+                sim: w.simulation,
+            })
+        }
+        Inputs::Artifact { dir } => {
+            let files = spec.input_files();
+            let path = |k: usize| dir.join(&files[k]);
+            Ok(Loaded {
+                tables: read_latency_tables(&dir.join("profile_pickles_bs"), &spec.arch())?,
+                boot: read_ramp_data(&path(0))?,
+                sim: read_ramp_data(&path(1))?,
+            })
+        }
+    }
+}
+
+/// Batch sizes and per-request queueing delays (of served requests, in served order).
+struct Batches {
+    decisions: Option<Vec<BatchSize>>,
+    queueing: Option<Vec<f64>>,
+}
+
+fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError> {
+    let trace_name = spec.trace.name().to_string();
+    if spec.params.batching == BatchingScheme::Uniform {
+        return Ok(Batches {
+            decisions: None,
+            queueing: None,
+        });
+    }
+    let (decisions, stats): (Vec<usize>, Vec<Option<(f64, f64)>>) = match &spec.trace {
+        TaskTrace::ArtifactDecisions { file, .. } => {
+            let Inputs::Artifact { dir } = &spec.inputs else {
+                return Err(TaskError::TraceMismatch {
+                    trace: trace_name,
+                    message: format!("recorded decisions ({file}) need artifact inputs"),
+                });
+            };
+            let d = read_batch_decisions(&dir.join("batch_decisions").join(file))?;
+            (
+                d.batching_decision.iter().map(|b| b.get()).collect(),
+                d.per_request_stats.unwrap_or_default(),
+            )
+        }
+        TaskTrace::Generated { spec: tspec, .. } => {
+            let arrivals = generate(tspec).map_err(|source| TaskError::Trace {
+                trace: trace_name.clone(),
+                source,
+            })?;
+            let v1 = tables.get(BatchSize::ONE).vanilla_ms;
+            let slo = spec.params.slo_multiplier * v1;
+            let bad = |message: String| TaskError::Batching {
+                trace: trace_name.clone(),
+                scheme: spec.params.batching.name(),
+                message,
+            };
+            let trace = RequestTrace::new(arrivals, slo).map_err(|e| bad(e.to_string()))?;
+            let m: Vec<f64> = tables.iter().map(|(_, t)| t.vanilla_ms).collect();
+            let serving =
+                ServingTimes::new(BATCH_SIZES.to_vec(), m).map_err(|e| bad(e.to_string()))?;
+            let scheme = match spec.params.batching {
+                BatchingScheme::TfServe => Scheme::TfServe,
+                _ => Scheme::Clockwork,
+            };
+            let out = scheme
+                .run(&trace, &serving, &TfServeParams::default())
+                .map_err(|e| bad(e.to_string()))?;
+            (out.batching_decision, out.per_request_stats)
+        }
+    };
+    let decisions = decisions
+        .into_iter()
+        .map(|b| {
+            BatchSize::exact(b).ok_or_else(|| TaskError::TraceMismatch {
+                trace: trace_name.clone(),
+                message: format!("batch size {b} is not one of {BATCH_SIZES:?}"),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Batches {
+        decisions: Some(decisions),
+        queueing: Some(stats.iter().flatten().map(|&(q, _)| q).collect()),
+    })
+}
+
+/// Runs `spec` and writes its result files into `dir` (created if missing): the five files of
+/// `worker simulate`, with `queueing_ms`, `optimal_ms` and the static baseline's columns
+/// filled, plus `baselines.json`.
+pub fn run_task(spec: &TaskSpec, dir: &Path) -> Result<TaskOutcome, TaskError> {
+    let inputs = load(spec)?;
+    let b = batches(spec, &inputs.tables)?;
+    let arch = spec.arch();
+    let batching = match &b.decisions {
+        Some(d) => Batching::Decisions(d),
+        None => Batching::Uniform,
+    };
+    let run = |mode: Mode, what: &'static str| -> Result<RunResult, TaskError> {
+        let rs = RunSpec {
+            arch: &arch,
+            dataset: spec.dataset_flag(),
+            batch_size: spec.params.batch_size,
+            batching,
+            mode,
+            overrides: spec.params.overrides,
+        };
+        simulate(&rs, &inputs.tables, &inputs.boot, &inputs.sim)
+            .map_err(|source| TaskError::Sim { what, source })
+    };
+    let apparate = run(Mode::Apparate, "Apparate")?;
+    let oracle = run(Mode::Oracle, "the oracle")?;
+    let fixed = run(Mode::Static(spec.params.static_ramps), "static early exits")?;
+    let n = apparate.requests.len();
+    let queueing_ms = b.queueing.map(|q| {
+        (0..n)
+            .map(|k| q.get(k).copied())
+            .collect::<Vec<Option<f64>>>()
+    });
+    let extra = ExtraColumns {
+        queueing_ms,
+        optimal_ms: Some(oracle.requests.inference_ms.clone()),
+        static_ms: Some(fixed.requests.inference_ms.clone()),
+        static_correct: Some(fixed.requests.correct.clone()),
+    };
+    write_run(dir, &apparate, &extra, &args_line(spec, &arch))?;
+    crate::output::write_baselines(dir, &apparate, &oracle, &fixed)?;
+    let keep = match spec.family {
+        crate::sim::Family::Cv => 1,
+        crate::sim::Family::Nlp => 2,
+    };
+    let summary_lines = apparate.log[apparate.log.len().saturating_sub(keep)..].to_vec();
+    Ok(TaskOutcome {
+        summary: apparate.summary.clone(),
+        summary_lines,
+        num_requests: n,
+    })
+}
+
+/// The `args:` line of the task's `log.txt`, in the artifact's Namespace format.
+fn args_line(spec: &TaskSpec, arch: &str) -> String {
+    let paths: Vec<PathBuf> = spec.input_files();
+    let path = |k: usize| {
+        paths.get(k).map_or("None".to_string(), |p| {
+            py_str(&format!("../{}", p.display()))
+        })
+    };
+    let decisions = match &spec.trace {
+        TaskTrace::ArtifactDecisions { file, .. } => py_str(&format!("../batch_decisions/{file}")),
+        TaskTrace::Generated { name, .. } => py_str(&format!("<generated trace {name}>")),
+    };
+    format!(
+        "args: Namespace(dataset={}, arch={}, batch_size={}, profile_dir='./profile_pickles_bs', slo_multiplier={}, batching_scheme={}, bootstrap_pickle_path={}, simulation_pickle_path={}, batch_decision_path={}, optimal_exiting=False)",
+        py_str(spec.dataset_flag()),
+        py_str(arch),
+        spec.params.batch_size,
+        py_float(spec.params.slo_multiplier),
+        py_str(spec.params.batching.name()),
+        path(0),
+        path(1),
+        decisions,
+    )
+}
