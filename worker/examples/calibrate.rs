@@ -107,7 +107,9 @@ fn main() {
                     out.num_requests, out.summary.overall_accuracy, win, p25w, owin, static_acc, swin, qmed,
                     std::fs::read_to_string(dir.join("baselines.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).map(|v| v["apparate"]["ramp_ids"].to_string()).unwrap_or_default()
                 )));
-                let _ = std::fs::remove_dir_all(&dir);
+                if std::env::var_os("KEEP").is_none() {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
             });
         }
     });

@@ -86,24 +86,24 @@ const fn reviews(name: &'static str, mean: f64, spread: f64, drift: f64) -> Data
         drift,
         drift_period: 120_000.0,
         calibration_sd: 0.25,
-        spike_rate: 0.01,
+        spike_rate: 0.004,
         spike: 1.5,
-        confidently_wrong: 0.0008,
+        confidently_wrong: 0.0003,
     }
 }
 
 /// The paper's ten datasets.
 pub const DATASETS: [DatasetPreset; 10] = [
-    video("auburn", -1.10, 0.45, 4000.0, 0.35, 0.30),
-    video("hampton", -0.85, 0.50, 3000.0, 0.40, 0.35),
-    video("oxford", -1.25, 0.40, 5000.0, 0.30, 0.30),
-    video("calgary", -0.95, 0.55, 2500.0, 0.45, 0.40),
-    video("coral", -1.35, 0.35, 6000.0, 0.25, 0.25),
-    video("ohio", -0.75, 0.55, 2000.0, 0.50, 0.45),
-    video("bellevue1", -1.05, 0.45, 3500.0, 0.35, 0.30),
-    video("bellevue2", -0.90, 0.50, 3000.0, 0.40, 0.35),
-    reviews("amazon_reviews", 0.35, 1.10, 0.25),
-    reviews("imdb", 0.50, 1.15, 0.30),
+    video("auburn", -1.70, 0.40, 4000.0, 0.30, 0.30),
+    video("hampton", -1.50, 0.45, 3000.0, 0.35, 0.35),
+    video("oxford", -1.80, 0.35, 5000.0, 0.25, 0.30),
+    video("calgary", -1.55, 0.45, 2500.0, 0.40, 0.40),
+    video("coral", -1.90, 0.30, 6000.0, 0.20, 0.25),
+    video("ohio", -1.40, 0.50, 2000.0, 0.45, 0.45),
+    video("bellevue1", -1.65, 0.40, 3500.0, 0.30, 0.30),
+    video("bellevue2", -1.55, 0.45, 3000.0, 0.35, 0.35),
+    reviews("amazon_reviews", -0.95, 0.70, 0.25),
+    reviews("imdb", -0.85, 0.75, 0.30),
 ];
 
 /// The preset of `name`.
