@@ -60,6 +60,7 @@ fn run(i: &Inputs) -> RunResult {
         },
         mode: worker::sim::Mode::Apparate,
         overrides: worker::sim::Overrides::default(),
+        record_log: true,
     };
     simulate(&spec, &i.tables, &i.boot, &i.sim).expect("simulation")
 }

@@ -146,6 +146,7 @@ pub fn run(args: SimulateArgs) -> Result<()> {
             Mode::Apparate
         },
         overrides: Overrides::default(),
+        record_log: true,
     };
     let result = simulate(&spec, &tables, &boot, &sim).with_context(|| {
         format!(

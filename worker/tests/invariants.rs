@@ -127,6 +127,7 @@ fn run(s: &Scenario) -> RunResult {
         },
         mode: worker::sim::Mode::Apparate,
         overrides: worker::sim::Overrides::default(),
+        record_log: true,
     };
     simulate(&spec, &s.tables, &s.boot, &s.sim).expect("simulation runs")
 }

@@ -38,6 +38,7 @@ fn run_scenario(name: &str) {
         batching,
         mode: worker::sim::Mode::Apparate,
         overrides: worker::sim::Overrides::default(),
+        record_log: true,
     };
     let out = simulate(&spec, &tables, &boot, &sim).unwrap();
     check_expected(name, &e, &out);

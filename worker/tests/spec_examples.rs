@@ -165,6 +165,7 @@ fn e8_first_cv_batches() {
         batching: Batching::Decisions(&four),
         mode: worker::sim::Mode::Apparate,
         overrides: worker::sim::Overrides::default(),
+        record_log: true,
     };
     let out = simulate(&spec, &tables(), &e7_bootstrap_data(), &sim).expect("runs");
     assert_eq!(
@@ -205,6 +206,7 @@ fn e9_batch_formation_stops_when_the_stream_cannot_fill_a_batch() {
         batching: Batching::Decisions(&d),
         mode: worker::sim::Mode::Apparate,
         overrides: worker::sim::Overrides::default(),
+        record_log: true,
     };
     let out = simulate(&spec, &tables(), &e7_bootstrap_data(), &sim).expect("runs");
     let sizes: Vec<usize> = out.batches.iter().map(|b| b.n).collect();

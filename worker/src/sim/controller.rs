@@ -5,7 +5,7 @@ use super::config::RampConfig;
 use super::evaluate::{batch_performance, exit_stats, ramp_utilities, EvalData};
 use super::family::{accuracy_floor, Family};
 use super::history::History;
-use super::latency::{BatchSize, LatencyTable, LatencyTables};
+use super::latency::{BatchSize, ExitLatencies, LatencyTable, LatencyTables, BATCH_SIZES};
 use super::numeric::numpy_mean;
 use super::policy;
 use super::pyfmt::{
@@ -42,6 +42,9 @@ pub struct RunSpec<'a> {
     pub mode: Mode,
     /// Named departures from the artifact's constants (all `None`: faithful).
     pub overrides: Overrides,
+    /// Record the per-batch log lines (`serve_batch: ...`). Runs whose log is not written
+    /// (baselines inside a task) turn this off; the summary line is always recorded.
+    pub record_log: bool,
 }
 
 /// What is simulated on the same batches.
@@ -179,6 +182,8 @@ pub(crate) struct Controller<'a> {
     pub positive_threshold: f64,
     pub log: Vec<String>,
     pub batch: usize,
+    /// Exit latencies of the current configuration, per batch-size index.
+    lat_cache: Vec<Option<(Vec<usize>, ExitLatencies)>>,
 }
 
 impl Controller<'_> {
@@ -281,6 +286,7 @@ pub fn simulate(
         positive_threshold: 0.6,
         log: Vec::new(),
         batch: 0,
+        lat_cache: vec![None; BATCH_SIZES.len()],
     };
 
     // Batch formation: the stream is samples 0 .. N-2 (the last sample is never served).
@@ -430,7 +436,14 @@ fn serve_batch(
     let table: &LatencyTable = ctl.tables.get(bs);
     let ids = ctl.config.ramp_ids.clone();
     let thresholds = ctl.config.thresholds.clone();
-    let lat = table.exit_latencies(&ids);
+    let lat = match &ctl.lat_cache[bs.index()] {
+        Some((cached_ids, lat)) if *cached_ids == ids => lat.clone(),
+        _ => {
+            let lat = table.exit_latencies(&ids);
+            ctl.lat_cache[bs.index()] = Some((ids.clone(), lat.clone()));
+            lat
+        }
+    };
     let v = lat.vanilla_ms;
     let j_final = ids.len();
     let mut lats = Vec::with_capacity(n);
@@ -466,43 +479,44 @@ fn serve_batch(
     }
     let (_, ramp_acc) = exit_stats(&exits, &correct);
     ctl.curr_ramp_acc = ramp_acc.clone();
-    let mut line = String::with_capacity(160 + 16 * ids.len());
-    let _ = write!(
-        line,
-        "serve_batch: batch {i}, current bs {}, ramp_ids ",
-        bs.get()
-    );
-    write_py_int_list(&mut line, &ids);
-    line.push_str(", thresholds ");
-    write_py_float_list(&mut line, &thresholds);
-    line.push_str(", actual acc ");
-    write_py_float(&mut line, perf.acc);
-    line.push_str(", latency_improvement ");
-    write_py_float(&mut line, perf.li);
-    line.push_str(", exit_rate ");
-    write_numpy_array(&mut line, &perf.er);
-    line.push_str(", ramp acc ");
-    write_py_int_float_dict(&mut line, &ramp_acc);
-    ctl.log.push(line);
+    if spec.record_log {
+        let mut line = String::with_capacity(160 + 16 * ids.len());
+        let _ = write!(
+            line,
+            "serve_batch: batch {i}, current bs {}, ramp_ids ",
+            bs.get()
+        );
+        write_py_int_list(&mut line, &ids);
+        line.push_str(", thresholds ");
+        write_py_float_list(&mut line, &thresholds);
+        line.push_str(", actual acc ");
+        write_py_float(&mut line, perf.acc);
+        line.push_str(", latency_improvement ");
+        write_py_float(&mut line, perf.li);
+        line.push_str(", exit_rate ");
+        write_numpy_array(&mut line, &perf.er);
+        line.push_str(", ramp acc ");
+        write_py_int_float_dict(&mut line, &ramp_acc);
+        ctl.log.push(line);
+    }
     for k in 0..n {
         requests.push(i, bs.get(), exits[k], correct[k], lats[k], v);
     }
 
-    // History update (§6.5).
+    // History update (§6.5); only the adaptive controller reads it.
     ctl.curr_li = perf.li;
-    ctl.history.record_samples(&ids, n, |a| {
-        let g = sim.conf[a][start..start + n]
-            .iter()
-            .map(|&c| 1.0 - c)
-            .collect();
-        let acc = sim.acc[a][start..start + n].to_vec();
-        (g, acc)
-    });
-    let utilities = ramp_utilities(&perf.er, &lat, &ids, table);
-    ctl.history
-        .record_utilities(&ids, perf.er.clone(), n, &utilities);
-
     if spec.mode == Mode::Apparate {
+        ctl.history.record_samples(&ids, n, |a| {
+            let g = sim.conf[a][start..start + n]
+                .iter()
+                .map(|&c| 1.0 - c)
+                .collect();
+            let acc = sim.acc[a][start..start + n].to_vec();
+            (g, acc)
+        });
+        let utilities = ramp_utilities(&perf.er, &lat, &ids, table);
+        ctl.history
+            .record_utilities(&ids, perf.er.clone(), n, &utilities);
         match ctl.family {
             Family::Cv => policy::cv::check_signals(ctl, i, bs)?,
             Family::Nlp => policy::nlp::check_signals(ctl, i, bs)?,

@@ -190,6 +190,7 @@ pub fn run_task(spec: &TaskSpec, dir: &Path) -> Result<TaskOutcome, TaskError> {
             batching,
             mode,
             overrides: spec.params.overrides,
+            record_log: mode == Mode::Apparate,
         };
         simulate(&rs, &inputs.tables, &inputs.boot, &inputs.sim)
             .map_err(|source| TaskError::Sim { what, source })
