@@ -99,8 +99,7 @@ pub fn write_run(
     })?;
     write_atomic(&dir.join("batches.jsonl"), |w| {
         for b in &result.batches {
-            let line = serde_json::to_string(&batch_json(b)).map_err(std::io::Error::other)?;
-            w.write_all(line.as_bytes())?;
+            serde_json::to_writer(&mut *w, &BatchLine::from(b)).map_err(std::io::Error::other)?;
             w.write_all(b"\n")?;
         }
         Ok(())
@@ -169,7 +168,38 @@ pub fn summary_json(s: &Summary) -> Value {
     })
 }
 
-/// One `batches.jsonl` line.
+/// One `batches.jsonl` line, serialised without building a `Value` (integer map keys become
+/// strings, as in `batch_json`).
+#[derive(serde::Serialize)]
+struct BatchLine<'a> {
+    batch: usize,
+    n: usize,
+    bs: usize,
+    ramp_ids: &'a [usize],
+    thresholds: &'a [f64],
+    acc: f64,
+    latency_improvement: f64,
+    exit_rate: &'a [f64],
+    ramp_acc: &'a BTreeMap<usize, f64>,
+}
+
+impl<'a> From<&'a BatchRecord> for BatchLine<'a> {
+    fn from(b: &'a BatchRecord) -> Self {
+        BatchLine {
+            batch: b.batch,
+            n: b.n,
+            bs: b.bs,
+            ramp_ids: &b.ramp_ids,
+            thresholds: &b.thresholds,
+            acc: b.acc,
+            latency_improvement: b.latency_improvement,
+            exit_rate: &b.exit_rate,
+            ramp_acc: &b.ramp_acc,
+        }
+    }
+}
+
+/// One `batches.jsonl` line as a JSON value.
 pub fn batch_json(b: &BatchRecord) -> Value {
     json!({
         "batch": b.batch,

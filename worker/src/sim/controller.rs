@@ -241,6 +241,53 @@ pub fn simulate(
     boot: &RampData,
     sim: &RampData,
 ) -> Result<RunResult, SimError> {
+    let boot_out = run_bootstrap(spec, tables, boot)?;
+    simulate_after_bootstrap(spec, tables, &boot_out, boot, sim)
+}
+
+/// The bootstrap phase of `spec` alone (it depends on the arch, dataset, `--batch_size`,
+/// ramp budget and bootstrap data, not on the mode or the batches), so that several modes can
+/// share it through [`simulate_after_bootstrap`].
+pub fn run_bootstrap(
+    spec: &RunSpec<'_>,
+    tables: &LatencyTables,
+    boot: &RampData,
+) -> Result<Bootstrap, SimError> {
+    let family = Family::from_dataset(spec.dataset);
+    let bs0 = BatchSize::exact(spec.batch_size).ok_or(SimError::UnsupportedBatchSize {
+        batch_size: spec.batch_size,
+    })?;
+    let budget = spec
+        .overrides
+        .ramp_budget
+        .unwrap_or_else(|| family.ramp_budget(spec.arch));
+    if boot.num_ramps() == 0 || boot.num_samples() == 0 {
+        return Err(SimError::EmptyBootstrap {
+            ramps: boot.num_ramps(),
+            samples: boot.num_samples(),
+        });
+    }
+    for (bs, t) in tables.iter() {
+        if t.ramps.len() < boot.num_ramps() {
+            return Err(SimError::LatencyTableTooShort {
+                batch_size: bs.get(),
+                entries: t.ramps.len(),
+                ramps: boot.num_ramps(),
+            });
+        }
+    }
+    Ok(bootstrap(boot, tables.get(bs0), budget))
+}
+
+/// [`simulate`] with the bootstrap phase already done by [`run_bootstrap`] for the same
+/// spec (except its mode) and bootstrap data.
+pub fn simulate_after_bootstrap(
+    spec: &RunSpec<'_>,
+    tables: &LatencyTables,
+    boot_out: &Bootstrap,
+    boot: &RampData,
+    sim: &RampData,
+) -> Result<RunResult, SimError> {
     let family = Family::from_dataset(spec.dataset);
     let r = boot.num_ramps();
     validate(spec, tables, boot, sim)?;
@@ -248,11 +295,7 @@ pub fn simulate(
         batch_size: spec.batch_size,
     })?;
     let table0 = tables.get(bs0);
-    let budget = spec
-        .overrides
-        .ramp_budget
-        .unwrap_or_else(|| family.ramp_budget(spec.arch));
-    let boot_out: Bootstrap = bootstrap(boot, table0, budget);
+    let boot_out = boot_out.clone();
     let latest = boot_out.latest_possible_ramp;
     let config = match spec.mode {
         Mode::Apparate => RampConfig::with_zero_thresholds(boot_out.initial_ramp_ids.clone()),

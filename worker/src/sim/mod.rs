@@ -17,7 +17,10 @@ pub mod record;
 pub mod samples;
 pub mod tuning;
 
-pub use controller::{simulate, Batching, Mode, Overrides, RunSpec, SimError, StaticRamps};
+pub use controller::{
+    run_bootstrap, simulate, simulate_after_bootstrap, Batching, Mode, Overrides, RunSpec,
+    SimError, StaticRamps,
+};
 pub use family::Family;
 pub use latency::{BatchSize, ExitLatencies, LatencyTable, LatencyTables, RampCost, BATCH_SIZES};
 pub use record::{BatchRecord, RunResult, Summary};

@@ -6,8 +6,8 @@ use crate::batching::{RequestTrace, Scheme, ServingTimes, TfServeParams};
 use crate::output::{write_run, ExtraColumns, OutputError};
 use crate::sim::pyfmt::{py_float, py_str};
 use crate::sim::{
-    simulate, BatchSize, Batching, LatencyTables, Mode, RampData, RunResult, RunSpec, SimError,
-    Summary, BATCH_SIZES,
+    run_bootstrap, simulate_after_bootstrap, BatchSize, Batching, LatencyTables, Mode, RampData,
+    RunResult, RunSpec, SimError, Summary, BATCH_SIZES,
 };
 use crate::traces::{generate, TraceGenError};
 use crate::workload::{self, WorkloadError};
@@ -182,18 +182,31 @@ pub fn run_task(spec: &TaskSpec, dir: &Path) -> Result<TaskOutcome, TaskError> {
         Some(d) => Batching::Decisions(d),
         None => Batching::Uniform,
     };
+    let spec_for = |mode: Mode| RunSpec {
+        arch: &arch,
+        dataset: spec.dataset_flag(),
+        batch_size: spec.params.batch_size,
+        batching,
+        mode,
+        overrides: spec.params.overrides,
+        record_log: mode == Mode::Apparate,
+    };
+    // One bootstrap for all three modes.
+    let boot_out = run_bootstrap(&spec_for(Mode::Apparate), &inputs.tables, &inputs.boot).map_err(
+        |source| TaskError::Sim {
+            what: "bootstrap",
+            source,
+        },
+    )?;
     let run = |mode: Mode, what: &'static str| -> Result<RunResult, TaskError> {
-        let rs = RunSpec {
-            arch: &arch,
-            dataset: spec.dataset_flag(),
-            batch_size: spec.params.batch_size,
-            batching,
-            mode,
-            overrides: spec.params.overrides,
-            record_log: mode == Mode::Apparate,
-        };
-        simulate(&rs, &inputs.tables, &inputs.boot, &inputs.sim)
-            .map_err(|source| TaskError::Sim { what, source })
+        simulate_after_bootstrap(
+            &spec_for(mode),
+            &inputs.tables,
+            &boot_out,
+            &inputs.boot,
+            &inputs.sim,
+        )
+        .map_err(|source| TaskError::Sim { what, source })
     };
     let apparate = run(Mode::Apparate, "Apparate")?;
     let oracle = run(Mode::Oracle, "the oracle")?;
