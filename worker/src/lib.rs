@@ -4,7 +4,9 @@
 pub mod artifact;
 pub mod batching;
 pub mod ids;
+
 pub mod output;
+pub mod results;
 pub mod sim;
 pub mod sweep;
 pub mod task;
