@@ -4,7 +4,7 @@
 pub mod artifact;
 pub mod batching;
 pub mod ids;
-
+pub mod local;
 pub mod output;
 pub mod results;
 pub mod sim;
