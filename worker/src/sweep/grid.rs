@@ -6,7 +6,7 @@
 
 use super::digest::{embedded_digest, file_sha256};
 use super::key::task_key;
-use super::spec::{GridSpec, InputsSpec, SpecError, SweepSpec};
+use super::spec::{GridSpec, InputsKind, SpecError, SweepSpec};
 use crate::ids::TaskKey;
 use crate::sim::family::ACC_LOSS_BUDGET_ACTUAL;
 use crate::sim::{Family, Overrides, StaticRamps, BATCH_SIZES};
@@ -306,6 +306,27 @@ fn parse_trace(
             "expected `kind = \"fixed\" | \"poisson\" | \"azure_csv\" | \"synthetic_azure\"` (a generated trace) or `source = \"artifact_decisions\"` (a recorded decision file)",
         ));
     };
+    // Name the key of a value of the wrong type (serde's message would not).
+    for (field, v) in &t {
+        let (what, ok) = match field.as_str() {
+            "n" | "seed" | "cap" => (
+                "a non-negative integer",
+                matches!(v, toml::Value::Integer(i) if *i >= 0),
+            ),
+            "qps" => (
+                "a number",
+                matches!(v, toml::Value::Integer(_) | toml::Value::Float(_)),
+            ),
+            "path" | "within_minute" => ("a string", v.is_str()),
+            _ => continue,
+        };
+        if !ok {
+            return Err(invalid(
+                format!("{key}.{field}"),
+                format!("expected {what}, found {} {v}", v.type_str()),
+            ));
+        }
+    }
     let mut n_from_stream = false;
     let mut seed_from_task = false;
     if matches!(kind.as_str(), "fixed" | "poisson" | "synthetic_azure") && !t.contains_key("n") {
@@ -581,17 +602,36 @@ impl Plan {
             return Err(invalid("name", "must not be empty"));
         }
         check_list("seeds", &spec.seeds)?;
-        let (inputs, scale) = match &spec.inputs {
-            InputsSpec::Embedded { scale } => {
-                if !(*scale > 0.0 && *scale <= 10.0) {
+        let (inputs, scale) = match (spec.inputs.kind, spec.inputs.scale, &spec.inputs.dir) {
+            (InputsKind::Embedded, _, Some(_)) => {
+                return Err(invalid(
+                    "inputs.dir",
+                    "only allowed with kind = \"artifact\"",
+                ))
+            }
+            (InputsKind::Embedded, scale, None) => {
+                let scale = scale.unwrap_or(1.0);
+                if !(scale > 0.0 && scale <= 10.0) {
                     return Err(invalid(
                         "inputs.scale",
                         format!("{scale} is out of range; expected a number in (0, 10]"),
                     ));
                 }
-                (Inputs::Embedded { scale: *scale }, Some(*scale))
+                (Inputs::Embedded { scale }, Some(scale))
             }
-            InputsSpec::Artifact { dir } => {
+            (InputsKind::Artifact, Some(_), _) => {
+                return Err(invalid(
+                    "inputs.scale",
+                    "only allowed with kind = \"embedded\"",
+                ))
+            }
+            (InputsKind::Artifact, None, None) => {
+                return Err(invalid(
+                    "inputs.dir",
+                    "required with kind = \"artifact\": the folder holding bootstrap_pickles/, simulation_pickles/, profile_pickles_bs/ and batch_decisions/",
+                ))
+            }
+            (InputsKind::Artifact, None, Some(dir)) => {
                 let dir = resolve(&spec.base_dir, dir);
                 if !dir.is_dir() {
                     return Err(invalid(

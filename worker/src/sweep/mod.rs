@@ -22,4 +22,4 @@ pub mod spec;
 
 pub use crate::ids::TaskKey;
 pub use grid::{GridInfo, Plan, PlannedTask};
-pub use spec::{GridSpec, InputsSpec, SpecError, SweepSpec, BUILTIN_SPEC_TOML};
+pub use spec::{GridSpec, InputsKind, InputsSpec, SpecError, SweepSpec, BUILTIN_SPEC_TOML};

@@ -40,26 +40,31 @@ fn default_seeds() -> Vec<u64> {
     vec![0]
 }
 
-fn default_scale() -> f64 {
-    1.0
+/// `[inputs]`: the embedded workload or an artifact data folder. (A flat table rather than a
+/// tagged enum, so that a wrong value is reported at its own line and key.)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputsSpec {
+    /// Which inputs.
+    pub kind: InputsKind,
+    /// Embedded only: 1.0 = paper scale (the default); must be in (0, 10].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+    /// Artifact only (required): a folder in the artifact's data layout (`bootstrap_pickles/`,
+    /// `simulation_pickles/`, `profile_pickles_bs/`, `batch_decisions/`); a relative path is
+    /// resolved against the spec file's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
 }
 
-/// `[inputs]`: the embedded workload or an artifact data folder.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum InputsSpec {
-    /// The built-in synthetic workload.
-    Embedded {
-        /// 1.0 = paper scale (default); must be in (0, 10].
-        #[serde(default = "default_scale")]
-        scale: f64,
-    },
-    /// A folder in the artifact's data layout (`bootstrap_pickles/`, `simulation_pickles/`,
-    /// `profile_pickles_bs/`, `batch_decisions/`); relative to the spec file's folder.
-    Artifact {
-        /// The folder.
-        dir: PathBuf,
-    },
+/// `inputs.kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputsKind {
+    /// The built-in synthetic workload (`crate::workload`).
+    Embedded,
+    /// A folder of the artifact's pickles.
+    Artifact,
 }
 
 fn default_batching() -> Vec<BatchingScheme> {
