@@ -1,20 +1,25 @@
-//! The `worker` binary: runs simulations (`simulate`) and batching generators (`batching`).
+//! The `worker` binary: sweeps on this machine (`--local`, `plan`), single simulations
+//! (`simulate`) and batching generators (`batching`).
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod batching_cmd;
+mod local_cmd;
 mod simulate_cmd;
 
 #[derive(Parser)]
 #[command(
     name = "worker",
     version,
-    about = "Apparate early-exit simulator worker"
+    about = "Apparate early-exit simulator worker",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    local: local_cmd::LocalArgs,
 }
 
 #[derive(Subcommand)]
@@ -23,11 +28,14 @@ enum Command {
     Simulate(Box<simulate_cmd::SimulateArgs>),
     /// Recompute a batch-decision list from a request trace (clockwork or tf_serve).
     Batching(batching_cmd::BatchingArgs),
+    /// List a sweep's tasks, their keys and whether each is complete in --out (runs nothing).
+    Plan(local_cmd::PlanArgs),
 }
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -35,14 +43,38 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
-        Command::Simulate(args) => simulate_cmd::run(*args),
-        Command::Batching(args) => batching_cmd::run(args),
+        Some(Command::Simulate(args)) => simulate_cmd::run(*args),
+        Some(Command::Batching(args)) => batching_cmd::run(args),
+        Some(Command::Plan(args)) => local_cmd::run_plan_cmd(args),
+        None if cli.local.local => local_cmd::run_local(cli.local),
+        None => {
+            let _ = Cli::command().print_help();
+            eprintln!("\nerror: give --local (run a sweep here) or a subcommand");
+            return std::process::ExitCode::from(2);
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined with `: `, leaving out a cause whose text its parent
+/// already shows (library errors often print their source inline).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let t = cause.to_string();
+        if text.contains(&t) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&t);
+    }
+    text
 }

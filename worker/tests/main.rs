@@ -27,3 +27,12 @@ mod traces;
 
 /// One grid task end to end (`task::run_task`).
 mod task_run;
+
+/// Sweep specs: parsing, checks naming the key, the built-in grid, expansion order, task keys.
+mod sweep_spec;
+
+/// The results directory: manifest versions (frozen v1 fixture), completeness, the lock.
+mod results_layout;
+
+/// The real `worker --local` / `worker plan` binaries on small artifact sweeps.
+mod cli_local;

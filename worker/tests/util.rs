@@ -17,3 +17,30 @@ pub fn golden_dir() -> PathBuf {
     );
     dir
 }
+
+/// A fresh, empty folder under the system temp dir, unique to this process and `tag`.
+pub fn fresh_temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("worker-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Copies the folder tree `src` to `dst` (created).
+pub fn copy_tree(src: &std::path::Path, dst: &std::path::Path) {
+    std::fs::create_dir_all(dst).expect("create copy target");
+    for entry in std::fs::read_dir(src).expect("read source folder") {
+        let entry = entry.expect("dir entry");
+        let to = dst.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).expect("copy file");
+        }
+    }
+}
+
+/// The artifact data of the golden scenario `cv-resnet18-auburn`.
+pub fn auburn_data() -> PathBuf {
+    golden_dir().join("cv-resnet18-auburn").join("data")
+}

@@ -1,0 +1,369 @@
+//! `worker --local`: runs a [`Plan`] on this machine's cores into a results directory.
+//!
+//! `jobs` threads pull task indexes from a shared counter, in grid order. Each skips a task that
+//! is already complete, or runs it into a staging folder and commits it
+//! ([`ResultsWriter::commit`]); a failed task leaves `failures/<key>.json` and the others go on.
+//! Nothing of a task's results stays in memory: the summary lines are read back from the
+//! manifests at the end ([`ResultsWriter::write_summaries`]).
+
+use crate::results::{
+    describe_files, FailureKind, FailureRecord, Manifest, ManifestProblem, ResultsError,
+    ResultsWriter, TaskStatus, Timings, FAILURE_FORMAT, FORMAT_VERSION,
+};
+use crate::sweep::{Plan, PlannedTask};
+use crate::task::{run_task, TaskError};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How progress is shown (on stderr).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// An indicatif bar with ETA (for a terminal).
+    Bar,
+    /// `tracing` lines: one per failure, and a progress line at most every 10 s.
+    Log,
+    /// Nothing.
+    Quiet,
+}
+
+/// Options of [`run_plan`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalOptions {
+    /// Worker threads (at least 1).
+    pub jobs: usize,
+    /// Progress display.
+    pub progress: Progress,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Tasks in the plan.
+    pub total: usize,
+    /// Tasks found complete and skipped.
+    pub skipped: usize,
+    /// Tasks run and committed.
+    pub completed: usize,
+    /// Tasks that failed (each has `failures/<key>.json`).
+    pub failed: usize,
+}
+
+/// A task that did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFailure {
+    /// What kind.
+    pub kind: FailureKind,
+    /// Whether a retry may succeed on the same inputs.
+    pub retryable: bool,
+    /// The error and its causes.
+    pub message: String,
+}
+
+impl TaskFailure {
+    fn results(e: ResultsError) -> TaskFailure {
+        TaskFailure {
+            kind: FailureKind::Results,
+            retryable: true,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<&TaskError> for TaskFailure {
+    fn from(e: &TaskError) -> TaskFailure {
+        let (kind, retryable) = match e {
+            TaskError::Input(_) => (FailureKind::Input, false),
+            TaskError::Workload(_) => (FailureKind::Workload, false),
+            TaskError::Trace { .. } => (FailureKind::Trace, false),
+            TaskError::Batching { .. } => (FailureKind::Batching, false),
+            TaskError::TraceMismatch { .. } => (FailureKind::TraceMismatch, false),
+            TaskError::Sim { .. } => (FailureKind::Sim, false),
+            TaskError::Output(_) => (FailureKind::Output, true),
+        };
+        TaskFailure {
+            kind,
+            retryable,
+            message: error_chain(e),
+        }
+    }
+}
+
+/// `e` and its sources, joined with `: ` (skipping a source already in its parent's text).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Runs one task into its staging folder and commits it. Panics inside the task are caught and
+/// reported as [`FailureKind::Panic`].
+pub fn execute(
+    task: &PlannedTask,
+    out: &ResultsWriter,
+    code_version: &str,
+) -> Result<Manifest, TaskFailure> {
+    let staged = out.stage(&task.key).map_err(TaskFailure::results)?;
+    let started_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(millis)
+        .unwrap_or(0);
+    let t0 = Instant::now();
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| run_task(&task.spec, &staged)));
+    let run_ms = millis(t0.elapsed());
+    let outcome = match result {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            out.discard(&staged);
+            return Err(TaskFailure::from(&e));
+        }
+        Err(payload) => {
+            out.discard(&staged);
+            return Err(TaskFailure {
+                kind: FailureKind::Panic,
+                retryable: false,
+                message: format!("task panicked: {}", panic_text(payload.as_ref())),
+            });
+        }
+    };
+    let commit = || -> Result<Manifest, ResultsError> {
+        let files = describe_files(&staged)?;
+        let timings = Timings {
+            started_unix_ms,
+            run_ms,
+            total_ms: millis(t0.elapsed()),
+        };
+        let manifest = Manifest::new(
+            task,
+            code_version,
+            files,
+            outcome.num_requests,
+            outcome.summary_lines,
+            timings,
+        );
+        out.commit(&staged, &manifest)?;
+        Ok(manifest)
+    };
+    commit().map_err(|e| {
+        out.discard(&staged);
+        TaskFailure::results(e)
+    })
+}
+
+/// The failure record of `task`.
+pub fn failure_record(task: &PlannedTask, code_version: &str, f: &TaskFailure) -> FailureRecord {
+    FailureRecord {
+        format: FAILURE_FORMAT.to_string(),
+        version: FORMAT_VERSION,
+        key: task.key.clone(),
+        task: task.label(),
+        code_version: code_version.to_string(),
+        kind: f.kind,
+        retryable: f.retryable,
+        message: f.message.clone(),
+        spec: task.spec.clone(),
+    }
+}
+
+enum Event {
+    Skipped,
+    Done {
+        key: String,
+        ms: u64,
+    },
+    Failed {
+        key: String,
+        label: String,
+        message: String,
+    },
+}
+
+/// Counts the tasks of `plan` already complete in `out` (one pass over the manifests).
+pub fn count_complete(plan: &Plan, out: &ResultsWriter) -> usize {
+    plan.tasks()
+        .filter(|t| {
+            matches!(
+                out.dir().status(t, plan.code_version()),
+                TaskStatus::Complete(_)
+            )
+        })
+        .count()
+}
+
+/// One worker thread: pull indexes until the plan is exhausted.
+fn work(plan: &Plan, out: &ResultsWriter, next: &AtomicUsize, tx: &mpsc::Sender<Event>) {
+    let cv = plan.code_version();
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(task) = plan.task(i) else { return };
+        let result = match out.dir().status(&task, cv) {
+            TaskStatus::Complete(_) => {
+                if tx.send(Event::Skipped).is_err() {
+                    return;
+                }
+                continue;
+            }
+            TaskStatus::Invalid(p @ ManifestProblem::NewerVersion { .. }) => Err(TaskFailure {
+                kind: FailureKind::NewerManifest,
+                retryable: false,
+                message: p.to_string(),
+            }),
+            TaskStatus::Missing | TaskStatus::Invalid(_) => {
+                let t0 = Instant::now();
+                execute(&task, out, cv).map(|_| millis(t0.elapsed()))
+            }
+        };
+        let event = match result {
+            Ok(ms) => Event::Done {
+                key: task.key.to_string(),
+                ms,
+            },
+            Err(f) => {
+                let mut message = f.message.clone();
+                if let Err(e) = out.write_failure(&failure_record(&task, cv, &f)) {
+                    message.push_str(&format!(" (and its failure record: {e})"));
+                }
+                Event::Failed {
+                    key: task.key.to_string(),
+                    label: task.label(),
+                    message,
+                }
+            }
+        };
+        if tx.send(event).is_err() {
+            return;
+        }
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// Runs every incomplete task of `plan` into `out` with `opts.jobs` threads. Task failures are
+/// recorded and counted, not returned; the error is for a results directory that cannot be
+/// written at all (`sweep.json`).
+pub fn run_plan(
+    plan: &Plan,
+    out: &ResultsWriter,
+    opts: &LocalOptions,
+) -> Result<RunReport, ResultsError> {
+    out.write_plan(plan)?;
+    let total = plan.len();
+    let already = count_complete(plan, out);
+    let to_run = total - already;
+    let jobs = opts.jobs.max(1).min(to_run.max(1));
+    tracing::info!(
+        "sweep {:?}: {total} tasks, {already} already complete, {to_run} to run on {jobs} thread(s) into {}",
+        plan.spec().name,
+        out.dir().root().display()
+    );
+    let bar = match opts.progress {
+        Progress::Bar if to_run > 0 => {
+            let pb = indicatif::ProgressBar::with_draw_target(
+                Some(to_run as u64),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} tasks, ETA {eta} {msg}",
+            ) {
+                pb.set_style(style.progress_chars("=> "));
+            }
+            pb.enable_steady_tick(Duration::from_millis(500));
+            Some(pb)
+        }
+        _ => None,
+    };
+    let mut report = RunReport {
+        total,
+        ..RunReport::default()
+    };
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<Event>();
+    let start = Instant::now();
+    let mut last_log = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let next = &next;
+            s.spawn(move || work(plan, out, next, &tx));
+        }
+        drop(tx);
+        for event in rx {
+            match event {
+                Event::Skipped => report.skipped += 1,
+                Event::Done { key, ms } => {
+                    report.completed += 1;
+                    if let Some(pb) = &bar {
+                        pb.inc(1);
+                    }
+                    tracing::debug!("done {key} in {} ms", ms);
+                }
+                Event::Failed {
+                    key,
+                    label,
+                    message,
+                } => {
+                    report.failed += 1;
+                    let line = format!("task {label} ({key}) failed: {message}");
+                    match &bar {
+                        Some(pb) => {
+                            pb.inc(1);
+                            pb.suspend(|| tracing::error!("{line}"));
+                        }
+                        None => tracing::error!("{line}"),
+                    }
+                }
+            }
+            let finished = report.completed + report.failed;
+            if opts.progress == Progress::Log
+                && finished > 0
+                && (last_log.elapsed() >= Duration::from_secs(10) || finished == to_run)
+            {
+                last_log = Instant::now();
+                let elapsed = start.elapsed();
+                let eta = elapsed.mul_f64((to_run - finished) as f64 / finished as f64);
+                tracing::info!(
+                    "{finished}/{to_run} tasks run ({} failed), elapsed {}, ETA {}",
+                    report.failed,
+                    fmt_duration(elapsed),
+                    fmt_duration(eta)
+                );
+            }
+        }
+    });
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
+    }
+    Ok(report)
+}

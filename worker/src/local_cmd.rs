@@ -1,0 +1,141 @@
+//! `worker --local` and `worker plan`: a sweep on this machine, and its dry run.
+
+use anyhow::{bail, Context, Result};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use worker::local::{run_plan, LocalOptions, Progress};
+use worker::results::{ResultsDir, TaskStatus};
+use worker::sweep::{Plan, SweepSpec};
+
+/// Top-level flags of `worker --local`.
+#[derive(clap::Args, Debug)]
+pub struct LocalArgs {
+    /// Run a sweep on this machine (the built-in paper grid on the embedded workload unless
+    /// --spec is given).
+    #[arg(long)]
+    pub local: bool,
+    /// Sweep spec (TOML, see docs/sweep-spec.md); default: the built-in spec (specs/paper.toml).
+    #[arg(long, value_name = "FILE", requires = "local")]
+    pub spec: Option<PathBuf>,
+    /// Results directory.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "results",
+        requires = "local"
+    )]
+    pub out: PathBuf,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N", requires = "local", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub jobs: Option<u32>,
+}
+
+/// Arguments of `worker plan`.
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    /// Sweep spec (TOML); default: the built-in spec.
+    #[arg(long, value_name = "FILE")]
+    spec: Option<PathBuf>,
+    /// Results directory to check for complete tasks.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    out: PathBuf,
+}
+
+fn load_plan(spec: Option<&Path>) -> Result<Plan> {
+    let (spec, origin) = match spec {
+        Some(p) => (SweepSpec::load(p), p.display().to_string()),
+        None => (SweepSpec::builtin(), "the built-in spec".to_string()),
+    };
+    let spec = spec.context("invalid sweep spec; nothing was run")?;
+    spec.plan()
+        .with_context(|| format!("invalid sweep spec ({origin}); nothing was run"))
+}
+
+/// `worker --local`: expand, run what is missing, print and save the summaries.
+pub fn run_local(args: LocalArgs) -> Result<()> {
+    let plan = load_plan(args.spec.as_deref())?;
+    let dir = ResultsDir::new(&args.out);
+    let writer = dir.lock()?;
+    let jobs = match args.jobs {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let progress = if std::io::stderr().is_terminal() {
+        Progress::Bar
+    } else {
+        Progress::Log
+    };
+    let report = run_plan(&plan, &writer, &LocalOptions { jobs, progress })?;
+    let summaries = writer.write_summaries(&plan, |_, line| println!("{line}"))?;
+    for s in &summaries {
+        tracing::info!(
+            "{}: summary lines of {} task(s){}",
+            s.path.display(),
+            s.complete,
+            if s.incomplete > 0 {
+                format!(" ({} incomplete, left out)", s.incomplete)
+            } else {
+                String::new()
+            }
+        );
+    }
+    tracing::info!(
+        "{} tasks: {} run now, {} already complete, {} failed",
+        report.total,
+        report.completed,
+        report.skipped,
+        report.failed
+    );
+    if report.failed > 0 {
+        bail!(
+            "{} of {} tasks failed; the reasons are in {}/<key>.json",
+            report.failed,
+            report.total,
+            dir.failures_dir().display()
+        );
+    }
+    Ok(())
+}
+
+/// `worker plan`: every task, its key and its state in `--out`; runs nothing.
+pub fn run_plan_cmd(args: PlanArgs) -> Result<()> {
+    let plan = load_plan(args.spec.as_deref())?;
+    let dir = ResultsDir::new(&args.out);
+    let (mut complete, mut failed, mut pending) = (0, 0, 0);
+    let mut stdout = std::io::stdout().lock();
+    for task in plan.tasks() {
+        use std::io::Write;
+        let state = match dir.status(&task, plan.code_version()) {
+            TaskStatus::Complete(_) => {
+                complete += 1;
+                "complete".to_string()
+            }
+            other => {
+                let failure = dir.read_failure(&task.key);
+                if failure.is_some() {
+                    failed += 1;
+                } else {
+                    pending += 1;
+                }
+                match (other, failure) {
+                    (TaskStatus::Invalid(p), _) => format!("invalid ({p})"),
+                    (_, Some(f)) => format!("failed ({:?}: {})", f.kind, f.message),
+                    _ => "pending".to_string(),
+                }
+            }
+        };
+        writeln!(
+            stdout,
+            "{}\t{}\t{}\t{state}",
+            task.index,
+            task.key,
+            task.label()
+        )?;
+    }
+    tracing::info!(
+        "{} tasks: {complete} complete, {failed} failed before, {pending} pending (results in {})",
+        plan.len(),
+        args.out.display()
+    );
+    Ok(())
+}
