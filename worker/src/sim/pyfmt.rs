@@ -296,7 +296,15 @@ mod tests {
         #[test]
         fn py_float_matches_core_shortest_digits(bits in proptest::num::u64::ANY, x in -1e6f64..1e6) {
             for v in [f64::from_bits(bits), x, x * 1e-9, x * 1e12] {
-                proptest::prop_assert_eq!(py_float(v), reference_py_float(v));
+                // Same length as core's shortest digits and round-trips; the last digit may
+                // differ where the exact value is a decimal tie, which Python (and zmij)
+                // resolve half-to-even and core does not (see the pinned case below).
+                let ours = py_float(v);
+                let reference = reference_py_float(v);
+                proptest::prop_assert_eq!(ours.len(), reference.len(), "{} vs {}", ours, reference);
+                if v.is_finite() {
+                    proptest::prop_assert_eq!(ours.parse::<f64>().map(f64::to_bits), Ok(v.to_bits()));
+                }
             }
         }
     }
@@ -354,6 +362,12 @@ mod tests {
             ));
         }
         out
+    }
+
+    #[test]
+    fn ties_round_half_to_even_like_python_repr() {
+        // Exact value 278401722705917.125: Python prints ...917.12.
+        assert_eq!(py_float(f64::from_bits(4823256856785649572)), "278401722705917.12");
     }
 
     #[test]
