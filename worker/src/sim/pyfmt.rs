@@ -367,7 +367,10 @@ mod tests {
     #[test]
     fn ties_round_half_to_even_like_python_repr() {
         // Exact value 278401722705917.125: Python prints ...917.12.
-        assert_eq!(py_float(f64::from_bits(4823256856785649572)), "278401722705917.12");
+        assert_eq!(
+            py_float(f64::from_bits(4823256856785649572)),
+            "278401722705917.12"
+        );
     }
 
     #[test]
