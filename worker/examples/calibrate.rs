@@ -57,7 +57,17 @@ fn main() {
                 let (trace, slo, bs) = match family {
                     Family::Cv => (TraceSpec::Fixed { n, qps: 30.0 }, 2.0, 4),
                     Family::Nlp => (
-                        TraceSpec::SyntheticAzure { n, seed: 0, shape: Default::default() },
+                        TraceSpec::SyntheticAzure {
+                            n,
+                            seed: 0,
+                            shape: worker::traces::SyntheticShape {
+                                minutes: std::env::var("AZ_PER_MIN")
+                                    .ok()
+                                    .and_then(|v| v.parse::<f64>().ok())
+                                    .map_or(1440, |per_min| ((n as f64 / per_min).ceil() as usize).max(1)),
+                                ..Default::default()
+                            },
+                        },
                         4.0,
                         1,
                     ),
