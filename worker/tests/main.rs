@@ -27,3 +27,6 @@ mod traces;
 
 /// One grid task end to end (`task::run_task`).
 mod task_run;
+
+/// Artifact writers: golden bytes, round trips through the readers, CPython loading them.
+mod artifact_writers;
