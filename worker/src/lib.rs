@@ -3,6 +3,7 @@
 
 pub mod artifact;
 pub mod batching;
+pub mod gendata;
 pub mod output;
 pub mod sim;
 pub mod task;

@@ -1,9 +1,11 @@
-//! The `worker` binary: runs simulations (`simulate`) and batching generators (`batching`).
+//! The `worker` binary: runs simulations (`simulate`), batching generators (`batching`) and
+//! writes the embedded workload in the artifact's layout (`gen-data`).
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod batching_cmd;
+mod gen_data_cmd;
 mod simulate_cmd;
 
 #[derive(Parser)]
@@ -23,6 +25,9 @@ enum Command {
     Simulate(Box<simulate_cmd::SimulateArgs>),
     /// Recompute a batch-decision list from a request trace (clockwork or tf_serve).
     Batching(batching_cmd::BatchingArgs),
+    /// Write the embedded workload in the artifact's data layout (pickles, profile trees,
+    /// batch decisions).
+    GenData(gen_data_cmd::GenDataArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +42,7 @@ fn main() -> std::process::ExitCode {
     let result: Result<()> = match cli.command {
         Command::Simulate(args) => simulate_cmd::run(*args),
         Command::Batching(args) => batching_cmd::run(args),
+        Command::GenData(args) => gen_data_cmd::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

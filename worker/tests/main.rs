@@ -30,3 +30,6 @@ mod task_run;
 
 /// Artifact writers: golden bytes, round trips through the readers, CPython loading them.
 mod artifact_writers;
+
+/// `worker gen-data`: its output replayed by `worker simulate` equals the embedded task.
+mod gen_data;
