@@ -1,10 +1,12 @@
 //! The `worker` binary: sweeps on this machine (`--local`, `plan`), single simulations
-//! (`simulate`) and batching generators (`batching`).
+//! (`simulate`), batching generators (`batching`) and the embedded workload in the artifact's
+//! layout (`gen-data`).
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod batching_cmd;
+mod gen_data_cmd;
 mod local_cmd;
 mod simulate_cmd;
 
@@ -30,6 +32,9 @@ enum Command {
     Batching(batching_cmd::BatchingArgs),
     /// List a sweep's tasks, their keys and whether each is complete in --out (runs nothing).
     Plan(local_cmd::PlanArgs),
+    /// Write the embedded workload in the artifact's data layout (pickles, profile trees,
+    /// batch decisions).
+    GenData(gen_data_cmd::GenDataArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +51,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Simulate(args)) => simulate_cmd::run(*args),
         Some(Command::Batching(args)) => batching_cmd::run(args),
         Some(Command::Plan(args)) => local_cmd::run_plan_cmd(args),
+        Some(Command::GenData(args)) => gen_data_cmd::run(args),
         None if cli.local.local => local_cmd::run_local(cli.local),
         None => {
             let _ = Cli::command().print_help();

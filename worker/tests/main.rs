@@ -36,3 +36,9 @@ mod results_layout;
 
 /// The real `worker --local` / `worker plan` binaries on small artifact sweeps.
 mod cli_local;
+
+/// Artifact writers: golden bytes, round trips through the readers, CPython loading them.
+mod artifact_writers;
+
+/// `worker gen-data`: its output replayed by `worker simulate` equals the embedded task.
+mod gen_data;

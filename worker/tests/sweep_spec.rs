@@ -70,7 +70,7 @@ fn the_builtin_spec_is_the_papers_56_tasks_in_the_artifacts_job_order() {
         assert_eq!(s.family, Family::Cv);
         assert_eq!(s.dataset, CV_DATASETS[i / 6]);
         assert_eq!(s.model, CV_MODELS[i % 6]);
-        assert_eq!(s.params.slo_multiplier, 1.0);
+        assert_eq!(s.params.slo_multiplier, 2.0);
         assert_eq!(s.params.batch_size, 4);
         assert_eq!(s.params.batching, BatchingScheme::Clockwork);
         assert_eq!(s.params.overrides, Overrides::default());

@@ -3,6 +3,7 @@
 //! * [`read_ramp_data`]: bootstrap / simulation pickles → [`RampData`](crate::sim::RampData).
 //! * [`read_latency_tables`]: profile pickles → [`LatencyTables`](crate::sim::LatencyTables).
 //! * [`read_batch_decisions`]: batch-decision pickles → [`BatchDecisions`].
+//! * [`write`](mod@write): the writers, inverse of these readers (`worker gen-data`).
 //! * [`value`]: decoding any pickle into `serde-pickle`'s value tree, and reading Python /
 //!   numpy scalars out of it.
 //!
@@ -23,6 +24,7 @@ mod profile;
 mod ramp_stream;
 mod samples;
 pub mod value;
+pub mod write;
 
 pub use decisions::{batch_decisions_from_bytes, read_batch_decisions, BatchDecisions};
 pub use error::{ArtifactError, PickleProblem};

@@ -849,7 +849,8 @@ impl Plan {
                 let mut spec = spec.clone();
                 if let Inputs::Embedded { scale } = self.inputs {
                     if *n_from_stream {
-                        let len = workload::stream_len(dataset, scale).unwrap_or(2);
+                        let len = workload::dataset_family(dataset)
+                            .map_or(2, |f| workload::family_trace_len(f, scale));
                         match &mut spec {
                             TraceSpec::Fixed { n, .. }
                             | TraceSpec::Poisson { n, .. }

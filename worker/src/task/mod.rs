@@ -6,7 +6,7 @@
 
 mod run;
 
-pub use run::{run_task, TaskError, TaskOutcome};
+pub use run::{batch_generated_trace, run_task, GeneratedBatches, TaskError, TaskOutcome};
 
 use crate::sim::{Family, Overrides, StaticRamps};
 use crate::traces::TraceSpec;

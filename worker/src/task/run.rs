@@ -2,14 +2,14 @@
 
 use super::{BatchingScheme, Inputs, TaskSpec, TaskTrace};
 use crate::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data, ArtifactError};
-use crate::batching::{RequestTrace, Scheme, ServingTimes, TfServeParams};
+use crate::batching::{BatchingOutcome, RequestTrace, Scheme, ServingTimes, TfServeParams};
 use crate::output::{write_run, ExtraColumns, OutputError};
 use crate::sim::pyfmt::{py_float, py_str};
 use crate::sim::{
     run_bootstrap, simulate_after_bootstrap, BatchSize, Batching, LatencyTables, Mode, RampData,
     RunResult, RunSpec, SimError, Summary, BATCH_SIZES,
 };
-use crate::traces::{generate, TraceGenError};
+use crate::traces::{generate, TraceGenError, TraceSpec};
 use crate::workload::{self, WorkloadError};
 use std::path::{Path, PathBuf};
 
@@ -131,28 +131,14 @@ fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError
             )
         }
         TaskTrace::Generated { spec: tspec, .. } => {
-            let arrivals = generate(tspec).map_err(|source| TaskError::Trace {
-                trace: trace_name.clone(),
-                source,
-            })?;
-            let v1 = tables.get(BatchSize::ONE).vanilla_ms;
-            let slo = spec.params.slo_multiplier * v1;
-            let bad = |message: String| TaskError::Batching {
-                trace: trace_name.clone(),
-                scheme: spec.params.batching.name(),
-                message,
-            };
-            let trace = RequestTrace::new(arrivals, slo).map_err(|e| bad(e.to_string()))?;
-            let m: Vec<f64> = tables.iter().map(|(_, t)| t.vanilla_ms).collect();
-            let serving =
-                ServingTimes::new(BATCH_SIZES.to_vec(), m).map_err(|e| bad(e.to_string()))?;
-            let scheme = match spec.params.batching {
-                BatchingScheme::TfServe => Scheme::TfServe,
-                _ => Scheme::Clockwork,
-            };
-            let out = scheme
-                .run(&trace, &serving, &TfServeParams::default())
-                .map_err(|e| bad(e.to_string()))?;
+            let out = batch_generated_trace(
+                &trace_name,
+                tspec,
+                spec.params.batching,
+                spec.params.slo_multiplier,
+                tables,
+            )?
+            .outcome;
             (out.batching_decision, out.per_request_stats)
         }
     };
@@ -168,6 +154,56 @@ fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError
     Ok(Batches {
         decisions: Some(decisions),
         queueing: Some(stats.iter().flatten().map(|&(q, _)| q).collect()),
+    })
+}
+
+/// A generated trace batched as a task batches it ([`batch_generated_trace`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GeneratedBatches {
+    /// The trace's arrival times (ms).
+    pub arrivals_ms: Vec<f64>,
+    /// The SLO every request got (ms): `slo_multiplier * V[1]`.
+    pub slo_ms: f64,
+    /// The scheme's decisions and per-request stats.
+    pub outcome: BatchingOutcome,
+}
+
+/// Batches the generated trace `trace` the way [`run_task`] does: every request gets the SLO
+/// `slo_multiplier * V[1]` (the batch-size-1 vanilla latency of `tables`), batch size `b` takes
+/// `M[b] = V[b]` to serve, tf_serve runs with the artifact's default parameters and every
+/// other scheme as clockwork. `trace_name` only names the trace in errors.
+pub fn batch_generated_trace(
+    trace_name: &str,
+    trace: &TraceSpec,
+    scheme: BatchingScheme,
+    slo_multiplier: f64,
+    tables: &LatencyTables,
+) -> Result<GeneratedBatches, TaskError> {
+    let arrivals = generate(trace).map_err(|source| TaskError::Trace {
+        trace: trace_name.to_string(),
+        source,
+    })?;
+    let v1 = tables.get(BatchSize::ONE).vanilla_ms;
+    let slo = slo_multiplier * v1;
+    let bad = |message: String| TaskError::Batching {
+        trace: trace_name.to_string(),
+        scheme: scheme.name(),
+        message,
+    };
+    let requests = RequestTrace::new(arrivals.clone(), slo).map_err(|e| bad(e.to_string()))?;
+    let m: Vec<f64> = tables.iter().map(|(_, t)| t.vanilla_ms).collect();
+    let serving = ServingTimes::new(BATCH_SIZES.to_vec(), m).map_err(|e| bad(e.to_string()))?;
+    let scheme = match scheme {
+        BatchingScheme::TfServe => Scheme::TfServe,
+        _ => Scheme::Clockwork,
+    };
+    let outcome = scheme
+        .run(&requests, &serving, &TfServeParams::default())
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(GeneratedBatches {
+        arrivals_ms: arrivals,
+        slo_ms: slo,
+        outcome,
     })
 }
 

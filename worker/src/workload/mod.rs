@@ -80,6 +80,22 @@ pub fn stream_len(dataset: &str, scale: f64) -> Option<usize> {
     paper_stream_len(dataset).map(|n| ((n as f64 * scale).round() as usize).max(2))
 }
 
+/// Length of a generated trace for a model of `family` at `scale`: the longest stream among
+/// the family's datasets. As in the artifact, where one decision file per model serves all its
+/// datasets, every dataset of a model then sees the same trace (a task serves as many of its
+/// requests as its stream holds).
+pub fn family_trace_len(family: Family, scale: f64) -> usize {
+    let datasets: &[&str] = match family {
+        Family::Cv => &CV_DATASETS,
+        Family::Nlp => &NLP_DATASETS,
+    };
+    datasets
+        .iter()
+        .filter_map(|d| stream_len(d, scale))
+        .max()
+        .unwrap_or(2)
+}
+
 /// Everything a simulation needs for one model on one dataset.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Workload {
