@@ -111,7 +111,7 @@ fn the_builtin_spec_is_the_papers_56_tasks_in_the_artifacts_job_order() {
     assert!(tasks[0]
         .key
         .as_str()
-        .starts_with("cv-resnet18-auburn-video30-slo1-bs4-"));
+        .starts_with("cv-resnet18-auburn-video30-slo2-bs4-"));
     assert!(tasks[55]
         .key
         .as_str()
