@@ -4,7 +4,7 @@
 //! {"code_version": ..., "digests": {...}, "spec": <task spec>})`.
 //!
 //! * The slug is for people: `{grid}-{model}-{dataset}-{trace}` and a short tag of the
-//!   parameters (`slo1-bs4`, plus `acc0.02`, `rb2`, `ci50`, `tfserve`, `uniform`,
+//!   parameters (`slo2-bs4`, plus `acc0.02`, `rb2`, `ci50`, `tfserve`, `uniform`,
 //!   `bootramps`, `seed3` where they apply), restricted to `[A-Za-z0-9._-]`.
 //! * The hash is what makes the key unique. The task spec in it is *location-free*: the artifact
 //!   folder and an Azure CSV's path are blanked, since the input digests already stand for their

@@ -11,7 +11,7 @@
 //! assert_eq!(plan.len(), 56);
 //! let first = plan.task(0).expect("a task");
 //! assert_eq!((first.spec.model.as_str(), first.spec.dataset.as_str()), ("resnet18", "auburn"));
-//! assert!(first.key.as_str().starts_with("cv-resnet18-auburn-video30-slo1-bs4-"));
+//! assert!(first.key.as_str().starts_with("cv-resnet18-auburn-video30-slo2-bs4-"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
