@@ -17,6 +17,7 @@
 mod decisions;
 mod decoder;
 mod error;
+mod lite;
 mod opcodes;
 mod preflight;
 mod profile;
