@@ -4,8 +4,10 @@
 //! every node decodes as its attribute dict, `children` holding the child nodes. Latencies are
 //! Python floats, or the int `0` for modules that took no measurable time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use serde_pickle::{HashableValue, Value};
 
@@ -40,7 +42,10 @@ pub fn is_cv_arch(arch: &str) -> bool {
 /// size it declines is read by the generic path, in batch-size order, so the result and the
 /// first error are those of reading the batch sizes one after the other on the generic path.
 pub fn read_latency_tables(profile_dir: &Path, arch: &str) -> Result<LatencyTables, ArtifactError> {
-    let inputs = BATCH_SIZES.map(|bs| TableInput::new(profile_dir, arch, bs));
+    let inputs: Arc<[TableInput]> = BATCH_SIZES
+        .iter()
+        .map(|&bs| TableInput::new(profile_dir, arch, bs))
+        .collect();
     let fast = fast_tables(&inputs);
     let mut tables = Vec::with_capacity(BATCH_SIZES.len());
     for (input, fast) in inputs.iter().zip(fast) {
@@ -106,25 +111,52 @@ impl TableInput {
     }
 }
 
-/// The fast path for every batch size, on up to two threads (the work is a few hundred
-/// microseconds per batch size; more threads cost more to start than they save).
-fn fast_tables(inputs: &[TableInput; BATCH_SIZES.len()]) -> Vec<Option<LatencyTable>> {
-    let (first, second) = inputs.split_at(inputs.len() / 2);
-    std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new().spawn_scoped(scope, || {
-            first.iter().map(TableInput::fast).collect::<Vec<_>>()
-        });
-        let rest: Vec<_> = second.iter().map(TableInput::fast).collect();
-        let mut all = match helper {
-            // A panic in the helper cannot happen (the fast path never panics); treat it as
-            // declining, so the generic path runs.
-            Ok(h) => h.join().unwrap_or_else(|_| vec![None; first.len()]),
-            // No thread to be had: do it here.
-            Err(_) => first.iter().map(TableInput::fast).collect(),
-        };
-        all.extend(rest);
-        all
-    })
+/// The fast path for every batch size, on this thread and one helper thread, each taking the
+/// next batch size not yet taken (a few hundred microseconds of work each; more threads cost
+/// more to start than they save).
+///
+/// This thread never waits for the helper: on a busy machine the helper may start late or be
+/// preempted, so batch sizes it took but has not finished are done here as well (the fast path
+/// is deterministic, so either result is the same), and the helper finishes on its own.
+fn fast_tables(inputs: &Arc<[TableInput]>) -> Vec<Option<LatencyTable>> {
+    let shared = Arc::new(FastTables {
+        inputs: Arc::clone(inputs),
+        next: AtomicUsize::new(0),
+        done: (0..inputs.len()).map(|_| OnceLock::new()).collect(),
+    });
+    let helper = Arc::clone(&shared);
+    // Without a helper (none could be started), this thread does it all.
+    let _ = std::thread::Builder::new()
+        .name("profile-reader".into())
+        .spawn(move || helper.work());
+    shared.work();
+    (0..inputs.len())
+        .map(|i| match shared.done[i].get() {
+            Some(table) => table.clone(),
+            None => inputs[i].fast(),
+        })
+        .collect()
+}
+
+/// Batch sizes shared between [`fast_tables`] and its helper thread.
+struct FastTables {
+    inputs: Arc<[TableInput]>,
+    /// The next batch size (index into `inputs`) not yet taken.
+    next: AtomicUsize,
+    /// The fast path's result for each batch size, once done.
+    done: Vec<OnceLock<Option<LatencyTable>>>,
+}
+
+impl FastTables {
+    fn work(&self) {
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let (Some(input), Some(done)) = (self.inputs.get(i), self.done.get(i)) else {
+                return;
+            };
+            let _ = done.set(input.fast());
+        }
+    }
 }
 
 /// Spec §3.1 on one early-exit profile pickle, on the fast path.
@@ -269,10 +301,11 @@ fn cv_table<'t, T: ProfileTree<'t>>(q: &T, p: &T) -> Result<LatencyTable, T::Err
     let q_root = q.root()?;
     let p_root = p.root()?;
     let mut ramps = Vec::new();
+    let mut resolved = HashMap::new();
     let mut pending = vec![q_root.clone()];
     while let Some(q_node) = pending.pop() {
         let full_name = q.str_attr(&q_node, Attr::FullName)?;
-        if let Some(found) = lookup(p, &p_root, full_name)? {
+        if let Some(found) = lookup(p, &p_root, full_name, &mut resolved)? {
             if p.str_attr(&found, Attr::Type)? == "BranchPoint" {
                 let p_full_name = p.str_attr(&found, Attr::FullName)?;
                 if p_full_name != full_name {
@@ -301,13 +334,23 @@ fn cv_table<'t, T: ProfileTree<'t>>(q: &T, p: &T) -> Result<LatencyTable, T::Err
 /// Resolves a dotted full name from the root of `root`'s tree, taking the first child with
 /// each name in turn. `None` when some component has no matching child; an error when a leaf
 /// is reached with components left (the original's assertion).
-fn lookup<'t, T: ProfileTree<'t>>(
+///
+/// `resolved` remembers the node found for each name: resolving `a.b.c` after `a.b` takes
+/// only the last step (the steps for `a.b` are the same, and succeeded).
+fn lookup<'t, 'n, T: ProfileTree<'t>>(
     tree: &T,
     root: &T::Node,
-    full_name: &str,
+    full_name: &'n str,
+    resolved: &mut HashMap<&'n str, T::Node>,
 ) -> Result<Option<T::Node>, T::Error> {
-    let mut node = root.clone();
-    for component in full_name.split('.') {
+    let (mut node, rest) = match full_name.rsplit_once('.') {
+        Some((prefix, last)) => match resolved.get(prefix) {
+            Some(node) => (node.clone(), last),
+            None => (root.clone(), full_name),
+        },
+        None => (root.clone(), full_name),
+    };
+    for component in rest.split('.') {
         let children = tree.children(&node)?;
         if children.len() == 0 {
             return Err(tree.unresolvable(&node, full_name));
@@ -324,6 +367,7 @@ fn lookup<'t, T: ProfileTree<'t>>(
             None => return Ok(None),
         }
     }
+    resolved.insert(full_name, node.clone());
     Ok(Some(node))
 }
 
