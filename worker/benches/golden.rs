@@ -1,6 +1,7 @@
 //! Whole golden scenarios, end to end: read the pickles (profiles, bootstrap, simulation,
 //! decisions) and run the simulator, as `worker simulate` does minus writing the outputs.
-//! Also the simulation alone, on inputs already in memory.
+//! Also the simulation alone, on inputs already in memory, the reading alone ("read": every
+//! input of the scenario, as `load` does) and the profile trees alone ("read profiles").
 //!
 //! Run with `cargo bench -p worker --bench golden`. Served samples per second are reported as
 //! criterion throughput ("elements").
@@ -84,6 +85,11 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Elements(served));
         g.sample_size(20);
         g.bench_function("read+simulate", |b| b.iter(|| run(&load(&dir))));
+        g.bench_function("read", |b| b.iter(|| load(&dir)));
+        let profiles = dir.join("data/profile_pickles_bs");
+        g.bench_function("read profiles", |b| {
+            b.iter(|| read_latency_tables(&profiles, &inputs.arch).expect("profiles"))
+        });
         g.bench_function("simulate", |b| b.iter(|| run(&inputs)));
         g.finish();
     }

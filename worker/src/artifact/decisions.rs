@@ -10,6 +10,7 @@ use serde_pickle::Value;
 
 use super::decoder::DecodeOptions;
 use super::error::ArtifactError;
+use super::lite::{self, V};
 use super::value::{decode_with, describe, dict_get, float_of, int_of, read_file};
 use crate::sim::BatchSize;
 
@@ -40,11 +41,73 @@ pub fn batch_decisions_from_bytes(
 ) -> Result<BatchDecisions, ArtifactError> {
     // A stray global left in a key we never read (e.g. a bare dtype object) must not fail the
     // whole file; in the keys we read it would show up as None and be reported there.
+    match fast_batch_decisions(bytes) {
+        Some(decisions) => Ok(decisions),
+        None => batch_decisions_generic(name, bytes),
+    }
+}
+
+/// The generic path: the whole [`Value`] tree, every error worded.
+pub(crate) fn batch_decisions_generic(
+    name: &Path,
+    bytes: &[u8],
+) -> Result<BatchDecisions, ArtifactError> {
     let options = DecodeOptions {
         replace_unresolved_globals: true,
     };
     let value = decode_with(name, bytes, options)?;
     batch_decisions_from_value(name, &value)
+}
+
+/// The keys the fast path keeps, in the order of the `lite` field slots.
+const DECISION_KEYS: [&str; 2] = ["batching_decision", "per_request_stats"];
+
+/// The fast path (module `lite`): `None` where it declines, and then the generic path gives
+/// the result or the error. Where it accepts, it returns what the generic path returns.
+pub(crate) fn fast_batch_decisions(bytes: &[u8]) -> Option<BatchDecisions> {
+    let lite = lite::decode(bytes, &DECISION_KEYS, true)?;
+    let V::Dict(dict) = lite.root() else {
+        return None;
+    };
+    let Some(V::List(decisions)) = lite.field(dict, 0) else {
+        return None;
+    };
+    // As `int_of`, then a supported size (numpy integers are left to the generic path).
+    let batching_decision = lite
+        .elements(decisions)
+        .map(|v| match v {
+            V::Int(n) => usize::try_from(n).ok().and_then(BatchSize::exact),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    // As `float_of`.
+    let ms = |v: V| match v {
+        V::Float(x) => Some(x),
+        V::Int(i) => Some(i as f64),
+        _ => None,
+    };
+    let per_request_stats = match lite.field(dict, 1) {
+        None => None,
+        Some(V::List(stats)) => Some(
+            lite.elements(stats)
+                .map(|v| match v {
+                    V::None => Some(None),
+                    V::Tuple(pair) | V::List(pair) if lite.len(pair) == 2 => {
+                        let mut it = lite.elements(pair);
+                        let a = ms(it.next()?)?;
+                        let b = ms(it.next()?)?;
+                        Some(Some((a, b)))
+                    }
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        Some(_) => return None,
+    };
+    Some(BatchDecisions {
+        batching_decision,
+        per_request_stats,
+    })
 }
 
 fn batch_decisions_from_value(path: &Path, value: &Value) -> Result<BatchDecisions, ArtifactError> {
@@ -135,4 +198,151 @@ fn batch_decisions_from_value(path: &Path, value: &Value) -> Result<BatchDecisio
         batching_decision,
         per_request_stats,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use proptest::prelude::*;
+    use serde_pickle::{HashableValue, SerOptions};
+
+    use super::*;
+
+    fn manifest_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// Every golden decision file, and every fixture pickle (most are not decision files).
+    fn files() -> Vec<(PathBuf, bool)> {
+        let mut files = Vec::new();
+        let golden = manifest_dir().join("../../shared/golden");
+        assert!(golden.is_dir(), "golden data missing: {}", golden.display());
+        for scenario in std::fs::read_dir(&golden).expect("golden dir") {
+            let dir = scenario
+                .expect("golden entry")
+                .path()
+                .join("data/batch_decisions");
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                files.extend(entries.map(|e| (e.expect("golden file").path(), true)));
+            }
+        }
+        assert_eq!(files.len(), 5, "the five golden decision files");
+        for entry in
+            std::fs::read_dir(manifest_dir().join("tests/fixtures/pickles")).expect("fixtures")
+        {
+            let path = entry.expect("fixture entry").path();
+            if path.extension().is_some_and(|e| e == "pickle") {
+                let good = path.file_name().is_some_and(|n| {
+                    n == "decisions_azure_numpy.pickle" || n == "decisions_no_stats.pickle"
+                });
+                files.push((path, good));
+            }
+        }
+        files.sort();
+        files
+    }
+
+    fn outcome(r: Result<BatchDecisions, ArtifactError>) -> Result<String, String> {
+        // Debug output shows every float exactly (shortest round trip).
+        r.map(|d| format!("{d:?}")).map_err(|e| e.to_string())
+    }
+
+    /// The fast path reads every golden and good fixture decision file, exactly as the generic
+    /// path does, and never accepts a file the generic path rejects.
+    #[test]
+    fn fast_and_generic_paths_agree_on_every_file() {
+        for (path, good) in files() {
+            let bytes = std::fs::read(&path).expect("readable");
+            let generic = outcome(batch_decisions_generic(&path, &bytes));
+            match fast_batch_decisions(&bytes) {
+                Some(fast) => assert_eq!(Ok(format!("{fast:?}")), generic, "{}", path.display()),
+                None => assert!(!good, "fast path declined {}", path.display()),
+            }
+            assert_eq!(outcome(batch_decisions_from_bytes(&path, &bytes)), generic);
+        }
+    }
+
+    fn golden_and_fixture_bytes() -> &'static [(PathBuf, Vec<u8>)] {
+        static BYTES: std::sync::OnceLock<Vec<(PathBuf, Vec<u8>)>> = std::sync::OnceLock::new();
+        BYTES.get_or_init(|| {
+            files()
+                .into_iter()
+                .filter(|(_, good)| *good)
+                .map(|(p, _)| {
+                    let b = std::fs::read(&p).expect("readable");
+                    (p, b)
+                })
+                .collect()
+        })
+    }
+
+    fn arb_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            6 => prop_oneof![Just(1i64), Just(2), Just(3), Just(64), Just(-1)].prop_map(Value::I64),
+            3 => (0.0f64..100.0).prop_map(Value::F64),
+            1 => Just(Value::None),
+            1 => Just(Value::Bool(true)),
+            1 => Just(Value::String("x".into())),
+        ]
+    }
+
+    fn arb_stat() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            2 => Just(Value::None),
+            6 => (arb_value(), arb_value()).prop_map(|(a, b)| Value::Tuple(vec![a, b])),
+            1 => (arb_value(), arb_value()).prop_map(|(a, b)| Value::List(vec![a, b])),
+            1 => prop::collection::vec(arb_value(), 0..4).prop_map(Value::Tuple),
+            1 => arb_value(),
+        ]
+    }
+
+    proptest! {
+        /// Corrupted decision files: the fast path never panics, and where it gives a result
+        /// the generic path gives the same one.
+        #[test]
+        fn corrupted_files_never_make_the_paths_disagree(
+            which in any::<prop::sample::Index>(),
+            flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+            cut in prop::option::weighted(0.2, any::<usize>()),
+        ) {
+            let (path, bytes) = which.get(golden_and_fixture_bytes());
+            let mut bytes = bytes.clone();
+            for (at, b) in flips {
+                let len = bytes.len();
+                bytes[at % len] = b;
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut % (bytes.len() + 1));
+            }
+            if let Some(fast) = fast_batch_decisions(&bytes) {
+                prop_assert_eq!(Ok(format!("{fast:?}")), outcome(batch_decisions_generic(path, &bytes)));
+            }
+        }
+
+        /// Random decision dicts (mostly valid): wherever the fast path gives a result, the
+        /// generic path gives the same one.
+        #[test]
+        fn random_dicts_never_make_the_paths_disagree(
+            decisions in prop::collection::vec(arb_value(), 0..6),
+            stats in prop::option::of(prop::collection::vec(arb_stat(), 0..6)),
+            decisions_as_tuple in prop::bool::weighted(0.1),
+            extra in arb_value(),
+        ) {
+            let decisions = if decisions_as_tuple { Value::Tuple(decisions) } else { Value::List(decisions) };
+            let mut dict = vec![
+                (HashableValue::String("batching_decision".into()), decisions),
+                (HashableValue::String("arch".into()), extra),
+            ];
+            if let Some(stats) = stats {
+                dict.push((HashableValue::String("per_request_stats".into()), Value::List(stats)));
+            }
+            let v = Value::Dict(dict.into_iter().collect());
+            let bytes = serde_pickle::value_to_vec(&v, SerOptions::new()).expect("serialize");
+            let name = Path::new("d.pickle");
+            if let Some(fast) = fast_batch_decisions(&bytes) {
+                prop_assert_eq!(Ok(format!("{fast:?}")), outcome(batch_decisions_generic(name, &bytes)));
+            }
+        }
+    }
 }

@@ -36,7 +36,7 @@ pub(crate) struct DecodeOptions {
 
 /// The callables `serde-pickle` gives a meaning to; everything else is `Other`.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Global {
+pub(crate) enum Global {
     Set,
     Frozenset,
     Bytearray,
@@ -98,7 +98,7 @@ pub(crate) fn decode(data: &[u8], options: DecodeOptions) -> Result<Value, OpErr
     let mut ops = OpReader::new(data);
     loop {
         let (offset, op) = ops.next_op()?;
-        if op == Op::Stop {
+        if matches!(op, Op::Stop) {
             let slot = m.pop_slot().map_err(|p| (offset, p))?;
             let top = m.take(slot).map_err(|p| (offset, p))?;
             return convert(top, options).map_err(|p| (offset, p));
@@ -234,13 +234,13 @@ impl Machine<'_> {
                     _ => return Err(operand("ADDITEMS", "a set")),
                 }
             }
-            Op::Global(module, name) => self.push(Pv::Global(global(module, name))),
+            Op::Global(module, name) => self.push(Pv::Global(classify_global(module, name))),
             Op::StackGlobal => {
                 let name = self.pop_value()?;
                 let module = self.pop_value()?;
                 match (module, name) {
                     (Pv::Leaf(Value::String(m)), Pv::Leaf(Value::String(n))) => {
-                        self.push(Pv::Global(global(m.as_bytes(), n.as_bytes())));
+                        self.push(Pv::Global(classify_global(m.as_bytes(), n.as_bytes())));
                     }
                     _ => return Err(operand("STACK_GLOBAL", "two strings")),
                 }
@@ -389,7 +389,8 @@ fn extend_dict(dict: &mut Vec<(Pv, Pv)>, items: Vec<Pv>) {
     }
 }
 
-fn global(module: &[u8], name: &[u8]) -> Global {
+/// What a `GLOBAL` / `STACK_GLOBAL` reference means to the decoder.
+pub(crate) fn classify_global(module: &[u8], name: &[u8]) -> Global {
     match (module, name) {
         (b"_codecs", b"encode") => Global::Encode,
         (b"copy_reg" | b"copyreg", b"_reconstructor") => Global::Reconst,
@@ -504,7 +505,7 @@ fn convert_all(items: Vec<Pv>, options: DecodeOptions) -> Result<Vec<Value>, Pic
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn both(p: &[u8]) -> (Result<Value, OpError>, serde_pickle::Result<Value>) {
@@ -603,7 +604,7 @@ mod tests {
     /// Turns random choices into an opcode stream whose stack and mark needs are always met
     /// (value types mostly fit too), so most streams decode and exercise the memo, object and
     /// container paths rather than failing on underflow.
-    fn program(choices: &[u8]) -> Vec<u8> {
+    pub(crate) fn program(choices: &[u8]) -> Vec<u8> {
         let mut p = b"\x80\x04".to_vec();
         let mut seg: Vec<K> = Vec::new();
         let mut below: Vec<Vec<K>> = Vec::new();
@@ -622,6 +623,7 @@ mod tests {
                 (vec![0x88], 0, Some(K::Scalar)),
                 (b"\x8c\x01x".to_vec(), 0, Some(K::Scalar)),
                 (b"C\x01\x01".to_vec(), 0, Some(K::Scalar)),
+                (vec![0x8a, 1, c], 0, Some(K::Scalar)),
                 (b"]".to_vec(), 0, Some(K::List)),
                 (b"}".to_vec(), 0, Some(K::Dict)),
                 (b")".to_vec(), 0, Some(K::Tuple)),

@@ -18,6 +18,7 @@
 mod decisions;
 mod decoder;
 mod error;
+mod lite;
 mod opcodes;
 mod preflight;
 mod profile;

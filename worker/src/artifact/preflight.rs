@@ -77,15 +77,19 @@ pub(crate) struct MemoPlan {
     pub(crate) gets: Vec<u32>,
 }
 
+/// The most values a stream of `len` bytes may copy or convert (see [`check`]).
+///
+/// Linear in the input: generous enough for what Python writes (a repeated `numpy.bool_`
+/// costs 2 bytes per reference and ~22 values of copying and converting), tight enough to
+/// stop exponential expansion.
+pub(crate) fn work_limit(len: usize) -> u64 {
+    32u64.saturating_mul(len as u64).saturating_add(1 << 24)
+}
+
 /// Checks `data` and returns the memo plan when it can be decoded without unbounded
 /// recursion or expansion; otherwise the offset and the problem.
 pub(crate) fn check(data: &[u8]) -> Result<MemoPlan, OpError> {
-    // Linear in the input: generous enough for what Python writes (a repeated
-    // `numpy.bool_` costs 2 bytes per reference and ~22 values of copying and converting),
-    // tight enough to stop exponential expansion.
-    let work_limit = 32u64
-        .saturating_mul(data.len() as u64)
-        .saturating_add(1 << 24);
+    let work_limit = work_limit(data.len());
     let mut m = Machine {
         stack: Vec::with_capacity(64),
         marks: Vec::new(),
@@ -97,7 +101,7 @@ pub(crate) fn check(data: &[u8]) -> Result<MemoPlan, OpError> {
     let mut ops = OpReader::new(data);
     loop {
         let (offset, op) = ops.next_op()?;
-        if op == Op::Stop {
+        if matches!(op, Op::Stop) {
             let top = m.pop().map_err(|p| (offset, p))?;
             m.charge(top.shape.weight).map_err(|p| (offset, p))?;
             if ops.remaining() > 0 {

@@ -115,10 +115,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<RampData> {
     let mut ops = OpReader::new(bytes);
     loop {
         let (_, op) = ops.next_op().ok()?;
-        if op == Op::Stop {
+        if matches!(op, Op::Stop) {
             break;
         }
-        if op == Op::Mark {
+        if matches!(op, Op::Mark) {
             if let Some(used) = m.append_run(ops.rest()) {
                 ops.skip(used);
                 continue;
