@@ -184,6 +184,17 @@ pub(crate) struct Controller<'a> {
     pub batch: usize,
     /// Exit latencies of the current configuration, per batch-size index.
     lat_cache: Vec<Option<(Vec<usize>, ExitLatencies)>>,
+    /// Renderings reused across log lines.
+    text_cache: TextCache,
+}
+
+/// Log-text renderings that recur from batch to batch.
+#[derive(Default)]
+struct TextCache {
+    /// The last thresholds and their Python repr.
+    thresholds: (Vec<f64>, String),
+    /// numpy reprs of exit-rate vectors seen so far (keyed by bits).
+    exit_rates: std::collections::HashMap<Vec<u64>, String>,
 }
 
 impl Controller<'_> {
@@ -330,6 +341,7 @@ pub fn simulate_after_bootstrap(
         log: Vec::new(),
         batch: 0,
         lat_cache: vec![None; BATCH_SIZES.len()],
+        text_cache: TextCache::default(),
     };
 
     // Batch formation: the stream is samples 0 .. N-2 (the last sample is never served).
@@ -531,13 +543,26 @@ fn serve_batch(
         );
         write_py_int_list(&mut line, &ids);
         line.push_str(", thresholds ");
-        write_py_float_list(&mut line, &thresholds);
+        // Thresholds change only when the controller re-tunes: reuse the last rendering.
+        if ctl.text_cache.thresholds.0 != thresholds {
+            let mut t = String::new();
+            write_py_float_list(&mut t, &thresholds);
+            ctl.text_cache.thresholds = (thresholds.clone(), t);
+        }
+        line.push_str(&ctl.text_cache.thresholds.1);
         line.push_str(", actual acc ");
         write_py_float(&mut line, perf.acc);
         line.push_str(", latency_improvement ");
         write_py_float(&mut line, perf.li);
         line.push_str(", exit_rate ");
-        write_numpy_array(&mut line, &perf.er);
+        // Exit rates are counts over at most 64 samples: few distinct vectors recur.
+        let key: Vec<u64> = perf.er.iter().map(|x| x.to_bits()).collect();
+        let er_text = ctl.text_cache.exit_rates.entry(key).or_insert_with(|| {
+            let mut t = String::new();
+            write_numpy_array(&mut t, &perf.er);
+            t
+        });
+        line.push_str(er_text);
         line.push_str(", ramp acc ");
         write_py_int_float_dict(&mut line, &ramp_acc);
         ctl.log.push(line);

@@ -69,6 +69,11 @@ fn parse_exp(s: &[u8]) -> i32 {
 
 /// Appends Python's `repr(float)` of `x` to `out`.
 pub fn write_py_float(out: &mut String, x: f64) {
+    // The commonest values in the log (accuracies, rates, thresholds).
+    if x == 1.0 {
+        out.push_str("1.0");
+        return;
+    }
     if x.is_nan() {
         out.push_str("nan");
         return;
