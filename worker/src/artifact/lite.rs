@@ -318,6 +318,8 @@ struct Machine {
     memo_count: usize,
     work: u64,
     work_limit: u64,
+    /// Memo ids from here on are refused (see `memoize`).
+    max_memo_id: usize,
     replace_globals: bool,
     out: Lite,
 }
@@ -340,6 +342,7 @@ pub(crate) fn decode(
         memo_count: 0,
         work: 0,
         work_limit: work_limit(data.len()),
+        max_memo_id: data.len(),
         replace_globals: replace_unresolved_globals,
         out: Lite {
             root: V::None,
@@ -714,8 +717,9 @@ impl Machine {
             // The usual case: ids in order.
             memo.push(Some(top));
         } else {
-            // Ids are dense in what CPython writes; refuse absurd ones rather than allocate.
-            if id > memo.len().saturating_add(1 << 16) {
+            // Ids are dense in what CPython writes, so below the number of opcodes: refuse
+            // others rather than allocate (memory stays linear in the input).
+            if id >= self.max_memo_id {
                 return None;
             }
             if id >= memo.len() {
@@ -948,6 +952,20 @@ mod tests {
         assert!(decode(b"N.x", KEYS, false).is_none());
         assert!(decode(b"}K\x01Ns.", KEYS, false).is_none());
         assert!(decode(b"\x80\x04]", KEYS, false).is_none());
+    }
+
+    #[test]
+    fn memo_ids_beyond_the_input_are_refused_without_allocating() {
+        // N, then LONG_BINPUT with ids 2^16, 2^17, ...: each would grow the memo table.
+        let mut p = b"\x80\x04N".to_vec();
+        for k in 0..4000u32 {
+            p.push(b'r');
+            p.extend_from_slice(&((k + 1) << 16).to_le_bytes());
+        }
+        p.push(b'.');
+        assert!(decode(&p, KEYS, false).is_none());
+        // Dense ids are fine.
+        assert!(decode(b"\x80\x04Nr\x00\x00\x00\x00.", KEYS, false).is_some());
     }
 
     /// Whether the light value `v` is what the generic path decoded (`value`): the same
