@@ -4,10 +4,11 @@
 //! The generic path ([`super::preflight`], then [`super::decoder`], then the conversion to
 //! `serde-pickle`'s tree) allocates a `String` per dict key and per memo fetch and a
 //! `BTreeMap` per object; a profile tree of a few hundred modules costs milliseconds. This
-//! machine keeps values as small `Copy` items ([`V`]): strings borrow from the input, and
-//! containers live in arenas and are referred to by index. Of a dict it keeps only the values
-//! of the keys its caller asks for (last one wins, as in the generic tree); of lists and
-//! tuples it keeps every element.
+//! machine keeps values as small `Copy` items ([`V`]): strings are copied once into a text
+//! arena, containers live in arenas and are referred to by index, and the arenas are reused
+//! by the thread's next decode. Of a dict it keeps only the values of the keys its caller asks
+//! for (last one wins, as in the generic tree); of lists and tuples it keeps every element.
+//! Hot opcodes are decoded in the main loop itself, each with one dispatch.
 //!
 //! It returns `None` for anything it does not handle or that the generic path might reject,
 //! and the caller then takes the generic path, which handles every valid file and words every
@@ -952,6 +953,12 @@ mod tests {
         assert!(decode(b"N.x", KEYS, false).is_none());
         assert!(decode(b"}K\x01Ns.", KEYS, false).is_none());
         assert!(decode(b"\x80\x04]", KEYS, false).is_none());
+    }
+
+    #[test]
+    fn values_are_16_bytes() {
+        assert_eq!(size_of::<V>(), 16);
+        assert_eq!(size_of::<Option<V>>(), 16);
     }
 
     #[test]
