@@ -73,13 +73,11 @@ pub(crate) fn fast_batch_decisions(bytes: &[u8]) -> Option<BatchDecisions> {
         return None;
     };
     // As `int_of`, then a supported size (numpy integers are left to the generic path).
-    let batching_decision = lite
-        .elements(decisions)
-        .map(|v| match v {
-            V::Int(n) => usize::try_from(n).ok().and_then(BatchSize::exact),
-            _ => None,
-        })
-        .collect::<Option<Vec<_>>>()?;
+    let mut batching_decision = Vec::with_capacity(lite.len(decisions));
+    for v in lite.elements(decisions) {
+        let V::Int(n) = v else { return None };
+        batching_decision.push(usize::try_from(n).ok().and_then(BatchSize::exact)?);
+    }
     // As `float_of`.
     let ms = |v: V| match v {
         V::Float(x) => Some(x),
@@ -88,20 +86,20 @@ pub(crate) fn fast_batch_decisions(bytes: &[u8]) -> Option<BatchDecisions> {
     };
     let per_request_stats = match lite.field(dict, 1) {
         None => None,
-        Some(V::List(stats)) => Some(
-            lite.elements(stats)
-                .map(|v| match v {
-                    V::None => Some(None),
+        Some(V::List(stats)) => {
+            let mut out = Vec::with_capacity(lite.len(stats));
+            for v in lite.elements(stats) {
+                out.push(match v {
+                    V::None => None,
                     V::Tuple(pair) | V::List(pair) if lite.len(pair) == 2 => {
                         let mut it = lite.elements(pair);
-                        let a = ms(it.next()?)?;
-                        let b = ms(it.next()?)?;
-                        Some(Some((a, b)))
+                        Some((ms(it.next()?)?, ms(it.next()?)?))
                     }
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()?,
-        ),
+                    _ => return None,
+                });
+            }
+            Some(out)
+        }
         Some(_) => return None,
     };
     Some(BatchDecisions {

@@ -4,10 +4,11 @@
 //! The generic path ([`super::preflight`], then [`super::decoder`], then the conversion to
 //! `serde-pickle`'s tree) allocates a `String` per dict key and per memo fetch and a
 //! `BTreeMap` per object; a profile tree of a few hundred modules costs milliseconds. This
-//! machine keeps values as small `Copy` items ([`V`]): strings borrow from the input, and
-//! containers live in arenas and are referred to by index. Of a dict it keeps only the values
-//! of the keys its caller asks for (last one wins, as in the generic tree); of lists and
-//! tuples it keeps every element.
+//! machine keeps values as small `Copy` items ([`V`]): strings are copied once into a text
+//! arena, containers live in arenas and are referred to by index, and the arenas are reused
+//! by the thread's next decode. Of a dict it keeps only the values of the keys its caller asks
+//! for (last one wins, as in the generic tree); of lists and tuples it keeps every element.
+//! Hot opcodes are decoded in the main loop itself, each with one dispatch.
 //!
 //! It returns `None` for anything it does not handle or that the generic path might reject,
 //! and the caller then takes the generic path, which handles every valid file and words every
@@ -83,6 +84,17 @@ const MEMOIZE: u8 = 0x94;
 
 /// No chunk.
 const NIL: u32 = u32::MAX;
+
+/// Items just moved from the stack to the element arena: where, how many, whether all are
+/// dicts, and their deepest depth and total weight (as pre-flight counts them).
+#[derive(Clone, Copy, Debug)]
+struct Moved {
+    start: u32,
+    len: u32,
+    all_dicts: bool,
+    depth: u32,
+    weight: u64,
+}
 
 /// A run of consecutive elements of one list or tuple in the element arena.
 #[derive(Clone, Copy, Debug)]
@@ -307,6 +319,8 @@ struct Machine {
     memo_count: usize,
     work: u64,
     work_limit: u64,
+    /// Memo ids from here on are refused (see `memoize`).
+    max_memo_id: usize,
     replace_globals: bool,
     out: Lite,
 }
@@ -329,6 +343,7 @@ pub(crate) fn decode(
         memo_count: 0,
         work: 0,
         work_limit: work_limit(data.len()),
+        max_memo_id: data.len(),
         replace_globals: replace_unresolved_globals,
         out: Lite {
             root: V::None,
@@ -703,8 +718,9 @@ impl Machine {
             // The usual case: ids in order.
             memo.push(Some(top));
         } else {
-            // Ids are dense in what CPython writes; refuse absurd ones rather than allocate.
-            if id > memo.len().saturating_add(1 << 16) {
+            // Ids are dense in what CPython writes, so below the number of opcodes: refuse
+            // others rather than allocate (memory stays linear in the input).
+            if id >= self.max_memo_id {
                 return None;
             }
             if id >= memo.len() {
@@ -720,34 +736,44 @@ impl Machine {
         Some(())
     }
 
-    /// Moves the items at `stack[at..]` to the end of the element arena: their start, their
-    /// number, and whether all are dicts.
+    /// Moves the items at `stack[at..]` to the end of the element arena.
     #[inline]
-    fn move_items(&mut self, at: usize) -> Option<(u32, u32, bool)> {
-        let start = u32::try_from(self.out.a.items.len()).ok()?;
-        let items = self.out.a.stack.get(at..)?;
-        let len = u32::try_from(items.len()).ok()?;
-        let mut all_dicts = true;
-        self.out.a.items.reserve(items.len());
+    fn move_items(&mut self, at: usize) -> Option<Moved> {
+        let a = &mut self.out.a;
+        let items = a.stack.get(at..)?;
+        let mut m = Moved {
+            start: u32::try_from(a.items.len()).ok()?,
+            len: u32::try_from(items.len()).ok()?,
+            all_dicts: true,
+            depth: 0,
+            weight: 0,
+        };
+        a.items.reserve(items.len());
         for &v in items {
-            all_dicts &= matches!(v, V::Dict(_));
+            let (depth, weight) = match v {
+                V::Tuple(c) | V::List(c) | V::Dict(c) => {
+                    let c = a.conts.get(c as usize)?;
+                    (c.depth, c.weight)
+                }
+                _ => (1, 1),
+            };
+            m.depth = m.depth.max(depth);
+            m.weight = m.weight.saturating_add(weight);
+            m.all_dicts &= matches!(v, V::Dict(_));
             let v = match v {
                 V::Global | V::KnownGlobal if self.replace_globals => V::None,
                 V::Global | V::KnownGlobal => return None,
                 v => v,
             };
-            self.out.a.items.push(v);
+            a.items.push(v);
         }
-        self.out.a.stack.truncate(at);
-        Some((start, len, all_dicts))
+        a.stack.truncate(at);
+        Some(m)
     }
 
-    /// Appends the items at `stack[at..]` to list `c` (not shared).
-    fn append_items(&mut self, c: u32, at: usize) -> Option<()> {
-        if at >= self.out.a.stack.len() {
-            return Some(());
-        }
-        let (start, len, all_dicts) = self.move_items(at)?;
+    /// Appends the items moved by `m` to list `c` (not shared).
+    fn append_items(&mut self, c: u32, m: &Moved) -> Option<()> {
+        let (start, len) = (m.start, m.len);
         let cont = *self.out.a.conts.get(c as usize)?;
         let merged = match self.out.a.chunks.get_mut(cont.last as usize) {
             Some(last) if last.start.checked_add(last.len) == Some(start) => {
@@ -774,16 +800,8 @@ impl Machine {
         }
         let cont = self.out.a.conts.get_mut(c as usize)?;
         cont.len = cont.len.checked_add(len)?;
-        cont.all_dicts &= all_dicts;
+        cont.all_dicts &= m.all_dicts;
         Some(())
-    }
-
-    /// Depth and weight of the items at `stack[at..]`: the deepest, and the sum.
-    fn items_shape(&self, at: usize) -> (u32, u64) {
-        self.out.a.stack[at..].iter().fold((0, 0), |(d, w), &v| {
-            let (vd, vw) = self.shape(v);
-            (d.max(vd), w.saturating_add(vw))
-        })
     }
 
     /// `TUPLE`, `TUPLE1..3`: the items at `stack[at..]` (all above the innermost mark).
@@ -791,13 +809,12 @@ impl Machine {
         if at < self.base() {
             return None;
         }
-        let (depth, weight) = self.items_shape(at);
-        let depth = depth.checked_add(1).filter(|&d| d <= MAX_DEPTH)?;
-        let (start, len, _) = self.move_items(at)?;
-        let mut c = Cont::new(depth, weight.saturating_add(1));
+        let m = self.move_items(at)?;
+        let depth = m.depth.checked_add(1).filter(|&d| d <= MAX_DEPTH)?;
+        let mut c = Cont::new(depth, m.weight.saturating_add(1));
         c.flat = true;
-        c.first = start;
-        c.len = len;
+        c.first = m.start;
+        c.len = m.len;
         let t = self.new_cont(c)?;
         self.out.a.stack.push(V::Tuple(t));
         Some(())
@@ -835,11 +852,12 @@ impl Machine {
 
     fn extend_list(&mut self, at: usize) -> Option<()> {
         let c = self.target(at, false)?;
-        if at < self.out.a.stack.len() {
-            let (depth, weight) = self.items_shape(at);
-            self.grown(c, depth, weight)?;
+        if at >= self.out.a.stack.len() {
+            return Some(());
         }
-        self.append_items(c, at)
+        let m = self.move_items(at)?;
+        self.grown(c, m.depth, m.weight)?;
+        self.append_items(c, &m)
     }
 
     fn extend_dict(&mut self, at: usize) -> Option<()> {
@@ -935,6 +953,26 @@ mod tests {
         assert!(decode(b"N.x", KEYS, false).is_none());
         assert!(decode(b"}K\x01Ns.", KEYS, false).is_none());
         assert!(decode(b"\x80\x04]", KEYS, false).is_none());
+    }
+
+    #[test]
+    fn values_are_16_bytes() {
+        assert_eq!(size_of::<V>(), 16);
+        assert_eq!(size_of::<Option<V>>(), 16);
+    }
+
+    #[test]
+    fn memo_ids_beyond_the_input_are_refused_without_allocating() {
+        // N, then LONG_BINPUT with ids 2^16, 2^17, ...: each would grow the memo table.
+        let mut p = b"\x80\x04N".to_vec();
+        for k in 0..4000u32 {
+            p.push(b'r');
+            p.extend_from_slice(&((k + 1) << 16).to_le_bytes());
+        }
+        p.push(b'.');
+        assert!(decode(&p, KEYS, false).is_none());
+        // Dense ids are fine.
+        assert!(decode(b"\x80\x04Nr\x00\x00\x00\x00.", KEYS, false).is_some());
     }
 
     /// Whether the light value `v` is what the generic path decoded (`value`): the same

@@ -95,6 +95,8 @@ struct Machine<'a> {
     marks: Vec<usize>,
     memo: Vec<Option<V<'a>>>,
     memo_len: usize,
+    /// Memo ids from here on are refused (see `memoize`).
+    max_memo_id: usize,
     lists: Vec<Col<'a>>,
     /// Nesting depth of each list (1 + its deepest element), mirroring the generic limit.
     depths: Vec<u32>,
@@ -108,6 +110,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<RampData> {
         marks: Vec::new(),
         memo: Vec::new(),
         memo_len: 0,
+        max_memo_id: bytes.len(),
         lists: Vec::new(),
         depths: Vec::new(),
         dict: None,
@@ -390,8 +393,9 @@ impl<'a> Machine<'a> {
 
     fn memoize(&mut self, id: usize) -> Option<()> {
         let top = *self.stack.last()?;
-        // Ids are dense in what CPython writes; refuse absurd ones rather than allocate.
-        if id > self.memo.len() + (1 << 16) {
+        // Ids are dense in what CPython writes, so below the number of opcodes: refuse others
+        // rather than allocate (memory stays linear in the input).
+        if id >= self.max_memo_id {
             return None;
         }
         if id >= self.memo.len() {

@@ -239,6 +239,18 @@ mod tests {
         );
     }
 
+    #[test]
+    fn fast_decoder_refuses_memo_ids_beyond_the_input_without_allocating() {
+        // {} then LONG_BINPUT with ids 2^16, 2^17, ...: each would grow the memo table.
+        let mut p = b"\x80\x04}".to_vec();
+        for k in 0..4000u32 {
+            p.push(b'r');
+            p.extend_from_slice(&((k + 1) << 16).to_le_bytes());
+        }
+        p.push(b'.');
+        assert!(ramp_stream::decode(&p).is_none());
+    }
+
     fn ramp_value(conf: &[Vec<Value>], acc: &[Vec<Value>], last: (Value, Value)) -> Value {
         let outer = |rows: &[Vec<Value>], last: Value| {
             let mut v: Vec<Value> = rows.iter().cloned().map(Value::List).collect();
