@@ -415,6 +415,7 @@ pub(crate) fn decode(
                 let text = rest.get(2..2 + n)?;
                 ops.skip(2 + n);
                 m.step(Op::Unicode(text))?;
+                memoize_next(&mut ops, &mut m)?;
             }
             b'N' => {
                 ops.skip(1);
@@ -445,6 +446,7 @@ pub(crate) fn decode(
             b']' => {
                 ops.skip(1);
                 m.step(Op::EmptyList)?;
+                memoize_next(&mut ops, &mut m)?;
             }
             b'e' => {
                 ops.skip(1);
@@ -453,6 +455,7 @@ pub(crate) fn decode(
             b'}' => {
                 ops.skip(1);
                 m.step(Op::EmptyDict)?;
+                memoize_next(&mut ops, &mut m)?;
             }
             b'u' => {
                 ops.skip(1);
@@ -465,6 +468,7 @@ pub(crate) fn decode(
             0x81 => {
                 ops.skip(1);
                 m.step(Op::NewObj)?;
+                memoize_next(&mut ops, &mut m)?;
             }
             b'b' => {
                 ops.skip(1);
@@ -473,6 +477,7 @@ pub(crate) fn decode(
             0x86 => {
                 ops.skip(1);
                 m.step(Op::TupleN(2))?;
+                memoize_next(&mut ops, &mut m)?;
             }
             _ => {
                 let (_, op) = ops.next_op().ok()?;
@@ -481,12 +486,6 @@ pub(crate) fn decode(
                 }
                 m.step(op)?;
             }
-        }
-        // CPython memoizes most values right away: take the `MEMOIZE` here, saving a trip
-        // through the dispatch.
-        if ops.rest().first() == Some(&MEMOIZE) {
-            ops.skip(1);
-            m.memoize(m.memo_count)?;
         }
     }
     if ops.remaining() > 0 {
@@ -899,6 +898,17 @@ impl Machine {
         self.out.a.stack.truncate(at);
         self.grown(c, depth, weight)
     }
+}
+
+/// CPython memoizes strings and containers right away: a `MEMOIZE` after one is taken here,
+/// saving a trip through the dispatch.
+#[inline(always)]
+fn memoize_next(ops: &mut OpReader<'_>, m: &mut Machine) -> Option<()> {
+    if ops.rest().first() == Some(&MEMOIZE) {
+        ops.skip(1);
+        m.memoize(m.memo_count)?;
+    }
+    Some(())
 }
 
 /// A `GLOBAL` / `STACK_GLOBAL` reference.
