@@ -1,7 +1,6 @@
 //! The controller's histories (spec §6.5): a 4-batch sample window per ramp id, a 20-batch
 //! utility window per ramp id, and the 20-batch exit-rate window.
 
-use super::evaluate::EvalData;
 use std::collections::VecDeque;
 
 /// Batches of samples kept for re-tuning.
@@ -132,9 +131,4 @@ impl History {
         }
         num.iter().map(|x| x / den as f64).collect()
     }
-}
-
-/// Builds [`EvalData`] from slices kept alive by the caller.
-pub fn eval_data<'a>(gaps: &'a [&'a [f64]], acc: &'a [&'a [bool]]) -> EvalData<'a> {
-    EvalData { gaps, acc }
 }
