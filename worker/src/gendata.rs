@@ -119,22 +119,6 @@ pub struct GenDataReport {
 /// Why `gen-data` cannot run or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GenDataError {
-    /// An unknown model name.
-    #[error("unknown model {model:?}; expected one of {expected}")]
-    UnknownModel {
-        /// The name given.
-        model: String,
-        /// The known names.
-        expected: String,
-    },
-    /// An unknown dataset name.
-    #[error("unknown dataset {dataset:?}; expected one of {expected}")]
-    UnknownDataset {
-        /// The name given.
-        dataset: String,
-        /// The known names.
-        expected: String,
-    },
     /// A model named explicitly with no dataset of its family to go with.
     #[error("model {model} ({family}) has no {family} dataset among the datasets chosen")]
     ModelWithoutDataset {
@@ -187,10 +171,6 @@ fn dedup(names: &[String]) -> Vec<String> {
     out
 }
 
-fn known(names: &[&[&str]]) -> String {
-    names.concat().join(", ")
-}
-
 /// Checks `spec` and pairs every model with the datasets of its family.
 pub fn plan(spec: &GenDataSpec) -> Result<Plan, GenDataError> {
     for (family, value) in [
@@ -219,18 +199,12 @@ pub fn plan(spec: &GenDataSpec) -> Result<Plan, GenDataError> {
     );
     let mut model_families = Vec::with_capacity(models.len());
     for m in &models {
-        let family = workload::model_family(m).ok_or_else(|| GenDataError::UnknownModel {
-            model: m.clone(),
-            expected: known(&[&CV_MODELS, &NLP_MODELS]),
-        })?;
+        let family = workload::known_model(m)?;
         model_families.push(family);
     }
     let mut dataset_families = Vec::with_capacity(datasets.len());
     for d in &datasets {
-        let family = workload::dataset_family(d).ok_or_else(|| GenDataError::UnknownDataset {
-            dataset: d.clone(),
-            expected: known(&[&CV_DATASETS, &NLP_DATASETS]),
-        })?;
+        let family = workload::known_dataset(d)?;
         dataset_families.push(family);
     }
     let mut plans = Vec::new();
@@ -378,12 +352,7 @@ pub fn generate(plan: &Plan, out: &Path, invocation: &str) -> Result<GenDataRepo
     for mp in &plan.models {
         // The tables every workload of this model carries (`workload::generate` returns the
         // preset's), and so the tables `run_task` batches with.
-        let tables = workload::models::preset(&mp.model)
-            .map(|m| m.latency_tables())
-            .ok_or_else(|| GenDataError::UnknownModel {
-                model: mp.model.clone(),
-                expected: known(&[&CV_MODELS, &NLP_MODELS]),
-            })?;
+        let tables = workload::latency_tables(&mp.model)?;
         let record = decision_record(mp, &tables)?;
         tracing::info!(
             "{}: {} requests batched into {} batches ({} served)",

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use worker::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data};
-use worker::output::{write_run, ExtraColumns};
+use worker::output::{served_queueing, write_run, ExtraColumns};
 use worker::sim::pyfmt::{py_float, py_str};
 use worker::sim::{simulate, Batching, Mode, Overrides, RunSpec};
 
@@ -157,15 +157,10 @@ pub fn run(args: SimulateArgs) -> Result<()> {
             args.simulation_pickle_path.display()
         )
     })?;
-    // Queueing delay of the k-th served request: the k-th non-None entry of the decision
-    // file's per_request_stats (as the artifact's plotting scripts align them).
     let queueing_ms = decisions
         .as_ref()
         .and_then(|d| d.per_request_stats.as_ref())
-        .map(|stats| {
-            let mut served = stats.iter().flatten().map(|&(q, _)| q);
-            (0..result.requests.len()).map(|_| served.next()).collect()
-        });
+        .map(|stats| served_queueing(stats, result.requests.len()));
     let extra = ExtraColumns {
         queueing_ms,
         ..ExtraColumns::default()

@@ -66,6 +66,17 @@ pub struct ExtraColumns {
     pub static_correct: Option<Vec<bool>>,
 }
 
+/// Queueing delay of each of the first `served` requests in served order: the k-th served
+/// request is the k-th non-`None` entry of a decision file's `per_request_stats`, as the
+/// artifact's plotting scripts align them; `None` past the end of the stats.
+pub fn served_queueing(
+    per_request_stats: &[Option<(f64, f64)>],
+    served: usize,
+) -> Vec<Option<f64>> {
+    let mut queueing = per_request_stats.iter().flatten().map(|&(q, _)| q);
+    (0..served).map(|_| queueing.next()).collect()
+}
+
 /// Writes all five result files of a run into `dir` (created if missing).
 /// `args_line` is the first line of `log.txt` (the artifact's `args: Namespace(...)`).
 pub fn write_run(

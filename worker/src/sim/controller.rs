@@ -264,30 +264,24 @@ pub fn run_bootstrap(
     tables: &LatencyTables,
     boot: &RampData,
 ) -> Result<Bootstrap, SimError> {
+    validate_bootstrap_inputs(tables, boot)?;
     let family = Family::from_dataset(spec.dataset);
-    let bs0 = BatchSize::exact(spec.batch_size).ok_or(SimError::UnsupportedBatchSize {
-        batch_size: spec.batch_size,
-    })?;
     let budget = spec
         .overrides
         .ramp_budget
         .unwrap_or_else(|| family.ramp_budget(spec.arch));
-    if boot.num_ramps() == 0 || boot.num_samples() == 0 {
-        return Err(SimError::EmptyBootstrap {
-            ramps: boot.num_ramps(),
-            samples: boot.num_samples(),
-        });
-    }
-    for (bs, t) in tables.iter() {
-        if t.ramps.len() < boot.num_ramps() {
-            return Err(SimError::LatencyTableTooShort {
-                batch_size: bs.get(),
-                entries: t.ramps.len(),
-                ramps: boot.num_ramps(),
-            });
-        }
-    }
-    Ok(bootstrap(boot, tables.get(bs0), budget))
+    Ok(bootstrap(
+        boot,
+        tables.get(bootstrap_batch_size(spec)?),
+        budget,
+    ))
+}
+
+/// `--batch_size`: the profile the bootstrap (and the static baseline) tune with.
+fn bootstrap_batch_size(spec: &RunSpec<'_>) -> Result<BatchSize, SimError> {
+    BatchSize::exact(spec.batch_size).ok_or(SimError::UnsupportedBatchSize {
+        batch_size: spec.batch_size,
+    })
 }
 
 /// [`simulate`] with the bootstrap phase already done by [`run_bootstrap`] for the same
@@ -301,17 +295,19 @@ pub fn simulate_after_bootstrap(
 ) -> Result<RunResult, SimError> {
     let family = Family::from_dataset(spec.dataset);
     let r = boot.num_ramps();
-    validate(spec, tables, boot, sim)?;
-    let bs0 = BatchSize::exact(spec.batch_size).ok_or(SimError::UnsupportedBatchSize {
-        batch_size: spec.batch_size,
-    })?;
-    let table0 = tables.get(bs0);
-    let boot_out = boot_out.clone();
+    validate_bootstrap_inputs(tables, boot)?;
+    if sim.num_ramps() < r {
+        return Err(SimError::RampCountMismatch {
+            bootstrap: r,
+            simulation: sim.num_ramps(),
+        });
+    }
+    let table0 = tables.get(bootstrap_batch_size(spec)?);
     let latest = boot_out.latest_possible_ramp;
     let config = match spec.mode {
         Mode::Apparate => RampConfig::with_zero_thresholds(boot_out.initial_ramp_ids.clone()),
         Mode::Oracle => RampConfig::with_zero_thresholds((0..r).collect()),
-        Mode::Static(ramps) => static_config(ramps, &boot_out, boot, table0),
+        Mode::Static(ramps) => static_config(ramps, boot_out, boot, table0),
     };
     let mut ctl = Controller {
         family,
@@ -390,10 +386,10 @@ pub fn simulate_after_bootstrap(
         batches.push(record);
     }
 
-    let summary = summarize(spec, &requests, batches.len(), r);
+    let summary = summarize(&requests, batches.len());
     ctl.log.push(summary_line(spec, &summary));
     Ok(RunResult {
-        bootstrap: boot_out,
+        bootstrap: boot_out.clone(),
         final_state: FinalState {
             ramp_ids: ctl.config.ramp_ids.clone(),
             thresholds: ctl.config.thresholds.clone(),
@@ -436,23 +432,13 @@ fn static_config(
     }
 }
 
-fn validate(
-    spec: &RunSpec<'_>,
-    tables: &LatencyTables,
-    boot: &RampData,
-    sim: &RampData,
-) -> Result<(), SimError> {
+/// What every run needs of the bootstrap data and the latency tables.
+fn validate_bootstrap_inputs(tables: &LatencyTables, boot: &RampData) -> Result<(), SimError> {
     let r = boot.num_ramps();
     if r == 0 || boot.num_samples() == 0 {
         return Err(SimError::EmptyBootstrap {
             ramps: r,
             samples: boot.num_samples(),
-        });
-    }
-    if sim.num_ramps() < r {
-        return Err(SimError::RampCountMismatch {
-            bootstrap: r,
-            simulation: sim.num_ramps(),
         });
     }
     for (bs, t) in tables.iter() {
@@ -470,7 +456,6 @@ fn validate(
             });
         }
     }
-    let _ = spec;
     Ok(())
 }
 
@@ -606,7 +591,7 @@ fn serve_batch(
     })
 }
 
-fn summarize(spec: &RunSpec<'_>, requests: &Requests, num_batches: usize, _r: usize) -> Summary {
+fn summarize(requests: &Requests, num_batches: usize) -> Summary {
     let n = requests.len();
     let num_correct = requests.correct.iter().filter(|&&c| c).count();
     let overall_accuracy = 100.0 * (num_correct as f64 / n as f64);
@@ -618,7 +603,6 @@ fn summarize(spec: &RunSpec<'_>, requests: &Requests, num_batches: usize, _r: us
         .collect();
     let overall_latency_improvement = 100.0 * numpy_mean(&improvements);
     let (exit_rate, ramp_accuracy) = exit_stats(&requests.exit_point, &requests.correct);
-    let _ = spec;
     Summary {
         overall_accuracy,
         overall_latency_improvement,

@@ -3,7 +3,7 @@
 use super::{BatchingScheme, Inputs, TaskSpec, TaskTrace};
 use crate::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data, ArtifactError};
 use crate::batching::{BatchingOutcome, RequestTrace, Scheme, ServingTimes, TfServeParams};
-use crate::output::{write_run, ExtraColumns, OutputError};
+use crate::output::{served_queueing, write_run, ExtraColumns, OutputError};
 use crate::sim::pyfmt::{py_float, py_str};
 use crate::sim::{
     run_bootstrap, simulate_after_bootstrap, BatchSize, Batching, LatencyTables, Mode, RampData,
@@ -102,10 +102,10 @@ fn load(spec: &TaskSpec) -> Result<Loaded, TaskError> {
     }
 }
 
-/// Batch sizes and per-request queueing delays (of served requests, in served order).
+/// Batch sizes and the per-request stats they came with (`None` for the uniform scheme).
 struct Batches {
     decisions: Option<Vec<BatchSize>>,
-    queueing: Option<Vec<f64>>,
+    stats: Option<Vec<Option<(f64, f64)>>>,
 }
 
 fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError> {
@@ -113,7 +113,7 @@ fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError
     if spec.params.batching == BatchingScheme::Uniform {
         return Ok(Batches {
             decisions: None,
-            queueing: None,
+            stats: None,
         });
     }
     let (decisions, stats): (Vec<usize>, Vec<Option<(f64, f64)>>) = match &spec.trace {
@@ -153,7 +153,7 @@ fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Batches {
         decisions: Some(decisions),
-        queueing: Some(stats.iter().flatten().map(|&(q, _)| q).collect()),
+        stats: Some(stats),
     })
 }
 
@@ -248,11 +248,7 @@ pub fn run_task(spec: &TaskSpec, dir: &Path) -> Result<TaskOutcome, TaskError> {
     let oracle = run(Mode::Oracle, "the oracle")?;
     let fixed = run(Mode::Static(spec.params.static_ramps), "static early exits")?;
     let n = apparate.requests.len();
-    let queueing_ms = b.queueing.map(|q| {
-        (0..n)
-            .map(|k| q.get(k).copied())
-            .collect::<Vec<Option<f64>>>()
-    });
+    let queueing_ms = b.stats.as_deref().map(|stats| served_queueing(stats, n));
     let extra = ExtraColumns {
         queueing_ms,
         optimal_ms: Some(oracle.requests.inference_ms.clone()),

@@ -146,26 +146,41 @@ pub enum WorkloadError {
     },
 }
 
+/// Family of `model`, or an error listing the known models.
+pub fn known_model(model: &str) -> Result<Family, WorkloadError> {
+    model_family(model).ok_or_else(|| unknown_model(model))
+}
+
+fn unknown_model(model: &str) -> WorkloadError {
+    WorkloadError::UnknownModel {
+        model: model.to_string(),
+        expected: [CV_MODELS.as_slice(), NLP_MODELS.as_slice()]
+            .concat()
+            .join(", "),
+    }
+}
+
+/// The latency tables of a known model's preset.
+pub fn latency_tables(model: &str) -> Result<LatencyTables, WorkloadError> {
+    models::preset(model)
+        .map(models::ModelPreset::latency_tables)
+        .ok_or_else(|| unknown_model(model))
+}
+
+/// Family of `dataset`, or an error listing the known datasets.
+pub fn known_dataset(dataset: &str) -> Result<Family, WorkloadError> {
+    dataset_family(dataset).ok_or_else(|| WorkloadError::UnknownDataset {
+        dataset: dataset.to_string(),
+        expected: [CV_DATASETS.as_slice(), NLP_DATASETS.as_slice()]
+            .concat()
+            .join(", "),
+    })
+}
+
 /// Checks a (model, dataset, scale) triple and returns the family.
 pub fn check(model: &str, dataset: &str, scale: f64) -> Result<Family, WorkloadError> {
-    let mf = model_family(model).ok_or_else(|| WorkloadError::UnknownModel {
-        model: model.to_string(),
-        expected: CV_MODELS
-            .iter()
-            .chain(NLP_MODELS.iter())
-            .copied()
-            .collect::<Vec<_>>()
-            .join(", "),
-    })?;
-    let df = dataset_family(dataset).ok_or_else(|| WorkloadError::UnknownDataset {
-        dataset: dataset.to_string(),
-        expected: CV_DATASETS
-            .iter()
-            .chain(NLP_DATASETS.iter())
-            .copied()
-            .collect::<Vec<_>>()
-            .join(", "),
-    })?;
+    let mf = known_model(model)?;
+    let df = known_dataset(dataset)?;
     if mf != df {
         return Err(WorkloadError::FamilyMismatch {
             model: model.to_string(),
