@@ -88,3 +88,42 @@ fn a_coordinator_killed_mid_sweep_resumes_without_rerunning_complete_tasks() {
         assert_eq!(status[&k].2, 1, "{k}: exactly one successful attempt");
     }
 }
+
+#[test]
+fn a_worker_stopped_by_sigterm_finishes_its_task_and_a_second_sigterm_hands_the_lease_back() {
+    let dir = fresh_dir("sigterm");
+    let spec = embedded_spec(&dir, &["resnet18"], &["auburn", "hampton", "oxford"]);
+    let mut c = TestCluster::new(&dir, &spec);
+    c.start_coordinator(&[]);
+    // One SIGTERM: the running task finishes and is uploaded, then the worker exits 0.
+    let go = dir.join("go");
+    let go_s = go.display().to_string();
+    let polite = c.start_worker(&[], &[("APPARATE_FAULT_STALL", &go_s)]);
+    c.await_log_line(Some(polite), "fault hook: stalling");
+    c.workers[polite].signal("TERM");
+    c.await_log_line(Some(polite), "stopping: finishing running tasks");
+    std::fs::write(&go, "").expect("release");
+    assert!(c.await_exit(Some(polite)).success());
+    c.await_log_line(None, "done by worker w1");
+    // Two SIGTERMs: the lease is handed back at once, not counted as a failure.
+    let never = dir.join("never").display().to_string();
+    let quitter = c.start_worker(&[], &[("APPARATE_FAULT_STALL", &never)]);
+    c.await_log_line(Some(quitter), "fault hook: stalling");
+    c.workers[quitter].signal("TERM");
+    c.await_log_line(Some(quitter), "stopping: finishing running tasks");
+    c.workers[quitter].signal("TERM");
+    assert!(!c.await_exit(Some(quitter)).success());
+    c.await_log_line(None, "handed back attempt");
+    c.start_worker(&[], &[]);
+    c.await_sweep(true);
+    let status = c.status();
+    assert!(
+        status.values().all(|(s, _, ok)| s == "done" && *ok == 1),
+        "{status:?}"
+    );
+    assert_eq!(
+        status.values().map(|v| v.1).sum::<u32>(),
+        4,
+        "3 tasks, 1 handed back"
+    );
+}

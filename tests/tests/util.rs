@@ -128,6 +128,16 @@ impl Proc {
         self.status
     }
 
+    /// Sends `signal` (e.g. `TERM`) with the `kill` tool.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// SIGKILL, then reap.
     pub fn kill(&mut self) {
         if self.exited().is_none() {
@@ -161,6 +171,8 @@ pub struct TestCluster {
     pub addr: String,
     /// Workers, in start order.
     pub workers: Vec<Proc>,
+    /// URL scheme workers use (`http`, or `https` with TLS).
+    pub scheme: &'static str,
 }
 
 impl TestCluster {
@@ -178,6 +190,7 @@ impl TestCluster {
             coordinator_runs: 0,
             addr: String::new(),
             workers: Vec::new(),
+            scheme: "http",
         }
     }
 
@@ -236,7 +249,7 @@ impl TestCluster {
         let i = self.workers.len();
         let mut cmd = Command::new(bin("worker"));
         cmd.arg("--coordinator")
-            .arg(format!("http://{}", self.addr))
+            .arg(format!("{}://{}", self.scheme, self.addr))
             .arg("--scratch")
             .arg(self.dir.join(format!("scratch-{i}")))
             .arg("--cache")
@@ -400,6 +413,22 @@ impl TestCluster {
             .lines()
             .filter(|l| l.starts_with("worker "))
             .count()
+    }
+}
+
+impl Drop for TestCluster {
+    /// Reaps every child (SIGKILL); removes the test's folder unless the test failed, so its
+    /// logs stay for reading.
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.coordinator {
+            c.kill();
+        }
+        for w in &mut self.workers {
+            w.kill();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -214,6 +214,7 @@ async fn run_async(args: RemoteArgs) -> Result<()> {
         heartbeats_paused: AtomicBool::new(false),
         stall_used: AtomicBool::new(false),
     });
+    let signals = Signals::install();
     w.register().await?;
     let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<anyhow::Error>(4);
     let heartbeat = tokio::spawn(heartbeat_loop(Arc::clone(&w), fatal_tx.clone()));
@@ -222,7 +223,7 @@ async fn run_async(args: RemoteArgs) -> Result<()> {
         slots_set.spawn(slot_loop(Arc::clone(&w), fatal_tx.clone()));
     }
     drop(fatal_tx);
-    let signals = signal_loop(Arc::clone(&w));
+    let signals = signal_loop(Arc::clone(&w), signals);
     tokio::pin!(signals);
     let result = loop {
         tokio::select! {
@@ -243,34 +244,58 @@ async fn run_async(args: RemoteArgs) -> Result<()> {
     result
 }
 
-/// Resolves on the second SIGINT/SIGTERM; the first sets `stopping`.
-async fn signal_loop(w: Arc<Worker>) {
+/// SIGINT and SIGTERM, registered before the worker registers (so a signal is never lost to
+/// the default action once the worker is known to the coordinator).
+struct Signals {
     #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let mut count = 0;
-    loop {
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
         #[cfg(unix)]
-        let terminate = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
             }
-        };
+        }
         #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            () = terminate => {},
-        }
-        count += 1;
-        if count >= 2 {
-            return;
-        }
-        tracing::warn!("stopping: finishing running tasks (signal again to hand them back)");
-        w.stopping.store(true, Ordering::SeqCst);
+        Signals {}
     }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.int) => {},
+                () = recv(&mut self.term) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Resolves on the second SIGINT/SIGTERM; the first sets `stopping`.
+async fn signal_loop(w: Arc<Worker>, mut signals: Signals) {
+    signals.next().await;
+    tracing::warn!("stopping: finishing running tasks (signal again to hand them back)");
+    w.stopping.store(true, Ordering::SeqCst);
+    signals.next().await;
 }
 
 impl Worker {
@@ -438,7 +463,9 @@ async fn slot_loop(w: Arc<Worker>, fatal_tx: tokio::sync::mpsc::Sender<anyhow::E
             Some(pb::pull_task_reply::Reply::Lease(lease)) => run_lease(&w, lease).await,
             Some(pb::pull_task_reply::Reply::Wait(wait)) => {
                 if !wait.reason.is_empty() {
-                    tracing::warn!("{}", wait.reason);
+                    // Blocked after too many failures in a row: nothing more to do here.
+                    let _ = fatal_tx.send(anyhow!("{}", wait.reason)).await;
+                    return;
                 }
                 tokio::time::sleep(Duration::from_millis(wait.retry_after_ms.clamp(10, 5000)))
                     .await;

@@ -273,9 +273,8 @@ impl Ledger {
         Ok(revoked)
     }
 
-    fn end_attempt(&mut self, task: usize, attempt: AttemptId) {
+    fn end_attempt(&mut self, attempt: AttemptId) {
         self.leased.remove(&attempt);
-        let _ = task;
     }
 
     fn finished_event(&mut self, events: &mut Vec<LedgerEvent>) {
@@ -292,7 +291,7 @@ impl Ledger {
         attempt: AttemptId,
     ) -> Result<Vec<LedgerEvent>, LedgerError> {
         let task = self.current(worker, attempt)?;
-        self.end_attempt(task, attempt);
+        self.end_attempt(attempt);
         self.tasks[task].state = TaskState::Done {
             attempt: Some(attempt),
         };
@@ -324,7 +323,7 @@ impl Ledger {
         message: &str,
     ) -> Result<Vec<LedgerEvent>, LedgerError> {
         let task = self.current(worker, attempt)?;
-        self.end_attempt(task, attempt);
+        self.end_attempt(attempt);
         let mut events = vec![LedgerEvent::AttemptEnded {
             task,
             attempt,
@@ -366,7 +365,7 @@ impl Ledger {
         attempt: AttemptId,
     ) -> Result<Vec<LedgerEvent>, LedgerError> {
         let task = self.current(worker, attempt)?;
-        self.end_attempt(task, attempt);
+        self.end_attempt(attempt);
         let mut events = vec![LedgerEvent::AttemptEnded {
             task,
             attempt,
@@ -390,7 +389,7 @@ impl Ledger {
         expired.sort();
         let mut events = Vec::new();
         for (attempt, task) in expired {
-            self.end_attempt(task, attempt);
+            self.end_attempt(attempt);
             events.push(LedgerEvent::AttemptEnded {
                 task,
                 attempt,
