@@ -81,15 +81,9 @@ impl Sweep {
             first_attempt,
             first_worker,
         );
-        let core = service::new_core(
-            ledger,
-            store,
-            writer,
-            tasks,
-            plan.code_version().to_string(),
-        );
+        let core = service::new_core(ledger, store, tasks, plan.code_version().to_string());
         Ok(Sweep {
-            shared: Shared::new(core, opts.token.clone(), opts.lease),
+            shared: Shared::new(core, writer, opts.token.clone(), opts.lease),
         })
     }
 

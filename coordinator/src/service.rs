@@ -51,7 +51,6 @@ pub struct Snapshot {
 pub(crate) struct Core {
     pub(crate) ledger: Ledger,
     pub(crate) store: Store,
-    pub(crate) writer: ResultsWriter,
     pub(crate) tasks: Vec<PlannedTask>,
     code_version: String,
     workers: Vec<WorkerProgress>,
@@ -62,6 +61,8 @@ pub(crate) struct Core {
 /// The state the service shares with the sweep's loops.
 pub struct Shared {
     core: Mutex<Core>,
+    /// The results directory (its methods take `&self`; commits run outside the core's lock).
+    writer: ResultsWriter,
     token: String,
     code_version: String,
     lease: Duration,
@@ -69,9 +70,15 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(core: Core, token: String, lease: Duration) -> Arc<Shared> {
+    pub(crate) fn new(
+        core: Core,
+        writer: ResultsWriter,
+        token: String,
+        lease: Duration,
+    ) -> Arc<Shared> {
         let finished = core.ledger.is_finished();
         Arc::new(Shared {
+            writer,
             code_version: core.code_version.clone(),
             core: Mutex::new(core),
             token,
@@ -187,7 +194,7 @@ impl Shared {
                             message: reason.clone(),
                             spec: planned.spec.clone(),
                         };
-                        if let Err(e) = core.writer.write_failure(&record) {
+                        if let Err(e) = self.writer.write_failure(&record) {
                             tracing::error!("cannot write the failure record: {e}");
                         }
                     }
@@ -419,7 +426,8 @@ impl Coordinator for Service {
             if planned.key.as_str() != header.task_key {
                 return reject(format!("attempt {attempt} is for {}", planned.key));
             }
-            core.writer
+            self.shared
+                .writer
                 .dir()
                 .staging_root()
                 .join(format!("{}-{attempt}", planned.key))
@@ -449,31 +457,43 @@ impl Coordinator for Service {
             run_ms: header.run_ms,
             total_ms: header.total_ms,
         };
-        let mut core = self.shared.lock();
-        // Still current? (Its lease may have expired while the files travelled.)
-        let task = match core.ledger.current(worker, attempt) {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&staging);
-                return reject(e.to_string());
+        let manifest = {
+            let mut core = self.shared.lock();
+            // Still current? (Its lease may have expired while the files travelled.) From here
+            // on the lease cannot expire until the commit is recorded or aborted.
+            let task = match core.ledger.on_commit_start(worker, attempt) {
+                Ok(t) => t,
+                Err(e) => {
+                    drop(core);
+                    let _ = std::fs::remove_dir_all(&staging);
+                    return reject(e.to_string());
+                }
+            };
+            match core.tasks.get(task) {
+                Some(planned) => Manifest::new(
+                    planned,
+                    &core.code_version,
+                    files,
+                    usize::try_from(header.num_requests).unwrap_or(usize::MAX),
+                    header.summary_lines.clone(),
+                    timings,
+                ),
+                None => return Err(Status::internal("task index out of range")),
             }
         };
-        let manifest = match core.tasks.get(task) {
-            Some(planned) => Manifest::new(
-                planned,
-                &core.code_version,
-                files,
-                usize::try_from(header.num_requests).unwrap_or(usize::MAX),
-                header.summary_lines.clone(),
-                timings,
-            ),
-            None => return Err(Status::internal("task index out of range")),
-        };
-        if let Err(e) = core.writer.commit(&staging, &manifest) {
-            core.writer.discard(&staging);
+        // Manifest written, folder renamed into `tasks/`: outside the lock, so commits of
+        // different tasks overlap.
+        let writer = &self.shared.writer;
+        if let Err(e) = writer.commit(&staging, &manifest) {
+            writer.discard(&staging);
             tracing::error!("cannot commit {}: {e}", manifest.key);
+            self.shared
+                .lock()
+                .ledger
+                .on_commit_abort(attempt, Instant::now());
             return Err(Status::internal(e.to_string()));
         }
+        let mut core = self.shared.lock();
         let events = core
             .ledger
             .on_result(worker, attempt)
@@ -708,14 +728,12 @@ async fn receive_files(
 pub(crate) fn new_core(
     ledger: Ledger,
     store: Store,
-    writer: ResultsWriter,
     tasks: Vec<PlannedTask>,
     code_version: String,
 ) -> Core {
     Core {
         ledger,
         store,
-        writer,
         tasks,
         code_version,
         workers: Vec::new(),
@@ -730,6 +748,6 @@ impl Shared {
         plan: &worker::sweep::Plan,
         on_line: impl FnMut(&str, &str),
     ) -> Result<Vec<worker::results::GridSummary>, worker::results::ResultsError> {
-        self.lock().writer.write_summaries(plan, on_line)
+        self.writer.write_summaries(plan, on_line)
     }
 }

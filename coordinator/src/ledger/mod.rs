@@ -11,7 +11,7 @@ mod tests;
 pub use state::{AttemptOutcome, Counts, LedgerEvent, Pull, TaskState};
 
 use crate::ids::{AttemptId, WorkerId};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 use worker::sweep::TaskKey;
 
@@ -71,6 +71,8 @@ pub struct Ledger {
     /// Current attempts → task index (exactly the `Leased` tasks).
     leased: HashMap<AttemptId, usize>,
     workers: HashMap<WorkerId, Worker>,
+    /// Current attempts whose result is being committed: their leases do not expire.
+    committing: HashSet<AttemptId>,
     next_attempt: AttemptId,
     next_worker: WorkerId,
     finished_reported: bool,
@@ -109,6 +111,7 @@ impl Ledger {
             pending,
             leased: HashMap::new(),
             workers: HashMap::new(),
+            committing: HashSet::new(),
             next_attempt: first_attempt,
             next_worker: first_worker,
             finished_reported: false,
@@ -275,6 +278,31 @@ impl Ledger {
 
     fn end_attempt(&mut self, attempt: AttemptId) {
         self.leased.remove(&attempt);
+        self.committing.remove(&attempt);
+    }
+
+    /// The current attempt's result arrived complete and checked; the caller now writes it
+    /// into the results directory (outside any lock). Until [`Ledger::on_result`] or
+    /// [`Ledger::on_commit_abort`], the lease cannot expire, so no other attempt can start.
+    pub fn on_commit_start(
+        &mut self,
+        worker: WorkerId,
+        attempt: AttemptId,
+    ) -> Result<usize, LedgerError> {
+        let task = self.current(worker, attempt)?;
+        self.committing.insert(attempt);
+        Ok(task)
+    }
+
+    /// Writing the result failed: the lease runs again (and expires as usual).
+    pub fn on_commit_abort(&mut self, attempt: AttemptId, now: Instant) {
+        if self.committing.remove(&attempt) {
+            if let Some(&task) = self.leased.get(&attempt) {
+                if let TaskState::Leased { expires_at, .. } = &mut self.tasks[task].state {
+                    *expires_at = now + self.config.lease;
+                }
+            }
+        }
     }
 
     fn finished_event(&mut self, events: &mut Vec<LedgerEvent>) {
@@ -381,8 +409,9 @@ impl Ledger {
         let mut expired: Vec<(AttemptId, usize)> = self
             .leased
             .iter()
-            .filter(|(_, &t)| {
-                matches!(self.tasks[t].state, TaskState::Leased { expires_at, .. } if expires_at <= now)
+            .filter(|(a, &t)| {
+                !self.committing.contains(a)
+                    && matches!(self.tasks[t].state, TaskState::Leased { expires_at, .. } if expires_at <= now)
             })
             .map(|(&a, &t)| (a, t))
             .collect();

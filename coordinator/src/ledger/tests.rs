@@ -211,3 +211,29 @@ fn tasks_complete_at_start_are_never_leased() {
     assert!(l.on_pull(WorkerId::new(99), now).is_err());
     l.sanity_check();
 }
+
+#[test]
+fn a_lease_being_committed_does_not_expire() {
+    let now = Instant::now();
+    let mut l = ledger(1, 3);
+    let w = l.on_register("h");
+    let (task, attempt) = lease(&mut l, w, now);
+    assert_eq!(l.on_commit_start(w, attempt), Ok(task));
+    assert!(l.on_tick(now + Duration::from_secs(60)).is_empty());
+    assert_eq!(l.on_result(w, attempt).expect("current").len(), 3);
+    l.sanity_check();
+}
+
+#[test]
+fn an_aborted_commit_lets_the_lease_expire_again() {
+    let now = Instant::now();
+    let mut l = ledger(1, 3);
+    let w = l.on_register("h");
+    let (_, attempt) = lease(&mut l, w, now);
+    l.on_commit_start(w, attempt).expect("current");
+    let later = now + Duration::from_secs(60);
+    l.on_commit_abort(attempt, later);
+    assert!(l.on_tick(later).is_empty());
+    assert_eq!(l.on_tick(later + Duration::from_secs(11)).len(), 2);
+    l.sanity_check();
+}
