@@ -10,11 +10,18 @@ fn a_worker_killed_mid_task_costs_time_not_results() {
     run_local(&spec, &baseline);
 
     let mut c = TestCluster::new(&dir, &spec);
-    c.start_coordinator(&[]);
+    c.start_coordinator(&["--lease-ms", "1000"]);
     // Worker 0 stalls inside its first task (deterministically mid-task), then dies.
     let never = dir.join("never");
     let never = never.display().to_string();
     let victim = c.start_worker(&[], &[("APPARATE_FAULT_STALL", &never)]);
+    let leased = c.await_log_line(Some(victim), "leased ");
+    let lost_key = leased
+        .split("leased ")
+        .nth(1)
+        .and_then(|l| l.split(' ').next())
+        .expect("key")
+        .to_string();
     c.await_log_line(Some(victim), "fault hook: stalling");
     c.kill_worker(victim);
     c.start_worker(&[], &[]);
@@ -26,20 +33,18 @@ fn a_worker_killed_mid_task_costs_time_not_results() {
     );
     assert_same_results(&baseline, &c.out);
     let status = c.status();
-    let keys = planned_keys(&c.out);
-    let mut retried = 0;
-    for k in &keys {
-        let (state, attempts, succeeded) = &status[k];
+    for k in planned_keys(&c.out) {
+        let (state, _, succeeded) = &status[&k];
         assert_eq!(
             (state.as_str(), *succeeded),
             ("done", 1),
             "{k}: one accepted result"
         );
-        if *attempts == 2 {
-            retried += 1;
-        }
     }
-    assert_eq!(retried, 1, "exactly the lost task ran twice: {status:?}");
+    assert!(
+        status[&lost_key].1 >= 2,
+        "the lost task ran again: {status:?}"
+    );
 }
 
 #[test]

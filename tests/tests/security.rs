@@ -35,7 +35,7 @@ fn a_result_from_a_superseded_attempt_is_rejected() {
     let baseline = dir.join("local");
     run_local(&spec, &baseline);
     let mut c = TestCluster::new(&dir, &spec);
-    c.start_coordinator(&[]);
+    c.start_coordinator(&["--lease-ms", "1000"]);
     // Worker 0 leases the only task (attempt 1) and goes silent: the lease expires.
     let (go_a, go_b) = (dir.join("go-a"), dir.join("go-b"));
     let (ga, gb) = (go_a.display().to_string(), go_b.display().to_string());

@@ -194,8 +194,9 @@ impl TestCluster {
         }
     }
 
-    /// Starts `coordinator sweep` on port 0 (lease 1 s unless `extra` says otherwise) and waits
-    /// for its address.
+    /// Starts `coordinator sweep` on port 0 and waits for its address. The lease is 10 s unless
+    /// `extra` says otherwise, long enough that no lease expires under load unless a test
+    /// wants it to (those pass a short `--lease-ms`).
     pub fn start_coordinator(&mut self, extra: &[&str]) {
         let mut args: Vec<String> = vec![
             "sweep".into(),
@@ -209,7 +210,7 @@ impl TestCluster {
             "1".into(),
         ];
         if !extra.contains(&"--lease-ms") {
-            args.extend(["--lease-ms".to_string(), "1000".to_string()]);
+            args.extend(["--lease-ms".to_string(), "10000".to_string()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         self.coordinator_args = args;
