@@ -240,10 +240,24 @@ async fn serve_until_done(
         args.log_every,
         stopped(stop_rx.clone()),
     );
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let control = async {
+        #[cfg(unix)]
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminated = std::future::pending::<()>();
         let interrupted = tokio::select! {
             _ = finished.wait_for(|f| *f) => false,
             _ = tokio::signal::ctrl_c() => true,
+            () = terminated => true,
         };
         if interrupted {
             tracing::warn!("interrupted: stopping; a rerun with the same --out resumes");
