@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status, Streaming};
 use worker::results::{
-    describe_files, FailureKind, FailureRecord, Manifest, ResultsWriter, Timings, FAILURE_FORMAT,
+    FailureKind, FailureRecord, Manifest, ResultFile, ResultsWriter, Timings, FAILURE_FORMAT,
     FORMAT_VERSION,
 };
 use worker::sweep::digest::hex;
@@ -432,21 +432,17 @@ impl Coordinator for Service {
                 .staging_root()
                 .join(format!("{}-{attempt}", planned.key))
         };
+        if header.files.is_empty() {
+            return reject("a result without files".to_string());
+        }
         let mut names = std::collections::HashSet::new();
         for f in &header.files {
             if !plain_file_name(&f.name) || !names.insert(f.name.as_str()) {
                 return reject(format!("bad or repeated result file name {:?}", f.name));
             }
         }
-        let received = receive_files(&mut stream, &header, &staging).await;
-        let files = match received {
-            Ok(()) => match describe_files(&staging) {
-                Ok(files) => files,
-                Err(e) => {
-                    let _ = std::fs::remove_dir_all(&staging);
-                    return Err(Status::internal(e.to_string()));
-                }
-            },
+        let files = match receive_files(&mut stream, &header, &staging).await {
+            Ok(files) => files,
             Err(reason) => {
                 let _ = std::fs::remove_dir_all(&staging);
                 return reject(reason);
@@ -660,13 +656,14 @@ impl Coordinator for Service {
     }
 }
 
-/// Receives the files of a result into `staging`, checking sizes and digests. `Err` is the
-/// reason the result is rejected.
+/// Receives the files of a result into `staging`, checking sizes and digests, and syncs them
+/// to disk. Returns the manifest's file list (sorted by name, as `describe_files` lists them);
+/// `Err` is the reason the result is rejected.
 async fn receive_files(
     stream: &mut Streaming<pb::ResultChunk>,
     header: &pb::ResultHeader,
     staging: &Path,
-) -> Result<(), String> {
+) -> Result<Vec<ResultFile>, String> {
     if staging.exists() {
         std::fs::remove_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
     }
@@ -713,6 +710,7 @@ async fn receive_files(
             .write_all(&d.data)
             .map_err(|e| format!("{}: {e}", inc.path.display()))?;
     }
+    let mut listed = Vec::with_capacity(files.len());
     for (meta, inc) in header.files.iter().zip(files) {
         let digest = hex(inc.hasher.finalize().as_slice());
         if inc.written != meta.size || digest != meta.sha256 {
@@ -721,8 +719,17 @@ async fn receive_files(
                 meta.name, inc.written, meta.size, meta.sha256
             ));
         }
+        inc.file
+            .sync_all()
+            .map_err(|e| format!("{}: {e}", inc.path.display()))?;
+        listed.push(ResultFile {
+            name: meta.name.clone(),
+            bytes: inc.written,
+            sha256: digest,
+        });
     }
-    Ok(())
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(listed)
 }
 
 pub(crate) fn new_core(
