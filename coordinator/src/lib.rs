@@ -125,7 +125,19 @@ pub async fn serve(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Accepted connections get TCP_NODELAY (tonic sets it only on listeners it binds itself):
+    // without it, a reply can wait ~40 ms on Nagle + delayed ACK.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |conn| {
+            if let Ok(stream) = &conn {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY: {e}");
+                }
+            }
+            conn
+        },
+    );
     builder
         .add_service(svc)
         .serve_with_incoming_shutdown(incoming, shutdown)
