@@ -262,8 +262,15 @@ async fn serve_until_done(
         if interrupted {
             tracing::warn!("interrupted: stopping; a rerun with the same --out resumes");
         } else {
-            // Let pulling workers hear that the sweep is done (they exit) before closing.
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            // Let live workers hear that the sweep is done (they exit) before closing: wait
+            // until every worker seen recently was told, for 3 s at most.
+            let start = Instant::now();
+            let recent = sweep_lease(args).min(Duration::from_secs(3));
+            while start.elapsed() < Duration::from_secs(3)
+                && !shared.live_workers_told_done(Instant::now(), recent)
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         let _ = stop_tx.send(true);
         interrupted

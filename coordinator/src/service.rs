@@ -37,6 +37,10 @@ pub struct WorkerProgress {
     pub done: usize,
     /// When it registered.
     pub since: Instant,
+    /// Its last pull or heartbeat.
+    pub last_seen: Instant,
+    /// It was told that the sweep is done.
+    pub told_done: bool,
 }
 
 /// A snapshot for the progress display.
@@ -103,6 +107,15 @@ impl Shared {
         let mut core = self.lock();
         let events = core.ledger.on_tick(now);
         self.act(&mut core, &events);
+    }
+
+    /// Whether every worker seen within `recent` was told that the sweep is done (the
+    /// coordinator waits for that, briefly, before it stops serving, so workers exit).
+    pub fn live_workers_told_done(&self, now: Instant, recent: Duration) -> bool {
+        self.lock()
+            .workers
+            .iter()
+            .all(|w| w.told_done || now.saturating_duration_since(w.last_seen) > recent)
     }
 
     /// Progress snapshot.
@@ -305,6 +318,8 @@ impl Coordinator for Service {
             host: r.host.clone(),
             done: 0,
             since: Instant::now(),
+            last_seen: Instant::now(),
+            told_done: false,
         });
         tracing::info!(
             "worker {id} registered from {} ({} slots{}{})",
@@ -330,6 +345,9 @@ impl Coordinator for Service {
         let held: Vec<AttemptId> = r.attempts.iter().map(|&a| AttemptId::new(a)).collect();
         let now = Instant::now();
         let mut core = self.shared.lock();
+        if let Some(w) = core.workers.iter_mut().find(|w| w.id.get() == r.worker_id) {
+            w.last_seen = now;
+        }
         match core
             .ledger
             .on_heartbeat(WorkerId::new(r.worker_id), &held, now)
@@ -355,6 +373,10 @@ impl Coordinator for Service {
         let mut core = self.shared.lock();
         let (pull, events) = core.ledger.on_pull(worker, now).map_err(ledger_status)?;
         self.shared.act(&mut core, &events);
+        if let Some(w) = core.workers.iter_mut().find(|w| w.id == worker) {
+            w.last_seen = now;
+            w.told_done |= pull == Pull::Finished;
+        }
         let reply = match pull {
             Pull::Lease { task, attempt } => {
                 let planned = core

@@ -68,6 +68,13 @@ fn a_coordinator_killed_mid_sweep_resumes_without_rerunning_complete_tasks() {
     c.await_log_line(Some(holder), "fault hook: stalling");
     c.start_worker(&[], &[]);
     c.await_log_count(None, "done by worker", 2);
+    // `coordinator status` reads the ledger while the sweep runs.
+    let during = c.status();
+    assert!(during.values().any(|v| v.0 == "leased"), "{during:?}");
+    assert!(
+        during.values().filter(|v| v.0 == "done").count() >= 2,
+        "{during:?}"
+    );
     c.restart_coordinator(); // SIGKILL, then the same command on the same port
     let before: Vec<String> = std::fs::read_to_string(c.dir.join("coordinator-1.log"))
         .expect("first log")
