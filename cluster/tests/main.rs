@@ -1,0 +1,8 @@
+//! The cluster crate's integration tests (one binary; modules by subject).
+
+// Hosts from Cloudlab manifests (fixtures in fixtures/) and TOML inventories.
+mod manifest;
+// Real OpenSSH servers on loopback acting as hosts: preflight, deploy, start/stop/status/logs.
+mod ssh_hosts;
+// Shared helpers: the sshd harness, a throwaway key, polling with deadlines, /proc scans.
+mod util;

@@ -1,0 +1,414 @@
+//! Real OpenSSH servers on loopback ports act as hosts, each with its own work directory.
+//!
+//! The programs started on them are real binaries (copies of the system's `sleep` and `sh`)
+//! until the worker can talk to a coordinator; what is tested here is the machinery: ssh,
+//! content-addressed copies, detached processes that outlive the ssh session, clean stops.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use cluster::deploy::{remote_binary, Action, DataTree};
+use cluster::workers::{Started, State, Stopped};
+use cluster::{load_hosts, run_with_cluster, ClusterRun, ClusterRunError, LoadOptions, OnUnusable};
+use cluster::{Host, Session, SshConfig};
+
+use crate::util::{me, processes, refused_port, session_id, wait_until, ClientKey, SshServer};
+
+/// Two sshd "hosts" and a key, in one temporary directory.
+struct Lab {
+    dir: tempfile::TempDir,
+    key: ClientKey,
+    servers: Vec<SshServer>,
+}
+
+impl Lab {
+    fn new(n: usize) -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let key = ClientKey::generate(dir.path());
+        let servers = (0..n)
+            .map(|i| SshServer::start(&dir.path().join(format!("sshd{i}")), &key))
+            .collect();
+        Self { dir, key, servers }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A Cloudlab-shaped manifest for the servers (plus `extra` nodes as `(name, port)`),
+    /// and an inventory that points at it with the test key and per-node work directories.
+    fn write_cluster_file(&self, extra: &[(&str, u16)]) -> PathBuf {
+        let mut nodes = String::new();
+        let user = me();
+        let ports = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("node{i}"), s.port))
+            .chain(extra.iter().map(|(n, p)| (n.to_string(), *p)));
+        for (i, (name, port)) in ports.enumerate() {
+            nodes.push_str(&format!(
+                r#"  <node xmlns:emulab="http://www.protogeni.net/resources/rspec/ext/emulab/1" client_id="{name}" exclusive="true">
+    <hardware_type name="loopback"/>
+    <interface client_id="{name}:eth1"><ip address="10.10.1.{n}" type="ipv4" netmask="255.255.255.0"/></interface>
+    <services>
+      <login authentication="ssh-keys" hostname="127.0.0.1" port="{port}" username="someone-else"/>
+      <login authentication="ssh-keys" hostname="127.0.0.1" port="{port}" username="{user}"/>
+    </services>
+  </node>
+"#,
+                n = i + 1
+            ));
+        }
+        let manifest = format!(
+            "<rspec xmlns=\"http://www.geni.net/resources/rspec/3\" type=\"manifest\">\n{nodes}</rspec>\n"
+        );
+        std::fs::write(self.path().join("manifest.xml"), manifest).expect("manifest");
+        let args: Vec<String> = self
+            .key
+            .ssh_args()
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect();
+        let inventory = format!(
+            "manifest = \"manifest.xml\"\nlogin_user = \"{user}\"\n[defaults]\nwork_dir = \"{root}/hosts/{{node}}\"\nssh_options = [{args}]\n",
+            root = self.path().display(),
+            args = args.join(", ")
+        );
+        let path = self.path().join("cluster.toml");
+        std::fs::write(&path, inventory).expect("inventory");
+        path
+    }
+
+    fn hosts(&self, extra: &[(&str, u16)]) -> Vec<Host> {
+        load_hosts(&self.write_cluster_file(extra), &LoadOptions::default()).expect("hosts")
+    }
+
+    fn logs(&self) -> String {
+        self.servers
+            .iter()
+            .map(|s| format!("--- sshd :{}\n{}", s.port, s.log_text()))
+            .collect()
+    }
+}
+
+fn ssh() -> SshConfig {
+    SshConfig {
+        connect_timeout: Duration::from_secs(5),
+        command_timeout: Duration::from_secs(30),
+        ..SshConfig::default()
+    }
+}
+
+/// A copy of a system program under a name of our own (so the process scan finds only ours).
+fn program_copy(dir: &Path, program: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .expect("command -v");
+    let src = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!src.is_empty(), "{program} not found");
+    let dest = dir.join(format!("{program}-copy"));
+    std::fs::copy(&src, &dest).expect("copy program");
+    dest
+}
+
+fn cluster_bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cluster"))
+}
+
+fn ok<T: std::fmt::Debug>(results: &cluster::session::PerHost<T>) -> Vec<&T> {
+    results
+        .iter()
+        .map(|(h, r)| match r {
+            Ok(v) => v,
+            Err(e) => panic!("host {}: {e}", h.name),
+        })
+        .collect()
+}
+
+#[test]
+fn preflight_deploy_start_stop_on_two_hosts_leaves_no_process_behind() {
+    let lab = Lab::new(2);
+    let hosts = lab.hosts(&[]);
+    assert_eq!(hosts.len(), 2);
+    assert_eq!(hosts[0].user.as_deref(), Some(me().as_str()));
+    let sleep = program_copy(lab.path(), "sleep");
+    let data = lab.path().join("data");
+    std::fs::create_dir_all(data.join("profile_pickles_bs")).expect("data");
+    std::fs::write(data.join("README.txt"), "inputs\n").expect("data");
+    std::fs::write(
+        data.join("profile_pickles_bs/resnet18_1.pickle"),
+        [0x80u8, 4, 0x2e],
+    )
+    .expect("data");
+    let session = Session::new(hosts.clone(), ssh(), &sleep, Some(&data)).expect("session");
+    let coordinator = TcpListener::bind("127.0.0.1:0").expect("coordinator stand-in");
+
+    // Preflight: both usable, coordinator reachable from the "nodes".
+    let reports =
+        session.preflight(&session.requirements(Some(coordinator.local_addr().expect("addr"))));
+    for r in &reports {
+        assert!(r.usable(), "{}: {:?}\n{}", r.host, r.problems, lab.logs());
+        assert_eq!(r.coordinator_reachable, Some(true));
+        assert!(r.cores.unwrap_or(0) >= 1);
+    }
+
+    // Deploy twice: copied, then already present; the copies carry the right digest.
+    let first = session.deploy();
+    for d in ok(&first) {
+        assert_eq!(d.binary, Action::Copied);
+        assert_eq!(d.data, Some(Action::Copied));
+    }
+    let again = session.deploy();
+    for d in ok(&again) {
+        assert_eq!(d.binary, Action::AlreadyPresent);
+        assert_eq!(d.data, Some(Action::AlreadyPresent));
+    }
+    let tree = DataTree::scan(&data).expect("scan");
+    for h in &hosts {
+        let wd = PathBuf::from(&h.work_dir);
+        let bin = wd.join(remote_binary(&session.binary));
+        assert_eq!(
+            cluster::binary::sha256_file(&bin).expect("remote binary"),
+            session.binary.sha256
+        );
+        let remote_tree = DataTree::scan(&wd.join(tree.remote_dir())).expect("remote data");
+        assert_eq!(remote_tree.files, tree.files);
+    }
+
+    // Start: detached, in its own session, pid recorded; token installed with mode 600.
+    let token = b"secret-token\n";
+    let started = session.start_program(Some(token), &["300".to_string()]);
+    let pids: Vec<u32> = ok(&started)
+        .into_iter()
+        .map(|s| match s {
+            Started::New { pid } => *pid,
+            other => panic!("expected a new process, got {other:?}"),
+        })
+        .collect();
+    let argv0 = remote_binary(&session.binary);
+    for (h, pid) in hosts.iter().zip(&pids) {
+        // The ssh session that started it is over; the process lives on, as a session leader.
+        assert_eq!(session_id(*pid), Some(*pid), "host {}", h.name);
+        let wd = PathBuf::from(&h.work_dir);
+        let token_path = wd.join("run/token");
+        assert_eq!(std::fs::read(&token_path).expect("token"), token);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_path)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let running = processes(&argv0, &wd);
+        assert_eq!(running.len(), 1, "host {}: {running:?}", h.name);
+        assert_eq!(running[0].0, *pid);
+    }
+    let status = session.status();
+    assert_eq!(
+        ok(&status),
+        pids.iter()
+            .map(|p| State::Running { pid: *p })
+            .collect::<Vec<_>>()
+            .iter()
+            .collect::<Vec<_>>()
+    );
+    // Starting again leaves the running ones alone.
+    for s in ok(&session.start_program(Some(token), &["300".to_string()])) {
+        assert!(matches!(s, Started::AlreadyRunning { .. }), "{s:?}");
+    }
+
+    // The CLI sees the same (status, logs) through the same files.
+    let cluster_file = lab.path().join("cluster.toml");
+    let out = cluster_bin()
+        .args(["status", "--hosts"])
+        .arg(&cluster_file)
+        .output()
+        .expect("cluster status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (i, pid) in pids.iter().enumerate() {
+        assert!(
+            text.contains(&format!("node{i}  Running {{ pid: {pid} }}")),
+            "{text}"
+        );
+    }
+    let logs_dir = lab.path().join("fetched-logs");
+    let out = cluster_bin()
+        .args(["logs", "--hosts"])
+        .arg(&cluster_file)
+        .arg("--out")
+        .arg(&logs_dir)
+        .output()
+        .expect("cluster logs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 0..2 {
+        let log = std::fs::read_to_string(logs_dir.join(format!("node{i}.log"))).expect("log");
+        assert!(log.contains("--- start"), "{log}");
+        assert!(log.contains("300"), "{log}");
+    }
+
+    // Stop through the CLI: SIGTERM is enough for sleep.
+    let out = cluster_bin()
+        .args(["stop", "--grace", "10", "--hosts"])
+        .arg(&cluster_file)
+        .output()
+        .expect("cluster stop");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("Terminated").count(), 2, "{text}");
+    for h in &hosts {
+        let left = processes(&argv0, Path::new(&h.work_dir));
+        assert!(left.is_empty(), "host {}: left behind {left:?}", h.name);
+    }
+    for s in ok(&session.status()) {
+        assert_eq!(*s, State::NotStarted);
+    }
+    // Stopping again is harmless.
+    for s in ok(&session.stop(Duration::from_secs(1))) {
+        assert_eq!(*s, Stopped::NotRunning);
+    }
+    drop(coordinator);
+}
+
+#[test]
+fn a_process_that_ignores_sigterm_is_killed_with_its_children() {
+    let lab = Lab::new(1);
+    let hosts = lab.hosts(&[]);
+    let sh = program_copy(lab.path(), "sh");
+    let session = Session::new(hosts.clone(), ssh(), &sh, None).expect("session");
+    ok(&session.deploy());
+    let marker = Path::new(&hosts[0].work_dir).join("child-started");
+    let script = format!(
+        "trap '' TERM; touch {}; while :; do sleep 1; done",
+        marker.display()
+    );
+    let started = session.start_program(None, &["-c".to_string(), script]);
+    ok(&started);
+    wait_until(
+        Duration::from_secs(20),
+        "the remote script to run",
+        || lab.logs(),
+        || marker.exists().then_some(()),
+    );
+    let stopped = session.stop(Duration::from_millis(500));
+    assert_eq!(ok(&stopped), [&Stopped::Killed]);
+    let argv0 = remote_binary(&session.binary);
+    let left = processes(&argv0, Path::new(&hosts[0].work_dir));
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // Its `sleep` child was in the same process group: gone as well (it may take a moment
+    // to be reaped by init).
+    wait_until(
+        Duration::from_secs(10),
+        "the script's children to be gone",
+        || format!("{:?}", processes("sleep", Path::new(&hosts[0].work_dir))),
+        || {
+            processes("sleep", Path::new(&hosts[0].work_dir))
+                .is_empty()
+                .then_some(())
+        },
+    );
+}
+
+#[test]
+fn preflight_names_the_host_that_refuses_ssh_and_the_policy_decides() {
+    let lab = Lab::new(1);
+    let dead = refused_port();
+    let cluster_file = lab.write_cluster_file(&[("dead", dead)]);
+    let sleep = program_copy(lab.path(), "sleep");
+    let coordinator = TcpListener::bind("127.0.0.1:0").expect("coordinator stand-in");
+    let addr = coordinator.local_addr().expect("addr");
+
+    // The CLI: a table naming the host, non-zero exit.
+    let out = cluster_bin()
+        .args([
+            "preflight",
+            "--connect-timeout",
+            "5",
+            "--min-disk-gb",
+            "0.01",
+            "--hosts",
+        ])
+        .arg(&cluster_file)
+        .arg("--worker-bin")
+        .arg(&sleep)
+        .arg("--coordinator-addr")
+        .arg(addr.to_string())
+        .output()
+        .expect("cluster preflight");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{table}{stderr}");
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{table}"))
+            .to_string()
+    };
+    assert!(row("node0").ends_with("usable"), "{table}\n{}", lab.logs());
+    let dead_row = row("dead");
+    assert!(dead_row.contains("UNUSABLE: ssh failed"), "{table}");
+    assert!(dead_row.contains("refused"), "{table}");
+    assert!(stderr.contains("unusable: dead"), "{stderr}");
+
+    // The whole loop, as `coordinator sweep --cluster` runs it.
+    let hosts = load_hosts(&cluster_file, &LoadOptions::default()).expect("hosts");
+    let session = Session::new(hosts, ssh(), &sleep, None).expect("session");
+    let run = |on_unusable| ClusterRun {
+        coordinator: addr,
+        token: b"t".to_vec(),
+        slots: Some(1),
+        on_unusable,
+        stop_grace: Duration::from_secs(5),
+    };
+    // Abort: nothing starts, the error names the host.
+    let mut called = false;
+    let result: Result<(), ClusterRunError<std::io::Error>> =
+        run_with_cluster(&session, &run(OnUnusable::Abort), |_| {
+            called = true;
+            Ok(())
+        });
+    let err = result.expect_err("abort");
+    let chain = format!(
+        "{err}: {}",
+        std::error::Error::source(&err)
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    );
+    assert!(
+        chain.contains("unusable hosts: dead (ssh failed"),
+        "{chain}"
+    );
+    assert!(!called);
+    let wd0 = lab.path().join("hosts/node0");
+    assert!(!wd0.join("run/worker.pid").exists());
+    // Skip: the sweep runs with node0 alone, and its worker is stopped afterwards.
+    let argv0 = remote_binary(&session.binary);
+    let used = run_with_cluster(&session, &run(OnUnusable::Skip), |hosts| {
+        Ok::<_, std::io::Error>(hosts.iter().map(|h| h.name.clone()).collect::<Vec<_>>())
+    })
+    .expect("skip");
+    assert_eq!(used, ["node0"]);
+    assert!(processes(&argv0, &wd0).is_empty());
+    let log = std::fs::read_to_string(wd0.join("run/worker.log")).expect("worker log");
+    assert!(log.contains("--coordinator"), "{log}");
+    assert!(log.contains(&format!("http://{addr}")), "{log}");
+    // (`sleep` refuses the worker's flags and exits at once; stop then finds nothing to stop.)
+    assert!(!wd0.join("run/worker.pid").exists());
+}
