@@ -97,15 +97,20 @@ pub enum Stopped {
     NotRunning,
 }
 
-/// Shell functions shared by the scripts: `alive PID` is true for a live (non-zombie) process
-/// running the program recorded in `run/worker.cmd`.
+/// Shell functions shared by the scripts: `gone PID` is true when no live (non-zombie) process
+/// has that pid; `alive PID` is true for a live process running the program recorded in
+/// `run/worker.cmd`.
 const FUNCTIONS: &str = r#"
-alive() {
-  kill -0 "$1" 2>/dev/null || return 1
+gone() {
+  kill -0 "$1" 2>/dev/null || return 0
   if [ -r "/proc/$1/stat" ]; then
     st=$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)
-    [ "$st" = Z ] && return 1
+    [ "$st" = Z ] && return 0
   fi
+  return 1
+}
+alive() {
+  gone "$1" && return 1
   if [ -r "/proc/$1/cmdline" ] && [ -f run/worker.cmd ]; then
     tr '\000' '\n' < "/proc/$1/cmdline" | head -n 1 | grep -qxF -- "$(cat run/worker.cmd)" || return 1
   fi
@@ -153,7 +158,19 @@ setsid sh -c 'echo $$ > run/worker.pid.tmp && mv run/worker.pid.tmp run/worker.p
 i=0
 while [ ! -s run/worker.pid ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 [ -s run/worker.pid ] || {{ echo "the process did not record its pid within 10s" >&2; exit 4; }}
-echo "started=$(cat run/worker.pid)"
+pid=$(cat run/worker.pid)
+# Until the launcher has exec'd the program, its pid runs `sh`: wait for the program (so that
+# status and stop, which check the program, see it), or for its death.
+i=0
+while [ $i -lt 100 ]; do
+  if alive "$pid"; then echo "started=$pid"; exit 0; fi
+  gone "$pid" && break
+  sleep 0.1; i=$((i+1))
+done
+if ! gone "$pid"; then echo "pid $pid did not exec {program} within 10s" >&2; exit 4; fi
+echo "it exited at once; the end of run/worker.log:" >&2
+tail -n 5 run/worker.log >&2
+exit 6
 "#,
         wd = quote(&host.work_dir),
         program = quote(program),

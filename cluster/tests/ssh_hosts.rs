@@ -398,17 +398,30 @@ fn preflight_names_the_host_that_refuses_ssh_and_the_policy_decides() {
     assert!(!called);
     let wd0 = lab.path().join("hosts/node0");
     assert!(!wd0.join("run/worker.pid").exists());
-    // Skip: the sweep runs with node0 alone, and its worker is stopped afterwards.
+    // Skip: preflight leaves "dead" out and goes on with node0: deploy, then start of the
+    // worker command line. (`sleep` stands in for the worker until it has a network mode: it
+    // refuses the worker's flags and exits, so start either reports that, naming node0, or, if
+    // it was seen alive first, the sweep runs on node0 alone.) Either way nothing is left.
     let argv0 = remote_binary(&session.binary);
-    let used = run_with_cluster(&session, &run(OnUnusable::Skip), |hosts| {
+    let result = run_with_cluster(&session, &run(OnUnusable::Skip), |hosts| {
         Ok::<_, std::io::Error>(hosts.iter().map(|h| h.name.clone()).collect::<Vec<_>>())
-    })
-    .expect("skip");
-    assert_eq!(used, ["node0"]);
+    });
+    match result {
+        Ok(used) => assert_eq!(used, ["node0"]),
+        Err(ClusterRunError::Setup(e)) => {
+            let text = e.to_string();
+            assert!(text.starts_with("unusable hosts: node0 ("), "{text}");
+            assert!(text.contains("exited at once"), "{text}");
+        }
+        Err(other) => panic!("{other:?}"),
+    }
     assert!(processes(&argv0, &wd0).is_empty());
     let log = std::fs::read_to_string(wd0.join("run/worker.log")).expect("worker log");
-    assert!(log.contains("--coordinator"), "{log}");
-    assert!(log.contains(&format!("http://{addr}")), "{log}");
-    // (`sleep` refuses the worker's flags and exits at once; stop then finds nothing to stop.)
+    assert!(
+        log.contains(&format!(
+            "--coordinator http://{addr} --token-file run/token --slots 1"
+        )),
+        "{log}"
+    );
     assert!(!wd0.join("run/worker.pid").exists());
 }
