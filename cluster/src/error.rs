@@ -121,6 +121,12 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// Settings that cannot work together (e.g. workers told to dial `0.0.0.0`).
+    #[error("{message}")]
+    Settings {
+        /// What is wrong and what to give instead.
+        message: String,
+    },
     /// Hosts are unusable and the user chose to stop (or none is left).
     #[error("{}", unusable_message(.hosts))]
     Unusable {

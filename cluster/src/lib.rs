@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod binary;
+pub mod cli;
 pub mod deploy;
 pub mod error;
 pub mod hosts;

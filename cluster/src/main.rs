@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use cluster::preflight::{table, Requirements};
@@ -115,6 +115,9 @@ struct StartArgs {
     /// Tasks at once per worker.
     #[arg(long)]
     slots: Option<u32>,
+    /// An extra argument for every worker (repeatable, e.g. `--worker-arg=--gpu`).
+    #[arg(long = "worker-arg", value_name = "ARG", allow_hyphen_values = true)]
+    worker_args: Vec<String>,
     /// Go on with the other hosts when some fail to start (`skip`), or fail (`abort`).
     #[arg(long, value_enum, default_value_t = OnUnusable::Abort)]
     on_unusable: OnUnusable,
@@ -165,18 +168,9 @@ impl Common {
 
 impl BinaryArgs {
     fn worker_bin(&self) -> Result<PathBuf> {
-        if let Some(p) = &self.worker_bin {
-            return Ok(p.clone());
-        }
-        let exe = std::env::current_exe().context("locating this program")?;
-        let sibling = exe.with_file_name("worker");
-        if sibling.is_file() {
-            Ok(sibling)
-        } else {
-            bail!(
-                "no worker binary beside {} (give --worker-bin PATH)",
-                exe.display()
-            )
+        match &self.worker_bin {
+            Some(p) => Ok(p.clone()),
+            None => Ok(cluster::cli::default_worker_bin()?),
         }
     }
 
@@ -258,7 +252,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let session = a.binary.session(&a.common)?;
             let token = std::fs::read(&a.token_file)
                 .with_context(|| format!("reading {}", a.token_file.display()))?;
-            let args = session.worker_args(&a.coordinator, a.slots);
+            let args = session.worker_args(&a.coordinator, a.slots, &a.worker_args);
             let results = session.start(&token, &args);
             let failed = report(&results, |s| format!("{s:?}"));
             if failed > 0 && a.on_unusable == OnUnusable::Abort {

@@ -80,11 +80,17 @@ impl Session {
     }
 
     /// The worker arguments for a coordinator at `coordinator`.
-    pub fn worker_args(&self, coordinator: &str, slots: Option<u32>) -> WorkerArgs {
+    pub fn worker_args(
+        &self,
+        coordinator: &str,
+        slots: Option<u32>,
+        extra: &[String],
+    ) -> WorkerArgs {
         WorkerArgs {
             coordinator: coordinator.to_string(),
             slots,
             data_dir: self.data.as_ref().map(DataTree::remote_dir),
+            extra: extra.to_vec(),
         }
     }
 
@@ -192,6 +198,8 @@ pub struct ClusterRun {
     pub token: Vec<u8>,
     /// Worker slots per node (`None`: the worker's default).
     pub slots: Option<u32>,
+    /// More worker arguments (e.g. `--gpu`).
+    pub worker_extra: Vec<String>,
     /// What to do with unusable hosts.
     pub on_unusable: OnUnusable,
     /// How long a worker has to exit after SIGTERM.
@@ -237,7 +245,7 @@ where
     let deployed = session.deploy();
     let usable = apply_policy(run.on_unusable, &outcomes(&deployed)).map_err(setup)?;
     let session = session.restricted_to(&usable);
-    let args = session.worker_args(&run.coordinator.to_string(), run.slots);
+    let args = session.worker_args(&run.coordinator.to_string(), run.slots, &run.worker_extra);
     let started = session.start(&run.token, &args);
     let running = match apply_policy(run.on_unusable, &outcomes(&started)) {
         Ok(names) => names,

@@ -20,7 +20,7 @@ use crate::ssh::{key_values, quote, Input, SshConfig};
 pub const REMOTE_TOKEN: &str = "run/token";
 
 /// How a worker on a node is started: `worker --coordinator http://ADDR --token-file
-/// run/token --slots N [--data DIR]`.
+/// run/token [--slots N] [--data DIR] [EXTRA...]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerArgs {
     /// The coordinator's address as the node dials it (its LAN address), `host:port`.
@@ -29,6 +29,8 @@ pub struct WorkerArgs {
     pub slots: Option<u32>,
     /// The data directory on the node, relative to the work directory (from `deploy`).
     pub data_dir: Option<String>,
+    /// More arguments, appended as given (e.g. `--gpu`).
+    pub extra: Vec<String>,
 }
 
 impl WorkerArgs {
@@ -53,6 +55,7 @@ impl WorkerArgs {
             a.push("--data".into());
             a.push(d.clone());
         }
+        a.extend(self.extra.iter().cloned());
         a
     }
 }
@@ -299,4 +302,33 @@ pub fn logs(ssh: &SshConfig, host: &Host, lines: Option<usize>) -> Result<String
         ..ssh.clone()
     };
     Ok(cfg.run_script(host, "log fetch", &script)?.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_command_line_points_at_the_coordinator_with_the_remote_token() {
+        let a = WorkerArgs {
+            coordinator: "10.10.1.1:50051".into(),
+            slots: Some(8),
+            data_dir: Some("data/abc".into()),
+            extra: vec!["--gpu".into()],
+        };
+        assert_eq!(
+            a.to_args().join(" "),
+            "--coordinator http://10.10.1.1:50051 --token-file run/token --slots 8 --data data/abc --gpu"
+        );
+        let tls = WorkerArgs {
+            coordinator: "https://head:443".into(),
+            slots: None,
+            data_dir: None,
+            extra: vec![],
+        };
+        assert_eq!(
+            tls.to_args().join(" "),
+            "--coordinator https://head:443 --token-file run/token"
+        );
+    }
 }

@@ -374,6 +374,7 @@ fn preflight_names_the_host_that_refuses_ssh_and_the_policy_decides() {
         coordinator: addr,
         token: b"t".to_vec(),
         slots: Some(1),
+        worker_extra: Vec::new(),
         on_unusable,
         stop_grace: Duration::from_secs(5),
     };
