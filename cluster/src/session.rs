@@ -207,30 +207,52 @@ pub struct ClusterRun {
 }
 
 /// Why [`run_with_cluster`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClusterRunError<E: std::error::Error + 'static> {
-    /// Setting up the cluster failed; the sweep did not run.
-    #[error("cluster setup failed")]
-    Setup(#[source] Error),
+///
+/// `E` is the sweep's own error type; it need not implement `std::error::Error` (an
+/// `anyhow::Error` is fine): match on the variants to convert.
+#[derive(Debug)]
+pub enum ClusterRunError<E> {
+    /// Setting up the cluster failed; the sweep did not run and no worker is left running.
+    Setup(Error),
     /// The sweep failed (the workers were stopped).
-    #[error("the sweep failed")]
-    Sweep(#[source] E),
+    Sweep(E),
     /// The sweep finished but stopping the workers failed on some hosts.
-    #[error("stopping the workers failed")]
-    Stop(#[source] Error),
+    Stop(Error),
 }
 
-/// The whole loop: preflight (printing the table through `tracing`), deploy, start, then
-/// `sweep(hosts in use)` — which must already be listening at `run.coordinator`, or bind it
-/// before the workers' reconnect backoff gives up — and finally stop every worker, whatever
-/// the sweep returned. Returns the sweep's value.
+impl<E: std::fmt::Display> std::fmt::Display for ClusterRunError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Setup(e) => write!(f, "cluster setup failed: {e}"),
+            Self::Sweep(e) => write!(f, "the sweep failed: {e}"),
+            Self::Stop(e) => write!(f, "stopping the workers failed: {e}"),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for ClusterRunError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Setup(e) | Self::Stop(e) => Some(e),
+            Self::Sweep(e) => Some(e),
+        }
+    }
+}
+
+/// The whole loop: preflight (the table goes to the log), deploy, start, then
+/// `sweep(hosts in use)`, and finally stop every worker, whatever the sweep returned (and if it
+/// panicked). Returns the sweep's value.
+///
+/// Bind the coordinator's listener *before* calling this: preflight checks that every node can
+/// connect to `run.coordinator`, and the workers start dialling it at once (they retry with
+/// backoff until it serves). After each step, [`OnUnusable`] decides: `Abort` fails (stopping
+/// any worker already started), `Skip` goes on with the hosts left.
 pub fn run_with_cluster<T, E, F>(
     session: &Session,
     run: &ClusterRun,
     sweep: F,
 ) -> std::result::Result<T, ClusterRunError<E>>
 where
-    E: std::error::Error + 'static,
     F: FnOnce(&[Host]) -> std::result::Result<T, E>,
 {
     let setup = ClusterRunError::Setup;

@@ -386,12 +386,7 @@ fn preflight_names_the_host_that_refuses_ssh_and_the_policy_decides() {
             Ok(())
         });
     let err = result.expect_err("abort");
-    let chain = format!(
-        "{err}: {}",
-        std::error::Error::source(&err)
-            .map(|s| s.to_string())
-            .unwrap_or_default()
-    );
+    let chain = err.to_string();
     assert!(
         chain.contains("unusable hosts: dead (ssh failed"),
         "{chain}"
