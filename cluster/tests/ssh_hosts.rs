@@ -12,87 +12,9 @@ use std::time::Duration;
 use cluster::deploy::{remote_binary, Action, DataTree};
 use cluster::workers::{Started, State, Stopped};
 use cluster::{load_hosts, run_with_cluster, ClusterRun, ClusterRunError, LoadOptions, OnUnusable};
-use cluster::{Host, Session, SshConfig};
+use cluster::{Session, SshConfig};
 
-use crate::util::{me, processes, refused_port, session_id, wait_until, ClientKey, SshServer};
-
-/// Two sshd "hosts" and a key, in one temporary directory.
-struct Lab {
-    dir: tempfile::TempDir,
-    key: ClientKey,
-    servers: Vec<SshServer>,
-}
-
-impl Lab {
-    fn new(n: usize) -> Self {
-        let dir = tempfile::tempdir().expect("tmp");
-        let key = ClientKey::generate(dir.path());
-        let servers = (0..n)
-            .map(|i| SshServer::start(&dir.path().join(format!("sshd{i}")), &key))
-            .collect();
-        Self { dir, key, servers }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// A Cloudlab-shaped manifest for the servers (plus `extra` nodes as `(name, port)`),
-    /// and an inventory that points at it with the test key and per-node work directories.
-    fn write_cluster_file(&self, extra: &[(&str, u16)]) -> PathBuf {
-        let mut nodes = String::new();
-        let user = me();
-        let ports = self
-            .servers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (format!("node{i}"), s.port))
-            .chain(extra.iter().map(|(n, p)| (n.to_string(), *p)));
-        for (i, (name, port)) in ports.enumerate() {
-            nodes.push_str(&format!(
-                r#"  <node xmlns:emulab="http://www.protogeni.net/resources/rspec/ext/emulab/1" client_id="{name}" exclusive="true">
-    <hardware_type name="loopback"/>
-    <interface client_id="{name}:eth1"><ip address="10.10.1.{n}" type="ipv4" netmask="255.255.255.0"/></interface>
-    <services>
-      <login authentication="ssh-keys" hostname="127.0.0.1" port="{port}" username="someone-else"/>
-      <login authentication="ssh-keys" hostname="127.0.0.1" port="{port}" username="{user}"/>
-    </services>
-  </node>
-"#,
-                n = i + 1
-            ));
-        }
-        let manifest = format!(
-            "<rspec xmlns=\"http://www.geni.net/resources/rspec/3\" type=\"manifest\">\n{nodes}</rspec>\n"
-        );
-        std::fs::write(self.path().join("manifest.xml"), manifest).expect("manifest");
-        let args: Vec<String> = self
-            .key
-            .ssh_args()
-            .iter()
-            .map(|a| format!("{a:?}"))
-            .collect();
-        let inventory = format!(
-            "manifest = \"manifest.xml\"\nlogin_user = \"{user}\"\n[defaults]\nwork_dir = \"{root}/hosts/{{node}}\"\nssh_options = [{args}]\n",
-            root = self.path().display(),
-            args = args.join(", ")
-        );
-        let path = self.path().join("cluster.toml");
-        std::fs::write(&path, inventory).expect("inventory");
-        path
-    }
-
-    fn hosts(&self, extra: &[(&str, u16)]) -> Vec<Host> {
-        load_hosts(&self.write_cluster_file(extra), &LoadOptions::default()).expect("hosts")
-    }
-
-    fn logs(&self) -> String {
-        self.servers
-            .iter()
-            .map(|s| format!("--- sshd :{}\n{}", s.port, s.log_text()))
-            .collect()
-    }
-}
+use crate::util::{me, processes, program_copy, refused_port, session_id, wait_until, Lab};
 
 fn ssh() -> SshConfig {
     SshConfig {
@@ -100,20 +22,6 @@ fn ssh() -> SshConfig {
         command_timeout: Duration::from_secs(30),
         ..SshConfig::default()
     }
-}
-
-/// A copy of a system program under a name of our own (so the process scan finds only ours).
-fn program_copy(dir: &Path, program: &str) -> PathBuf {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .output()
-        .expect("command -v");
-    let src = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(!src.is_empty(), "{program} not found");
-    let dest = dir.join(format!("{program}-copy"));
-    std::fs::copy(&src, &dest).expect("copy program");
-    dest
 }
 
 fn cluster_bin() -> Command {
