@@ -2,6 +2,10 @@
 //! win (queueing included), accuracy, the oracle's win and the static baseline's accuracy.
 //!
 //! `cargo run --release -p worker --example calibrate -- [SCALE] [MODEL,..] [DATASET,..]`
+//!
+//! Environment: `KEEP=1` keeps each task's output in the temp dir; `AZ_PER_MIN=N` compresses the
+//! synthetic Azure day to about N requests per minute; `BURST` and `SPREAD` set its burst size
+//! and spread (ms).
 
 use std::sync::Mutex;
 use worker::output::{percentile, read_requests_parquet};
@@ -65,6 +69,8 @@ fn main() {
                                     .ok()
                                     .and_then(|v| v.parse::<f64>().ok())
                                     .map_or(1440, |per_min| ((n as f64 / per_min).ceil() as usize).max(1)),
+                                burst_size: std::env::var("BURST").ok().and_then(|v| v.parse().ok()).unwrap_or(8.0),
+                                burst_spread_ms: std::env::var("SPREAD").ok().and_then(|v| v.parse().ok()).unwrap_or(500.0),
                                 ..Default::default()
                             },
                         },

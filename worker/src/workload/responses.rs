@@ -2,7 +2,7 @@
 //! max-softmax confidence, from the sample's difficulty and the ramp's depth.
 //!
 //! A ramp at depth fraction `f` of a model with capability `κ` has margin
-//! `m = κ·(3.2·f^e) − 1.3 − d` (`e` = 0.6 for CNNs, 1.8 for transformers) on a sample of difficulty `d`. It agrees with the final model
+//! `m = κ·(3.2·f^e) − 1.3 − d` (`e` = 0.6) on a sample of difficulty `d`. It agrees with the final model
 //! with probability `1 − ½·σ(−5m)` (a coin flip for hopeless samples, certain for easy ones);
 //! one uniform draw per sample decides agreement at every depth, so a sample a ramp gets right
 //! is also right at deeper ramps. Confidence is `0.5 + 0.5·σ(z)` with logit
