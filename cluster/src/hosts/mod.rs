@@ -50,9 +50,14 @@ impl Host {
     }
 }
 
-/// Expands `{node}` in a work-directory template.
+/// Expands `{node}` in a work-directory template. A leading `~/` is dropped: remote commands
+/// run in the login's home, and the path is quoted (so a `~` would not be expanded).
 pub fn expand_work_dir(template: &str, node: &str) -> String {
-    template.replace("{node}", node)
+    let dir = template.replace("{node}", node);
+    match dir.strip_prefix("~/") {
+        Some(rest) if !rest.is_empty() => rest.to_string(),
+        _ => dir,
+    }
 }
 
 /// Checks what every host must satisfy, whatever file it came from.
@@ -91,7 +96,8 @@ pub(crate) fn validate(hosts: &[Host], path: &Path) -> Result<()> {
                 return Err(bad(format!("host {}: bad user {u:?}", h.name)));
             }
         }
-        if h.work_dir.is_empty() || h.work_dir.contains(['\n', '\0']) {
+        if h.work_dir.is_empty() || h.work_dir.starts_with('~') || h.work_dir.contains(['\n', '\0'])
+        {
             return Err(bad(format!(
                 "host {}: bad work_dir {:?}",
                 h.name, h.work_dir
