@@ -346,3 +346,29 @@ pub fn program_copy(dir: &Path, program: &str) -> PathBuf {
     std::fs::copy(&src, &dest).expect("copy program");
     dest
 }
+
+impl Drop for Lab {
+    /// A failed test may leave detached processes in the hosts' work directories: kill them
+    /// (SIGKILL), so that nothing outlives the test.
+    fn drop(&mut self) {
+        for pid in processes_under(self.dir.path()) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+/// Live processes whose working directory is inside `dir`.
+pub fn processes_under(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+            cwd.starts_with(dir).then_some(pid)
+        })
+        .filter(|pid| *pid != std::process::id())
+        .collect()
+}
