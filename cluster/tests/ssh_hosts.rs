@@ -71,6 +71,12 @@ fn preflight_deploy_start_stop_on_two_hosts_leaves_no_process_behind() {
         assert_eq!(d.binary, Action::Copied);
         assert_eq!(d.data, Some(Action::Copied));
     }
+    // A binary damaged on one host is replaced there (its digest no longer matches).
+    let damaged = PathBuf::from(&hosts[0].work_dir).join(remote_binary(&session.binary));
+    std::fs::write(&damaged, b"not the binary").expect("damage");
+    let again = session.deploy();
+    let actions: Vec<Action> = ok(&again).iter().map(|d| d.binary).collect();
+    assert_eq!(actions, [Action::Copied, Action::AlreadyPresent]);
     let again = session.deploy();
     for d in ok(&again) {
         assert_eq!(d.binary, Action::AlreadyPresent);
