@@ -65,24 +65,15 @@ fn elf_arch(header: &[u8]) -> Option<&'static str> {
     })
 }
 
-/// The newest `GLIBC_x.y[.z]` version string in `bytes` (the symbol versions a dynamically
-/// linked glibc binary needs are stored as such strings).
+/// The newest `GLIBC_x.y[.z]` version string in `bytes`. The symbol versions a dynamically
+/// linked glibc binary needs are NUL-terminated strings of its `.dynstr` section, so only
+/// strings that start right after a NUL are looked at.
 pub fn max_glibc_version(bytes: &[u8]) -> Option<(u32, u32)> {
-    const TAG: &[u8] = b"GLIBC_";
-    let mut best: Option<(u32, u32)> = None;
-    let mut i = 0;
-    while let Some(pos) = bytes[i..].windows(TAG.len()).position(|w| w == TAG) {
-        let start = i + pos + TAG.len();
-        let end = bytes[start..]
-            .iter()
-            .position(|b| !(b.is_ascii_digit() || *b == b'.'))
-            .map_or(bytes.len(), |p| start + p);
-        if let Some(v) = parse_version(&String::from_utf8_lossy(&bytes[start..end])) {
-            best = best.max(Some(v));
-        }
-        i = end.max(start);
-    }
-    best
+    bytes
+        .split(|b| *b == 0)
+        .filter_map(|s| s.strip_prefix(b"GLIBC_"))
+        .filter_map(|v| parse_version(std::str::from_utf8(v).ok()?))
+        .max()
 }
 
 /// Parses `2.36` (or `2.36.1`, or the last word of `ldd (GNU libc) 2.36`) to `(2, 36)`.
@@ -124,7 +115,7 @@ mod tests {
 
     #[test]
     fn glibc_versions_are_compared_numerically() {
-        let blob = b"xxGLIBC_2.2.5\0GLIBC_2.34\0GLIBC_2.9\0GLIBC_PRIVATE\0";
+        let blob = b"xx\0GLIBC_2.2.5\0GLIBC_2.34\0GLIBC_2.9\0GLIBC_PRIVATE\0";
         assert_eq!(max_glibc_version(blob), Some((2, 34)));
         assert_eq!(max_glibc_version(b"no versions"), None);
     }
