@@ -1,2 +1,145 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+
+pub mod ids;
+pub mod ledger;
+pub mod service;
+pub mod store;
+
+use ledger::{Ledger, LedgerConfig};
+use service::{Service, Shared};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use store::{Store, StoreError};
+use tokio::net::TcpListener;
+use worker::results::{ResultsError, ResultsWriter, TaskStatus};
+use worker::sweep::Plan;
+
+pub use tonic::transport::ServerTlsConfig;
+
+/// Options of a sweep.
+#[derive(Clone, Debug)]
+pub struct SweepOptions {
+    /// Lease duration (workers heartbeat every quarter of it).
+    pub lease: Duration,
+    /// Counted attempts (lost workers, retryable failures) before a task fails for good.
+    pub max_attempts: u32,
+    /// Failures in a row after which a worker gets no more tasks.
+    pub max_failures_in_row: u32,
+    /// The token every call must carry.
+    pub token: String,
+}
+
+/// Why a sweep could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// The results directory.
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+    /// The ledger database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A sweep being served: the plan's tasks in a ledger, recorded in `--out/ledger.sqlite`.
+pub struct Sweep {
+    shared: Arc<Shared>,
+}
+
+impl Sweep {
+    /// Expands nothing itself: takes `plan` (from `SweepSpec::plan`, as `worker --local`),
+    /// writes `sweep.json`, finds the tasks already complete in `writer`'s directory (never
+    /// re-run), records every task in the ledger database and closes the attempts a previous
+    /// coordinator left open.
+    pub fn start(
+        plan: &Plan,
+        writer: ResultsWriter,
+        opts: &SweepOptions,
+    ) -> Result<Sweep, SweepError> {
+        writer.write_plan(plan)?;
+        let mut store = Store::open(writer.dir().root())?;
+        let tasks: Vec<_> = plan.tasks().collect();
+        let rows: Vec<(String, String, bool)> = tasks
+            .iter()
+            .map(|t| {
+                let complete = matches!(
+                    writer.dir().status(t, plan.code_version()),
+                    TaskStatus::Complete(_)
+                );
+                (t.key.to_string(), t.label(), complete)
+            })
+            .collect();
+        let (first_attempt, first_worker) = store.begin_run(&rows)?;
+        let ledger = Ledger::new(
+            LedgerConfig {
+                lease: opts.lease,
+                max_attempts: opts.max_attempts.max(1),
+                max_failures_in_row: opts.max_failures_in_row.max(1),
+            },
+            tasks.iter().zip(&rows).map(|(t, r)| (t.key.clone(), r.2)),
+            first_attempt,
+            first_worker,
+        );
+        let core = service::new_core(ledger, store, tasks, plan.code_version().to_string());
+        Ok(Sweep {
+            shared: Shared::new(core, writer, opts.token.clone(), opts.lease),
+        })
+    }
+
+    /// The state shared by the service and the loops.
+    pub fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
+    /// Expires overdue leases every `period` until `stop` resolves. The clock is read once per
+    /// tick and passed in.
+    pub async fn tick_loop(&self, period: Duration, stop: impl Future<Output = ()>) {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = interval.tick() => self.shared.tick(Instant::now()),
+            }
+        }
+    }
+}
+
+/// Serves the coordinator's gRPC service on a bound `listener` (tests bind `127.0.0.1:0`)
+/// until `shutdown` resolves. Every call must carry the sweep's token.
+pub async fn serve(
+    sweep: &Sweep,
+    listener: TcpListener,
+    tls: Option<ServerTlsConfig>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let shared = sweep.shared();
+    let auth = Arc::clone(&shared);
+    let svc = proto::v1::coordinator_server::CoordinatorServer::with_interceptor(
+        Service::new(shared),
+        move |req: tonic::Request<()>| auth.check_token(&req).map(|()| req),
+    );
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    // Accepted connections get TCP_NODELAY (tonic sets it only on listeners it binds itself):
+    // without it, a reply can wait ~40 ms on Nagle + delayed ACK.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |conn| {
+            if let Ok(stream) = &conn {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY: {e}");
+                }
+            }
+            conn
+        },
+    );
+    builder
+        .add_service(svc)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}

@@ -1,4 +1,5 @@
-//! The `worker` binary: sweeps on this machine (`--local`, `plan`), single simulations
+//! The `worker` binary: sweeps on this machine (`--local`, `plan`), a remote worker of a
+//! distributed sweep (`--coordinator`), single simulations
 //! (`simulate`), batching generators (`batching`) and the embedded workload in the artifact's
 //! layout (`gen-data`).
 
@@ -8,6 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod batching_cmd;
 mod gen_data_cmd;
 mod local_cmd;
+mod remote_cmd;
 mod simulate_cmd;
 
 #[derive(Parser)]
@@ -22,6 +24,8 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     local: local_cmd::LocalArgs,
+    #[command(flatten)]
+    remote: remote_cmd::RemoteArgs,
 }
 
 #[derive(Subcommand)]
@@ -53,9 +57,13 @@ fn main() -> std::process::ExitCode {
         Some(Command::Plan(args)) => local_cmd::run_plan_cmd(args),
         Some(Command::GenData(args)) => gen_data_cmd::run(args),
         None if cli.local.local => local_cmd::run_local(cli.local),
+        None if cli.remote.coordinator.is_some() => remote_cmd::run(cli.remote),
         None => {
             let _ = Cli::command().print_help();
-            eprintln!("\nerror: give --local (run a sweep here) or a subcommand");
+            eprintln!(
+                "\nerror: give --local (run a sweep here), --coordinator URL (work for a \
+                 distributed sweep) or a subcommand"
+            );
             return std::process::ExitCode::from(2);
         }
     };

@@ -186,6 +186,8 @@ pub enum FailureKind {
     Panic,
     /// `tasks/<key>/` holds a manifest of a newer format major; it is left alone.
     NewerManifest,
+    /// A distributed sweep lost the workers running it (`--max-attempts` times).
+    Lost,
 }
 
 /// `failures/<key>.json`.

@@ -1,0 +1,456 @@
+//! The `coordinator` binary: `sweep` (serve a sweep to remote workers), `status` (read the
+//! ledger) and `plan` (dry run).
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use coordinator::service::Snapshot;
+use coordinator::store::Store;
+use coordinator::{serve, ServerTlsConfig, Sweep, SweepOptions};
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tonic::transport::{Certificate, Identity};
+use worker::results::{ResultsDir, TaskStatus};
+use worker::sweep::{Plan, SweepSpec};
+
+#[derive(Parser)]
+#[command(name = "coordinator", version, about = "Distributed Apparate sweeps")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a sweep to remote workers until every task is complete or failed for good.
+    Sweep(SweepArgs),
+    /// Show the ledger of a results directory (while a sweep runs or after).
+    Status(StatusArgs),
+    /// List a sweep's tasks, their keys and whether each is complete in --out (runs nothing).
+    Plan(PlanArgs),
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// Sweep spec (TOML); default: the built-in paper spec on the embedded workload.
+    #[arg(long, value_name = "FILE")]
+    spec: Option<PathBuf>,
+    /// Address to listen on (port 0: any free port; the actual address is printed on stdout
+    /// as `listening on ADDR` and written to `--out/coordinator.addr`).
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Results directory (same layout as `worker --local`).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// File holding the token every worker must present.
+    #[arg(long, value_name = "FILE")]
+    token_file: PathBuf,
+    /// Attempts of a task lost with their worker (or failed retryably) before it fails for good.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    max_attempts: u32,
+    /// A worker whose tasks fail this many times in a row gets no more tasks.
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    max_failures_in_row: u32,
+    /// Lease duration in milliseconds (workers heartbeat every quarter of it).
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    lease_ms: u64,
+    /// Seconds between progress lines when stderr is not a terminal.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    log_every: u64,
+    /// TLS certificate (PEM); with --tls-key, serve TLS.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA (PEM) that client certificates must chain to (mutual TLS).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    /// Results directory of the sweep.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// Sweep spec (TOML); default: the built-in paper spec.
+    #[arg(long, value_name = "FILE")]
+    spec: Option<PathBuf>,
+    /// Results directory.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    out: PathBuf,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sweep(args) => run_sweep(args),
+        Command::Status(args) => run_status(&args),
+        Command::Plan(args) => run_plan(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let t = cause.to_string();
+        if text.contains(&t) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&t);
+    }
+    text
+}
+
+fn load_plan(spec: Option<&Path>) -> Result<Plan> {
+    let (spec, origin) = match spec {
+        Some(p) => (SweepSpec::load(p), p.display().to_string()),
+        None => (SweepSpec::builtin(), "the built-in spec".to_string()),
+    };
+    let spec = spec.context("invalid sweep spec; nothing was run")?;
+    spec.plan()
+        .with_context(|| format!("invalid sweep spec ({origin}); nothing was run"))
+}
+
+fn read_token(path: &Path) -> Result<String> {
+    let token = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the token file {}", path.display()))?;
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        bail!("the token file {} is empty", path.display());
+    }
+    Ok(token)
+}
+
+fn tls_config(args: &SweepArgs) -> Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let read =
+        |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &args.tls_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(tls))
+}
+
+fn run_sweep(args: SweepArgs) -> Result<()> {
+    let plan = load_plan(args.spec.as_deref())?;
+    let token = read_token(&args.token_file)?;
+    let tls = tls_config(&args)?;
+    let dir = ResultsDir::new(&args.out);
+    let writer = dir.lock()?;
+    let opts = SweepOptions {
+        lease: Duration::from_millis(args.lease_ms.max(10)),
+        max_attempts: args.max_attempts,
+        max_failures_in_row: args.max_failures_in_row,
+        token,
+    };
+    let sweep = Sweep::start(&plan, writer, &opts)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let failed = rt.block_on(serve_until_done(&sweep, &args, tls, &plan))?;
+    // The writer (and its lock) lives in the sweep; the summaries are written through a fresh
+    // read of the manifests, as `worker --local` does.
+    let shared = sweep.shared();
+    let summaries = shared.write_summaries(&plan, |_, line| println!("{line}"))?;
+    for s in &summaries {
+        tracing::info!(
+            "{}: summary lines of {} task(s){}",
+            s.path.display(),
+            s.complete,
+            if s.incomplete > 0 {
+                format!(" ({} incomplete, left out)", s.incomplete)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} tasks failed; the reasons are in {}/<key>.json",
+            plan.len(),
+            dir.failures_dir().display()
+        );
+    }
+    Ok(())
+}
+
+async fn serve_until_done(
+    sweep: &Sweep,
+    args: &SweepArgs,
+    tls: Option<ServerTlsConfig>,
+    plan: &Plan,
+) -> Result<usize> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let addr_file = args.out.join("coordinator.addr");
+    std::fs::write(&addr_file, format!("{addr}\n"))
+        .with_context(|| format!("cannot write {}", addr_file.display()))?;
+    println!("listening on {addr}");
+    std::io::stdout().flush()?;
+    let shared = sweep.shared();
+    let total = plan.len();
+    let cached = shared.snapshot().counts.done;
+    tracing::info!(
+        "sweep {:?}: {total} tasks, {cached} already complete, serving on {addr} into {}",
+        plan.spec().name,
+        args.out.display()
+    );
+    let mut finished = shared.finished();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let tick_period = (sweep_lease(args) / 8).max(Duration::from_millis(5));
+    let server = serve(sweep, listener, tls, stopped(stop_rx.clone()));
+    let ticks = sweep.tick_loop(tick_period, stopped(stop_rx.clone()));
+    let progress = show_progress(
+        sweep,
+        total,
+        cached,
+        args.log_every,
+        stopped(stop_rx.clone()),
+    );
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let control = async {
+        #[cfg(unix)]
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminated = std::future::pending::<()>();
+        let interrupted = tokio::select! {
+            _ = finished.wait_for(|f| *f) => false,
+            _ = tokio::signal::ctrl_c() => true,
+            () = terminated => true,
+        };
+        if interrupted {
+            tracing::warn!("interrupted: stopping; a rerun with the same --out resumes");
+        } else {
+            // Let pulling workers hear that the sweep is done (they exit) before closing.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let _ = stop_tx.send(true);
+        interrupted
+    };
+    let (served, (), (), interrupted) = tokio::join!(server, ticks, progress, control);
+    served.context("the gRPC server failed")?;
+    let counts = shared.snapshot().counts;
+    tracing::info!(
+        "{total} tasks: {} done, {} failed, {} not finished",
+        counts.done,
+        counts.failed,
+        counts.pending + counts.leased
+    );
+    if interrupted {
+        bail!("interrupted before the sweep finished");
+    }
+    Ok(counts.failed)
+}
+
+fn sweep_lease(args: &SweepArgs) -> Duration {
+    Duration::from_millis(args.lease_ms.max(10))
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+fn progress_text(s: &Snapshot, total: usize, cached: usize, start: Instant) -> String {
+    let c = &s.counts;
+    let run_now = c.done.saturating_sub(cached);
+    let left = c.pending + c.leased;
+    let elapsed = start.elapsed();
+    let eta = if run_now > 0 {
+        fmt_duration(elapsed.mul_f64(left as f64 / run_now as f64))
+    } else {
+        "?".to_string()
+    };
+    let rates: Vec<String> = s
+        .workers
+        .iter()
+        .filter(|w| w.done > 0)
+        .map(|w| {
+            let secs = w.since.elapsed().as_secs_f64().max(1e-3);
+            format!("{}@{} {:.2}/s", w.id, w.host, w.done as f64 / secs)
+        })
+        .collect();
+    format!(
+        "{}/{total} done, {} running, {} failed, {} pending, ETA {eta}{}{}",
+        c.done,
+        c.leased,
+        c.failed,
+        c.pending,
+        if rates.is_empty() { "" } else { " | " },
+        rates.join(", ")
+    )
+}
+
+async fn show_progress(
+    sweep: &Sweep,
+    total: usize,
+    cached: usize,
+    log_every: u64,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let shared = sweep.shared();
+    let start = Instant::now();
+    let terminal = std::io::stderr().is_terminal();
+    let bar = terminal.then(|| {
+        let pb = indicatif::ProgressBar::with_draw_target(
+            Some(total as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
+        {
+            pb.set_style(style.progress_chars("=> "));
+        }
+        pb
+    });
+    let period = if terminal {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(log_every.max(1))
+    };
+    let mut interval = tokio::time::interval(period);
+    interval.tick().await;
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = interval.tick() => {
+                let s = shared.snapshot();
+                let text = progress_text(&s, total, cached, start);
+                match &bar {
+                    Some(pb) => {
+                        pb.set_position((s.counts.done + s.counts.failed) as u64);
+                        pb.set_message(text);
+                    }
+                    None => tracing::info!("{text}"),
+                }
+            }
+        }
+    }
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
+    }
+}
+
+fn run_status(args: &StatusArgs) -> Result<()> {
+    let store = Store::open_read_only(&args.out)
+        .with_context(|| format!("no readable ledger in {}", args.out.display()))?;
+    let rows = store.task_rows()?;
+    let mut out = std::io::stdout().lock();
+    let mut by_state = std::collections::BTreeMap::<&str, usize>::new();
+    for r in &rows {
+        *by_state.entry(r.state.as_str()).or_default() += 1;
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\tattempts={}\tsucceeded={}{}",
+            r.index,
+            r.key,
+            r.label,
+            r.state,
+            r.attempts,
+            r.succeeded,
+            r.message
+                .as_deref()
+                .map(|m| format!("\t{m}"))
+                .unwrap_or_default()
+        )?;
+    }
+    for w in store.worker_rows()? {
+        writeln!(
+            out,
+            "worker w{}\t{}\tslots={}\tdone={}{}",
+            w.id,
+            w.host,
+            w.slots,
+            w.succeeded,
+            if w.blocked { "\tblocked" } else { "" }
+        )?;
+    }
+    let summary: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    writeln!(out, "{} tasks: {}", rows.len(), summary.join(", "))?;
+    Ok(())
+}
+
+fn run_plan(args: &PlanArgs) -> Result<()> {
+    let plan = load_plan(args.spec.as_deref())?;
+    let dir = ResultsDir::new(&args.out);
+    let mut out = std::io::stdout().lock();
+    let (mut cached, mut to_run) = (0, 0);
+    for task in plan.tasks() {
+        let state = match dir.status(&task, plan.code_version()) {
+            TaskStatus::Complete(_) => {
+                cached += 1;
+                "cached".to_string()
+            }
+            TaskStatus::Missing => {
+                to_run += 1;
+                "to run".to_string()
+            }
+            TaskStatus::Invalid(p) => {
+                to_run += 1;
+                format!("to run (invalid: {p})")
+            }
+        };
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{state}",
+            task.index,
+            task.key,
+            task.label()
+        )?;
+    }
+    writeln!(
+        out,
+        "{} tasks: {cached} cached, {to_run} to run (results in {})",
+        plan.len(),
+        args.out.display()
+    )?;
+    Ok(())
+}

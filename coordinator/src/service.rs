@@ -1,0 +1,760 @@
+//! The gRPC service: converts the wire messages, checks them, drives the [`Ledger`] and acts on
+//! its events (the SQLite [`Store`], the results directory, the logs).
+//!
+//! A result is received into `tasks/.tmp/<key>-<attempt>/`, each file checked against the size
+//! and SHA-256 the worker announced, and committed (manifest written, folder renamed into
+//! `tasks/`) only if its attempt is still the current one.
+
+use crate::ids::{AttemptId, WorkerId};
+use crate::ledger::{Counts, Ledger, LedgerError, LedgerEvent, Pull};
+use crate::store::{Store, StoreError};
+use proto::v1 as pb;
+use proto::v1::coordinator_server::Coordinator;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tonic::{Request, Response, Status, Streaming};
+use worker::results::{
+    FailureKind, FailureRecord, Manifest, ResultFile, ResultsWriter, Timings, FAILURE_FORMAT,
+    FORMAT_VERSION,
+};
+use worker::sweep::digest::hex;
+use worker::sweep::PlannedTask;
+use worker::task::Inputs;
+
+/// Per-worker progress, for the progress display.
+#[derive(Clone, Debug)]
+pub struct WorkerProgress {
+    /// Worker id.
+    pub id: WorkerId,
+    /// Host it registered from.
+    pub host: String,
+    /// Tasks it completed.
+    pub done: usize,
+    /// When it registered.
+    pub since: Instant,
+}
+
+/// A snapshot for the progress display.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Tasks per state.
+    pub counts: Counts,
+    /// Registered workers.
+    pub workers: Vec<WorkerProgress>,
+}
+
+pub(crate) struct Core {
+    pub(crate) ledger: Ledger,
+    pub(crate) store: Store,
+    pub(crate) tasks: Vec<PlannedTask>,
+    code_version: String,
+    workers: Vec<WorkerProgress>,
+    /// The failure kind last reported for a task (for its failure record).
+    kinds: HashMap<usize, FailureKind>,
+}
+
+/// The state the service shares with the sweep's loops.
+pub struct Shared {
+    core: Mutex<Core>,
+    /// The results directory (its methods take `&self`; commits run outside the core's lock).
+    writer: ResultsWriter,
+    token: String,
+    code_version: String,
+    lease: Duration,
+    finished: watch::Sender<bool>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        core: Core,
+        writer: ResultsWriter,
+        token: String,
+        lease: Duration,
+    ) -> Arc<Shared> {
+        let finished = core.ledger.is_finished();
+        Arc::new(Shared {
+            writer,
+            code_version: core.code_version.clone(),
+            core: Mutex::new(core),
+            token,
+            lease,
+            finished: watch::channel(finished).0,
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock leaves the ledger as it was before the transition's
+        // effects; carry on with it rather than poisoning the whole sweep.
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether every task is done or failed.
+    pub fn finished(&self) -> watch::Receiver<bool> {
+        self.finished.subscribe()
+    }
+
+    /// Expires overdue leases (called by the sweep's tick loop with the clock read once).
+    pub fn tick(&self, now: Instant) {
+        let mut core = self.lock();
+        let events = core.ledger.on_tick(now);
+        self.act(&mut core, &events);
+    }
+
+    /// Progress snapshot.
+    pub fn snapshot(&self) -> Snapshot {
+        let core = self.lock();
+        Snapshot {
+            counts: core.ledger.counts(),
+            workers: core.workers.clone(),
+        }
+    }
+
+    /// Checks the token of a call (used by the interceptor).
+    pub fn check_token(&self, req: &Request<()>) -> Result<(), Status> {
+        let given = req
+            .metadata()
+            .get(proto::AUTH_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), self.token.as_bytes()));
+        if ok {
+            return Ok(());
+        }
+        let from = req
+            .remote_addr()
+            .map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
+        let what = if given.is_some() { "a wrong" } else { "no" };
+        tracing::warn!("refused a call from {from}: {what} token (unauthenticated)");
+        Err(Status::unauthenticated("missing or wrong token"))
+    }
+
+    /// Records and logs what the ledger did; writes failure records; signals the end.
+    fn act(&self, core: &mut Core, events: &[LedgerEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        if let Err(e) = core.store.apply(events) {
+            tracing::error!("ledger database: {e}");
+        }
+        for ev in events {
+            let key = |t: &usize| {
+                core.ledger
+                    .key(*t)
+                    .map_or_else(|| "?".to_string(), |k| k.to_string())
+            };
+            match ev {
+                LedgerEvent::Leased {
+                    task,
+                    worker,
+                    attempt,
+                } => tracing::info!(
+                    "leased {} to worker {worker} as attempt {attempt}",
+                    key(task)
+                ),
+                LedgerEvent::AttemptEnded {
+                    task,
+                    attempt,
+                    outcome: crate::ledger::AttemptOutcome::Expired,
+                } => tracing::warn!("lease of attempt {attempt} ({}) expired", key(task)),
+                LedgerEvent::AttemptEnded { .. } | LedgerEvent::TaskReady { .. } => {}
+                LedgerEvent::TaskDone {
+                    task,
+                    worker,
+                    attempt,
+                } => {
+                    tracing::info!(
+                        "task {} done by worker {worker} (attempt {attempt})",
+                        key(task)
+                    );
+                    if let Some(w) = core.workers.iter_mut().find(|w| w.id == *worker) {
+                        w.done += 1;
+                    }
+                }
+                LedgerEvent::TaskFailed { task, reason } => {
+                    let kind = core.kinds.remove(task).unwrap_or(FailureKind::Lost);
+                    if let Some(planned) = core.tasks.get(*task) {
+                        tracing::error!(
+                            "task {} ({}) failed: {reason}",
+                            planned.label(),
+                            planned.key
+                        );
+                        let record = FailureRecord {
+                            format: FAILURE_FORMAT.to_string(),
+                            version: FORMAT_VERSION,
+                            key: planned.key.clone(),
+                            task: planned.label(),
+                            code_version: core.code_version.clone(),
+                            kind,
+                            retryable: kind == FailureKind::Lost,
+                            message: reason.clone(),
+                            spec: planned.spec.clone(),
+                        };
+                        if let Err(e) = self.writer.write_failure(&record) {
+                            tracing::error!("cannot write the failure record: {e}");
+                        }
+                    }
+                }
+                LedgerEvent::WorkerBlocked { worker, failures } => tracing::warn!(
+                    "worker {worker} gets no more tasks: {failures} failures in a row"
+                ),
+                LedgerEvent::SweepFinished => {
+                    tracing::info!("every task is done or failed");
+                    self.finished.send_replace(true);
+                }
+            }
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The tonic service over [`Shared`].
+#[derive(Clone)]
+pub struct Service {
+    shared: Arc<Shared>,
+}
+
+impl Service {
+    /// A service over the sweep's shared state.
+    pub fn new(shared: Arc<Shared>) -> Service {
+        Service { shared }
+    }
+}
+
+fn ledger_status(e: LedgerError) -> Status {
+    match e {
+        LedgerError::UnknownWorker { .. } => Status::not_found(e.to_string()),
+        LedgerError::NotCurrent { .. } => Status::failed_precondition(e.to_string()),
+    }
+}
+
+fn store_status(e: StoreError) -> Status {
+    Status::internal(e.to_string())
+}
+
+fn check_protocol(v: u32) -> Result<(), Status> {
+    if v != proto::PROTOCOL_VERSION {
+        return Err(Status::failed_precondition(format!(
+            "protocol version {v} is not this coordinator's {}",
+            proto::PROTOCOL_VERSION
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `name` is a plain file name a result may carry (no separators, not hidden, not the
+/// manifest, which the coordinator writes itself).
+fn plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name != worker::results::MANIFEST_FILE
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// `rel` joined to `root` if every component of `rel` is a plain name (never `..`, a root or a
+/// prefix), so the result stays under `root`.
+pub fn safe_join(root: &Path, rel: &str) -> Option<PathBuf> {
+    let p = Path::new(rel);
+    if rel.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    Some(root.join(p))
+}
+
+struct Incoming {
+    path: PathBuf,
+    file: std::fs::File,
+    written: u64,
+    hasher: Sha256,
+}
+
+#[tonic::async_trait]
+impl Coordinator for Service {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterReply>, Status> {
+        let r = request.into_inner();
+        check_protocol(r.protocol_version)?;
+        if r.code_version != self.shared.code_version {
+            return Err(Status::failed_precondition(format!(
+                "worker code version {} is not the sweep's {}",
+                r.code_version, self.shared.code_version
+            )));
+        }
+        let mut core = self.shared.lock();
+        let id = core.ledger.on_register(&r.host);
+        core.store
+            .record_worker(id, &r.host, r.slots, r.has_inputs, r.gpu)
+            .map_err(store_status)?;
+        core.workers.push(WorkerProgress {
+            id,
+            host: r.host.clone(),
+            done: 0,
+            since: Instant::now(),
+        });
+        tracing::info!(
+            "worker {id} registered from {} ({} slots{}{})",
+            r.host,
+            r.slots,
+            if r.has_inputs { ", has the inputs" } else { "" },
+            if r.gpu { ", gpu" } else { "" }
+        );
+        let lease_ms = u64::try_from(self.shared.lease.as_millis()).unwrap_or(u64::MAX);
+        Ok(Response::new(pb::RegisterReply {
+            worker_id: id.get(),
+            heartbeat_interval_ms: (lease_ms / 4).max(1),
+            lease_ms,
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatReply>, Status> {
+        let r = request.into_inner();
+        check_protocol(r.protocol_version)?;
+        let held: Vec<AttemptId> = r.attempts.iter().map(|&a| AttemptId::new(a)).collect();
+        let now = Instant::now();
+        let mut core = self.shared.lock();
+        match core
+            .ledger
+            .on_heartbeat(WorkerId::new(r.worker_id), &held, now)
+        {
+            Ok(revoked) => Ok(Response::new(pb::HeartbeatReply {
+                revoked: revoked.iter().map(|a| a.get()).collect(),
+                unknown_worker: false,
+            })),
+            Err(LedgerError::UnknownWorker { .. }) => Ok(Response::new(pb::HeartbeatReply {
+                revoked: r.attempts,
+                unknown_worker: true,
+            })),
+            Err(e) => Err(ledger_status(e)),
+        }
+    }
+
+    async fn pull_task(
+        &self,
+        request: Request<pb::PullTaskRequest>,
+    ) -> Result<Response<pb::PullTaskReply>, Status> {
+        let worker = WorkerId::new(request.into_inner().worker_id);
+        let now = Instant::now();
+        let mut core = self.shared.lock();
+        let (pull, events) = core.ledger.on_pull(worker, now).map_err(ledger_status)?;
+        self.shared.act(&mut core, &events);
+        let reply = match pull {
+            Pull::Lease { task, attempt } => {
+                let planned = core
+                    .tasks
+                    .get(task)
+                    .ok_or_else(|| Status::internal("task index out of range"))?;
+                let task_spec_json = serde_json::to_string(&planned.spec)
+                    .map_err(|e| Status::internal(e.to_string()))?;
+                let inputs = planned
+                    .spec
+                    .input_files()
+                    .iter()
+                    .filter_map(|p| {
+                        let path = p.to_string_lossy().into_owned();
+                        let sha256 = planned.digests.get(&path)?.clone();
+                        Some(pb::InputFile { path, sha256 })
+                    })
+                    .collect();
+                pb::pull_task_reply::Reply::Lease(pb::Lease {
+                    attempt_id: attempt.get(),
+                    task_key: planned.key.to_string(),
+                    task_spec_json,
+                    digests: planned.digests.clone().into_iter().collect(),
+                    inputs,
+                })
+            }
+            Pull::Wait { blocked } => pb::pull_task_reply::Reply::Wait(pb::Wait {
+                retry_after_ms: 200,
+                reason: blocked.unwrap_or_default(),
+            }),
+            Pull::Finished => pb::pull_task_reply::Reply::Done(pb::SweepDone {}),
+        };
+        Ok(Response::new(pb::PullTaskReply { reply: Some(reply) }))
+    }
+
+    async fn upload_result(
+        &self,
+        request: Request<Streaming<pb::ResultChunk>>,
+    ) -> Result<Response<pb::ResultReply>, Status> {
+        let mut stream = request.into_inner();
+        let header = match stream.message().await? {
+            Some(pb::ResultChunk {
+                chunk: Some(pb::result_chunk::Chunk::Header(h)),
+            }) => h,
+            _ => return Err(Status::invalid_argument("a result starts with its header")),
+        };
+        let worker = WorkerId::new(header.worker_id);
+        let attempt = AttemptId::new(header.attempt_id);
+        let reject = |reason: String| {
+            tracing::warn!(
+                "rejected the result of attempt {attempt} ({}) from worker {worker}: {reason}",
+                header.task_key
+            );
+            Ok(Response::new(pb::ResultReply {
+                accepted: false,
+                reason,
+            }))
+        };
+        // Fencing before receiving anything: only the current attempt's result is taken.
+        let staging = {
+            let core = self.shared.lock();
+            let task = match core.ledger.current(worker, attempt) {
+                Ok(t) => t,
+                Err(e) => return reject(e.to_string()),
+            };
+            let Some(planned) = core.tasks.get(task) else {
+                return Err(Status::internal("task index out of range"));
+            };
+            if planned.key.as_str() != header.task_key {
+                return reject(format!("attempt {attempt} is for {}", planned.key));
+            }
+            self.shared
+                .writer
+                .dir()
+                .staging_root()
+                .join(format!("{}-{attempt}", planned.key))
+        };
+        if header.files.is_empty() {
+            return reject("a result without files".to_string());
+        }
+        let mut names = std::collections::HashSet::new();
+        for f in &header.files {
+            if !plain_file_name(&f.name) || !names.insert(f.name.as_str()) {
+                return reject(format!("bad or repeated result file name {:?}", f.name));
+            }
+        }
+        let files = match receive_files(&mut stream, &header, &staging).await {
+            Ok(files) => files,
+            Err(reason) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return reject(reason);
+            }
+        };
+        let timings = Timings {
+            started_unix_ms: header.started_unix_ms,
+            run_ms: header.run_ms,
+            total_ms: header.total_ms,
+        };
+        let manifest = {
+            let mut core = self.shared.lock();
+            // Still current? (Its lease may have expired while the files travelled.) From here
+            // on the lease cannot expire until the commit is recorded or aborted.
+            let task = match core.ledger.on_commit_start(worker, attempt) {
+                Ok(t) => t,
+                Err(e) => {
+                    drop(core);
+                    let _ = std::fs::remove_dir_all(&staging);
+                    return reject(e.to_string());
+                }
+            };
+            match core.tasks.get(task) {
+                Some(planned) => Manifest::new(
+                    planned,
+                    &core.code_version,
+                    files,
+                    usize::try_from(header.num_requests).unwrap_or(usize::MAX),
+                    header.summary_lines.clone(),
+                    timings,
+                ),
+                None => return Err(Status::internal("task index out of range")),
+            }
+        };
+        // Manifest written, folder renamed into `tasks/`: outside the lock, so commits of
+        // different tasks overlap.
+        let writer = &self.shared.writer;
+        if let Err(e) = writer.commit(&staging, &manifest) {
+            writer.discard(&staging);
+            tracing::error!("cannot commit {}: {e}", manifest.key);
+            self.shared
+                .lock()
+                .ledger
+                .on_commit_abort(attempt, Instant::now());
+            return Err(Status::internal(e.to_string()));
+        }
+        let mut core = self.shared.lock();
+        let events = core
+            .ledger
+            .on_result(worker, attempt)
+            .map_err(ledger_status)?;
+        self.shared.act(&mut core, &events);
+        Ok(Response::new(pb::ResultReply {
+            accepted: true,
+            reason: String::new(),
+        }))
+    }
+
+    async fn report_failure(
+        &self,
+        request: Request<pb::TaskFailed>,
+    ) -> Result<Response<pb::FailureReply>, Status> {
+        let r = request.into_inner();
+        let worker = WorkerId::new(r.worker_id);
+        let attempt = AttemptId::new(r.attempt_id);
+        let (kind, message) = match &r.reason {
+            Some(pb::task_failed::Reason::TaskError(e)) => (
+                serde_json::from_value(serde_json::Value::String(e.kind.clone()))
+                    .unwrap_or(FailureKind::Output),
+                e.message.clone(),
+            ),
+            Some(pb::task_failed::Reason::InputUnavailable(e)) => (
+                FailureKind::Input,
+                format!("input {} unavailable: {}", e.path, e.message),
+            ),
+            None => (FailureKind::Output, "no reason given".to_string()),
+        };
+        let mut core = self.shared.lock();
+        let task = match core.ledger.current(worker, attempt) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("ignored a failure report of attempt {attempt}: {e}");
+                return Ok(Response::new(pb::FailureReply {
+                    accepted: false,
+                    reason: e.to_string(),
+                }));
+            }
+        };
+        tracing::warn!(
+            "attempt {attempt} ({}) failed on worker {worker}: {message}",
+            r.task_key
+        );
+        core.kinds.insert(task, kind);
+        let events = core
+            .ledger
+            .on_failure(
+                worker,
+                attempt,
+                r.retryable,
+                r.counts_toward_limit,
+                &message,
+            )
+            .map_err(ledger_status)?;
+        if !events
+            .iter()
+            .any(|e| matches!(e, LedgerEvent::TaskFailed { .. }))
+        {
+            core.kinds.remove(&task);
+        }
+        self.shared.act(&mut core, &events);
+        Ok(Response::new(pb::FailureReply {
+            accepted: true,
+            reason: String::new(),
+        }))
+    }
+
+    async fn return_lease(
+        &self,
+        request: Request<pb::ReturnLeaseRequest>,
+    ) -> Result<Response<pb::ReturnLeaseReply>, Status> {
+        let r = request.into_inner();
+        let mut core = self.shared.lock();
+        match core
+            .ledger
+            .on_return(WorkerId::new(r.worker_id), AttemptId::new(r.attempt_id))
+        {
+            Ok(events) => {
+                tracing::info!(
+                    "worker w{} handed back attempt a{}",
+                    r.worker_id,
+                    r.attempt_id
+                );
+                self.shared.act(&mut core, &events);
+            }
+            Err(e) => tracing::debug!("ignored a lease hand-back: {e}"),
+        }
+        Ok(Response::new(pb::ReturnLeaseReply {}))
+    }
+
+    type FetchInputStream = tokio_stream::wrappers::ReceiverStream<Result<pb::InputChunk, Status>>;
+
+    async fn fetch_input(
+        &self,
+        request: Request<pb::FetchInputRequest>,
+    ) -> Result<Response<Self::FetchInputStream>, Status> {
+        let r = request.into_inner();
+        let path = {
+            let core = self.shared.lock();
+            let task = core
+                .ledger
+                .current(WorkerId::new(r.worker_id), AttemptId::new(r.attempt_id))
+                .map_err(ledger_status)?;
+            let planned = core
+                .tasks
+                .get(task)
+                .ok_or_else(|| Status::internal("task index out of range"))?;
+            let Inputs::Artifact { dir } = &planned.spec.inputs else {
+                return Err(Status::invalid_argument("this task has no input files"));
+            };
+            // Only the task's own input files, by their exact relative paths.
+            let listed = planned
+                .spec
+                .input_files()
+                .iter()
+                .any(|p| p.to_string_lossy() == r.path);
+            if !listed {
+                return Err(Status::permission_denied(format!(
+                    "{} is not an input of {}",
+                    r.path, planned.key
+                )));
+            }
+            safe_join(dir, &r.path)
+                .ok_or_else(|| Status::permission_denied(format!("unsafe path {:?}", r.path)))?
+        };
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = tx
+                        .blocking_send(Err(Status::not_found(format!("{}: {e}", path.display()))));
+                    return;
+                }
+            };
+            let mut buf = vec![0u8; proto::CHUNK_BYTES];
+            loop {
+                match file.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        let chunk = pb::InputChunk {
+                            data: buf[..n].to_vec(),
+                        };
+                        if tx.blocking_send(Ok(chunk)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(Status::internal(format!(
+                            "{}: {e}",
+                            path.display()
+                        ))));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
+}
+
+/// Receives the files of a result into `staging`, checking sizes and digests, and syncs them
+/// to disk. Returns the manifest's file list (sorted by name, as `describe_files` lists them);
+/// `Err` is the reason the result is rejected.
+async fn receive_files(
+    stream: &mut Streaming<pb::ResultChunk>,
+    header: &pb::ResultHeader,
+    staging: &Path,
+) -> Result<Vec<ResultFile>, String> {
+    if staging.exists() {
+        std::fs::remove_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
+    }
+    std::fs::create_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
+    let mut files = Vec::with_capacity(header.files.len());
+    for f in &header.files {
+        let path = staging.join(&f.name);
+        let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        files.push(Incoming {
+            path,
+            file,
+            written: 0,
+            hasher: Sha256::new(),
+        });
+    }
+    loop {
+        let msg = stream
+            .message()
+            .await
+            .map_err(|e| format!("stream broke: {e}"))?;
+        let Some(msg) = msg else { break };
+        let Some(pb::result_chunk::Chunk::Data(d)) = msg.chunk else {
+            return Err("a second header".to_string());
+        };
+        let (Some(meta), Some(inc)) = (
+            header.files.get(d.file as usize),
+            files.get_mut(d.file as usize),
+        ) else {
+            return Err(format!(
+                "chunk for file #{} of {}",
+                d.file,
+                header.files.len()
+            ));
+        };
+        inc.written += d.data.len() as u64;
+        if inc.written > meta.size {
+            return Err(format!(
+                "{} is longer than announced ({} bytes)",
+                meta.name, meta.size
+            ));
+        }
+        inc.hasher.update(&d.data);
+        inc.file
+            .write_all(&d.data)
+            .map_err(|e| format!("{}: {e}", inc.path.display()))?;
+    }
+    let mut listed = Vec::with_capacity(files.len());
+    for (meta, inc) in header.files.iter().zip(files) {
+        let digest = hex(inc.hasher.finalize().as_slice());
+        if inc.written != meta.size || digest != meta.sha256 {
+            return Err(format!(
+                "{}: received {} bytes with SHA-256 {digest}, announced {} bytes with {}",
+                meta.name, inc.written, meta.size, meta.sha256
+            ));
+        }
+        inc.file
+            .sync_all()
+            .map_err(|e| format!("{}: {e}", inc.path.display()))?;
+        listed.push(ResultFile {
+            name: meta.name.clone(),
+            bytes: inc.written,
+            sha256: digest,
+        });
+    }
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(listed)
+}
+
+pub(crate) fn new_core(
+    ledger: Ledger,
+    store: Store,
+    tasks: Vec<PlannedTask>,
+    code_version: String,
+) -> Core {
+    Core {
+        ledger,
+        store,
+        tasks,
+        code_version,
+        workers: Vec::new(),
+        kinds: HashMap::new(),
+    }
+}
+
+impl Shared {
+    /// Writes `output_<grid>.txt` from the complete manifests (as `worker --local`).
+    pub fn write_summaries(
+        &self,
+        plan: &worker::sweep::Plan,
+        on_line: impl FnMut(&str, &str),
+    ) -> Result<Vec<worker::results::GridSummary>, worker::results::ResultsError> {
+        self.writer.write_summaries(plan, on_line)
+    }
+}

@@ -1,0 +1,51 @@
+//! The `coordinator` binary's commands that need no workers (its sweeps are tested with real
+//! workers in the workspace's `tests/` crate).
+
+use std::process::Command;
+
+fn coordinator() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_coordinator"))
+}
+
+#[test]
+fn plan_lists_the_builtin_grid_as_to_run() {
+    let dir = std::env::temp_dir().join(format!("coord-plan-{}", std::process::id()));
+    let o = coordinator()
+        .args(["plan", "--out"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.lines().filter(|l| l.ends_with("\tto run")).count(), 56);
+    assert!(text.contains("56 tasks: 0 cached, 56 to run"));
+}
+
+#[test]
+fn status_without_a_ledger_fails_with_the_folder_named() {
+    let dir = std::env::temp_dir().join(format!("coord-status-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let o = coordinator()
+        .args(["status", "--out"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&dir.display().to_string()));
+}
+
+#[test]
+fn sweep_refuses_an_empty_token_file() {
+    let dir = std::env::temp_dir().join(format!("coord-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("token"), "\n").expect("token");
+    let o = coordinator()
+        .args(["sweep", "--listen", "127.0.0.1:0", "--out"])
+        .arg(dir.join("out"))
+        .arg("--token-file")
+        .arg(dir.join("token"))
+        .output()
+        .expect("runs");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is empty"));
+}

@@ -1,0 +1,222 @@
+//! The gRPC service in process: tokens, protocol versions, fencing and path checks, called
+//! directly with a tonic client (no worker binary).
+
+use coordinator::{serve, Sweep, SweepOptions};
+use proto::v1 as pb;
+use proto::v1::coordinator_client::CoordinatorClient;
+use std::time::Duration;
+use tonic::transport::Channel;
+use tonic::Code;
+use worker::results::ResultsDir;
+use worker::sweep::SweepSpec;
+
+const SPEC: &str = "name = \"svc\"\n[inputs]\nkind = \"embedded\"\nscale = 0.01\n\
+    [traces.video30]\nkind = \"fixed\"\nqps = 30.0\n[[grid]]\nname = \"cv\"\n\
+    models = [\"resnet18\"]\ndatasets = [\"auburn\"]\ntraces = [\"video30\"]\n\
+    batching = [\"clockwork\"]\nslo_multiplier = [2.0]\nbatch_size = [4]\n";
+
+struct Server {
+    addr: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    dir: std::path::PathBuf,
+}
+
+async fn start(name: &str, lease: Duration) -> Server {
+    let dir = std::env::temp_dir().join(format!("coord-svc-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let plan = SweepSpec::from_toml(SPEC, "test", &dir)
+        .expect("spec")
+        .plan()
+        .expect("plan");
+    let writer = ResultsDir::new(&dir).lock().expect("lock");
+    let opts = SweepOptions {
+        lease,
+        max_attempts: 3,
+        max_failures_in_row: 3,
+        token: "right".into(),
+    };
+    let sweep = Sweep::start(&plan, writer, &opts).expect("start");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let ticks = sweep.tick_loop(Duration::from_millis(5), std::future::pending());
+        tokio::select! {
+            r = serve(&sweep, listener, None, async { let _ = rx.await; }) => r.expect("serve"),
+            () = ticks => {}
+        }
+    });
+    Server {
+        addr,
+        stop: Some(tx),
+        task,
+        dir,
+    }
+}
+
+impl Server {
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+type Client = CoordinatorClient<
+    tonic::service::interceptor::InterceptedService<
+        Channel,
+        Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>,
+    >,
+>;
+
+async fn client(addr: &str, token: Option<&str>) -> Client {
+    let channel = Channel::from_shared(addr.to_string())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let header: Option<tonic::metadata::MetadataValue<_>> =
+        token.map(|t| format!("Bearer {t}").parse().expect("header"));
+    CoordinatorClient::with_interceptor(
+        channel,
+        Box::new(move |mut r: tonic::Request<()>| {
+            if let Some(h) = &header {
+                r.metadata_mut().insert(proto::AUTH_HEADER, h.clone());
+            }
+            Ok(r)
+        }),
+    )
+}
+
+fn register_req(version: u32) -> pb::RegisterRequest {
+    pb::RegisterRequest {
+        protocol_version: version,
+        host: "test".into(),
+        slots: 1,
+        has_inputs: false,
+        gpu: false,
+        code_version: worker::code_version(),
+    }
+}
+
+async fn lease(c: &mut Client, worker_id: u64) -> pb::Lease {
+    match c
+        .pull_task(pb::PullTaskRequest { worker_id })
+        .await
+        .expect("pull")
+        .into_inner()
+        .reply
+    {
+        Some(pb::pull_task_reply::Reply::Lease(l)) => l,
+        other => panic!("expected a lease, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_without_the_right_token_are_unauthenticated() {
+    let s = start("token", Duration::from_secs(10)).await;
+    for token in [None, Some("wrong")] {
+        let mut c = client(&s.addr, token).await;
+        let e = c.register(register_req(proto::PROTOCOL_VERSION)).await;
+        assert_eq!(e.expect_err("refused").code(), Code::Unauthenticated);
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_and_heartbeat_reject_protocol_mismatch() {
+    let s = start("protocol", Duration::from_secs(10)).await;
+    let mut c = client(&s.addr, Some("right")).await;
+    let e = c.register(register_req(proto::PROTOCOL_VERSION + 1)).await;
+    assert_eq!(e.expect_err("refused").code(), Code::FailedPrecondition);
+    let id = c
+        .register(register_req(proto::PROTOCOL_VERSION))
+        .await
+        .expect("register")
+        .into_inner()
+        .worker_id;
+    let e = c
+        .heartbeat(pb::HeartbeatRequest {
+            protocol_version: 0,
+            worker_id: id,
+            attempts: vec![],
+        })
+        .await;
+    assert_eq!(e.expect_err("refused").code(), Code::FailedPrecondition);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_of_an_expired_attempt_or_with_an_unsafe_name_is_rejected() {
+    let s = start("fencing", Duration::from_millis(100)).await;
+    let mut c = client(&s.addr, Some("right")).await;
+    let id = c
+        .register(register_req(proto::PROTOCOL_VERSION))
+        .await
+        .expect("register")
+        .into_inner()
+        .worker_id;
+    let first = lease(&mut c, id).await;
+    // An unsafe file name is refused before anything is written.
+    let header = |attempt: u64, name: &str| pb::ResultChunk {
+        chunk: Some(pb::result_chunk::Chunk::Header(pb::ResultHeader {
+            worker_id: id,
+            attempt_id: attempt,
+            task_key: first.task_key.clone(),
+            files: vec![pb::ResultFile {
+                name: name.into(),
+                size: 0,
+                sha256: worker::sweep::digest::sha256_hex(b""),
+            }],
+            ..Default::default()
+        })),
+    };
+    let r = c
+        .upload_result(tokio_stream::iter(vec![header(
+            first.attempt_id,
+            "../escape",
+        )]))
+        .await
+        .expect("reply")
+        .into_inner();
+    assert!(!r.accepted && r.reason.contains("escape"), "{r:?}");
+    // No heartbeat: the lease expires and the task is leased again under a new attempt.
+    let second = loop {
+        match c
+            .pull_task(pb::PullTaskRequest { worker_id: id })
+            .await
+            .expect("pull")
+            .into_inner()
+            .reply
+        {
+            Some(pb::pull_task_reply::Reply::Lease(l)) => break l,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    assert_eq!(second.task_key, first.task_key);
+    assert!(second.attempt_id > first.attempt_id);
+    let r = c
+        .upload_result(tokio_stream::iter(vec![header(
+            first.attempt_id,
+            "summary.json",
+        )]))
+        .await
+        .expect("reply")
+        .into_inner();
+    assert!(!r.accepted && r.reason.contains("not current"), "{r:?}");
+    // The embedded task has no input files to fetch.
+    let e = c
+        .fetch_input(pb::FetchInputRequest {
+            worker_id: id,
+            attempt_id: second.attempt_id,
+            path: "../../etc/passwd".into(),
+        })
+        .await;
+    assert_eq!(e.expect_err("refused").code(), Code::InvalidArgument);
+    s.stop().await;
+}
