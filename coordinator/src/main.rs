@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve a sweep to remote workers until every task is complete or failed for good.
-    Sweep(SweepArgs),
+    Sweep(Box<SweepArgs>),
     /// Show the ledger of a results directory (while a sweep runs or after).
     Status(StatusArgs),
     /// List a sweep's tasks, their keys and whether each is complete in --out (runs nothing).
@@ -101,7 +101,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Sweep(args) => run_sweep(args),
+        Command::Sweep(args) => run_sweep(*args),
         Command::Status(args) => run_status(&args),
         Command::Plan(args) => run_plan(&args),
     };
