@@ -1,8 +1,8 @@
 //! Real OpenSSH servers on loopback ports act as hosts, each with its own work directory.
 //!
-//! The programs started on them are real binaries (copies of the system's `sleep` and `sh`)
-//! until the worker can talk to a coordinator; what is tested here is the machinery: ssh,
-//! content-addressed copies, detached processes that outlive the ssh session, clean stops.
+//! The programs started here are real binaries (copies of the system's `sleep` and `sh`), to
+//! test the machinery by itself: ssh, content-addressed copies, detached processes that
+//! outlive the ssh session, clean stops. `full_loop.rs` runs the real coordinator and workers.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -309,9 +309,9 @@ fn preflight_names_the_host_that_refuses_ssh_and_the_policy_decides() {
     let wd0 = lab.path().join("hosts/node0");
     assert!(!wd0.join("run/worker.pid").exists());
     // Skip: preflight leaves "dead" out and goes on with node0: deploy, then start of the
-    // worker command line. (`sleep` stands in for the worker until it has a network mode: it
-    // refuses the worker's flags and exits, so start either reports that, naming node0, or, if
-    // it was seen alive first, the sweep runs on node0 alone.) Either way nothing is left.
+    // worker command line. (`sleep` stands in for the worker here: it refuses the worker's
+    // flags and exits, so start either reports that, naming node0, or, if it was seen alive
+    // first, the sweep runs on node0 alone.) Either way nothing is left.
     let argv0 = remote_binary(&session.binary);
     let result = run_with_cluster(&session, &run(OnUnusable::Skip), |hosts| {
         Ok::<_, std::io::Error>(hosts.iter().map(|h| h.name.clone()).collect::<Vec<_>>())
