@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use cluster::ClusterRunError;
 use coordinator::service::Snapshot;
 use coordinator::store::Store;
 use coordinator::{serve, ServerTlsConfig, Sweep, SweepOptions};
@@ -24,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve a sweep to remote workers until every task is complete or failed for good.
-    Sweep(SweepArgs),
+    Sweep(Box<SweepArgs>),
     /// Show the ledger of a results directory (while a sweep runs or after).
     Status(StatusArgs),
     /// List a sweep's tasks, their keys and whether each is complete in --out (runs nothing).
@@ -67,6 +68,9 @@ struct SweepArgs {
     /// CA (PEM) that client certificates must chain to (mutual TLS).
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     tls_ca: Option<PathBuf>,
+    /// `--cluster FILE`: start the workers on these hosts over ssh, run the sweep, stop them.
+    #[command(flatten)]
+    cluster: cluster::cli::SweepClusterArgs,
 }
 
 #[derive(clap::Args)]
@@ -97,7 +101,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Sweep(args) => run_sweep(args),
+        Command::Sweep(args) => run_sweep(*args),
         Command::Status(args) => run_status(&args),
         Command::Plan(args) => run_plan(&args),
     };
@@ -162,6 +166,12 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     let plan = load_plan(args.spec.as_deref())?;
     let token = read_token(&args.token_file)?;
     let tls = tls_config(&args)?;
+    // Hosts file and worker binary are checked before anything is served.
+    let cluster = args
+        .cluster
+        .session()
+        .context("invalid --cluster settings; nothing was run")?;
+    let token_line = format!("{token}\n");
     let dir = ResultsDir::new(&args.out);
     let writer = dir.lock()?;
     let opts = SweepOptions {
@@ -175,7 +185,38 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let failed = rt.block_on(serve_until_done(&sweep, &args, tls, &plan))?;
+    // Bound before any worker starts: preflight checks the nodes reach this address.
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(args.listen))
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let serve = |listener| rt.block_on(serve_until_done(&sweep, &args, tls, &plan, listener));
+    let failed = match cluster {
+        None => serve(listener)?,
+        Some(session) => {
+            let run = args
+                .cluster
+                .run(listener.local_addr()?, token_line.as_bytes())?;
+            match cluster::run_with_cluster(&session, &run, |hosts| {
+                tracing::info!(
+                    workers = hosts.len(),
+                    "serving the sweep to the cluster's workers"
+                );
+                serve(listener)
+            }) {
+                Ok(failed) => failed,
+                Err(ClusterRunError::Sweep(e)) => return Err(e),
+                Err(ClusterRunError::Setup(e)) => {
+                    return Err(
+                        anyhow::Error::new(e).context("cluster setup failed; nothing was run")
+                    )
+                }
+                Err(ClusterRunError::Stop(e)) => {
+                    return Err(anyhow::Error::new(e)
+                        .context("the sweep finished, but stopping the workers failed"))
+                }
+            }
+        }
+    };
     // The writer (and its lock) lives in the sweep; the summaries are written through a fresh
     // read of the manifests, as `worker --local` does.
     let shared = sweep.shared();
@@ -207,10 +248,8 @@ async fn serve_until_done(
     args: &SweepArgs,
     tls: Option<ServerTlsConfig>,
     plan: &Plan,
+    listener: tokio::net::TcpListener,
 ) -> Result<usize> {
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let addr_file = args.out.join("coordinator.addr");
     std::fs::write(&addr_file, format!("{addr}\n"))
