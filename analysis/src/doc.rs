@@ -121,7 +121,7 @@ pub fn html(title: &str, blocks: &[Block], base: &Path) -> String {
 body{{font-family:'DejaVu Sans',Verdana,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}}\
 table{{border-collapse:collapse;font-size:13px;margin:1em 0;display:block;overflow-x:auto}}\
 th,td{{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}}\
-th{{background:#f0f0f0}}td:first-child,td:nth-child(2){{text-align:left}}\
+th{{background:#f0f0f0}}td.t{{text-align:left}}\
 img{{max-width:100%;border:1px solid #eee}}pre{{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px}}\
 figure{{margin:1em 0}}figcaption{{font-style:italic;color:#555}}details{{margin:.4em 0}}\
 </style></head><body>\n",
@@ -154,7 +154,9 @@ fn html_blocks(out: &mut String, blocks: &[Block], base: &Path) {
                 for r in &t.rows {
                     out.push_str("<tr>");
                     for c in r {
-                        out.push_str(&format!("<td>{}</td>", esc(c)));
+                        let text = !(c == "–" || c.is_empty() || c.parse::<f64>().is_ok());
+                        let class = if text { " class=\"t\"" } else { "" };
+                        out.push_str(&format!("<td{class}>{}</td>", esc(c)));
                     }
                     out.push_str("</tr>\n");
                 }

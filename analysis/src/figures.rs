@@ -533,8 +533,35 @@ impl Timeline {
     }
 }
 
-fn ramp_color(r: i64) -> RGBColor {
-    PALETTE[(r.rem_euclid(PALETTE.len() as i64)) as usize]
+/// tab20: ramps are coloured by their rank among the task's ramps, distinct up to 20.
+const TAB20: [RGBColor; 20] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(174, 199, 232),
+    RGBColor(255, 187, 120),
+    RGBColor(152, 223, 138),
+    RGBColor(255, 152, 150),
+    RGBColor(197, 176, 213),
+    RGBColor(196, 156, 148),
+    RGBColor(247, 182, 210),
+    RGBColor(199, 199, 199),
+    RGBColor(219, 219, 141),
+    RGBColor(158, 218, 229),
+];
+
+impl Timeline {
+    fn color(&self, r: i64) -> RGBColor {
+        let rank = self.active.iter().position(|(id, _)| *id == r).unwrap_or(0);
+        TAB20[rank % TAB20.len()]
+    }
 }
 
 impl Plot for Timeline {
@@ -568,7 +595,7 @@ impl Plot for Timeline {
             .draw()
             .map_err(e2s)?;
         for (r, ivs) in &self.active {
-            let c = ramp_color(*r);
+            let c = self.color(*r);
             chart
                 .draw_series(ivs.iter().map(|&(a, b)| {
                     Rectangle::new(
@@ -581,18 +608,19 @@ impl Plot for Timeline {
                 }))
                 .map_err(e2s)?;
         }
-        let tmax = self
+        let (tmin, tmax) = self
             .thresholds
             .iter()
             .flat_map(|(_, s)| s.iter().flatten().map(|p| p.1))
-            .fold(0.0f64, f64::max);
+            .filter(|t| t.is_finite())
+            .fold((0.0f64, 0.0f64), |(a, b), t| (a.min(t), b.max(t)));
         let mut chart = ChartBuilder::on(&bottom)
             .caption("thresholds of the active ramps (same colours)", font(15))
             .margin(10)
             .margin_right(25)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d(0f64..x1, 0f64..(tmax * 1.08).max(0.05))
+            .build_cartesian_2d(0f64..x1, (tmin * 1.08)..(tmax * 1.08).max(0.05))
             .map_err(e2s)?;
         chart
             .configure_mesh()
@@ -606,7 +634,7 @@ impl Plot for Timeline {
             .draw()
             .map_err(e2s)?;
         for (r, segments) in &self.thresholds {
-            let c = ramp_color(*r);
+            let c = self.color(*r);
             for seg in segments {
                 if seg.len() == 1 {
                     chart
@@ -614,7 +642,7 @@ impl Plot for Timeline {
                         .map_err(e2s)?;
                 } else {
                     chart
-                        .draw_series(LineSeries::new(seg.iter().copied(), c.stroke_width(2)))
+                        .draw_series(LineSeries::new(seg.iter().copied(), c.stroke_width(1)))
                         .map_err(e2s)?;
                 }
             }

@@ -225,12 +225,16 @@ impl Table {
             )
         };
         out.push_str(&line(&self.header));
+        let numeric = |i: usize| {
+            self.rows.iter().all(|r| {
+                r.get(i)
+                    .is_some_and(|c| c == "–" || c.is_empty() || c.parse::<f64>().is_ok())
+            })
+        };
         out.push_str(&format!(
             "|{}\n",
-            self.header
-                .iter()
-                .enumerate()
-                .map(|(i, _)| if i < 2 { "---|" } else { "---:|" })
+            (0..self.header.len())
+                .map(|i| if numeric(i) { "---:|" } else { "---|" })
                 .collect::<String>()
         ));
         for r in &self.rows {
