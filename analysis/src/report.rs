@@ -4,7 +4,7 @@
 use crate::doc::{self, Block};
 use crate::error::{io_err, AnalysisError};
 use crate::figures::{self, Curve, ExitBars, Timeline};
-use crate::load::{self, Inventory, LoadedTask, Problem};
+use crate::load::{self, Inventory, Problem};
 use crate::stats;
 use crate::tables::{self, fixed, ModelRow, Table, TaskRow};
 use std::path::{Path, PathBuf};
@@ -618,10 +618,4 @@ fn fig14(nlp: &[&ModelRow], rows: &[TaskRow<'_>]) -> Result<figures::CdfPanels, 
 pub fn coverage(results: &Path) -> Result<(usize, usize, Vec<Problem>), AnalysisError> {
     let inv = load::discover(results)?;
     Ok((inv.tasks.len(), inv.planned(), inv.problems))
-}
-
-/// A task's row label for logs.
-pub fn task_label(t: &LoadedTask) -> String {
-    let s = &t.manifest.spec;
-    format!("{}/{}/{}", s.grid, s.model, s.dataset)
 }
