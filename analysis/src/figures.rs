@@ -178,6 +178,9 @@ pub struct GroupedBars {
     pub x_desc: String,
     /// Group labels.
     pub groups: Vec<String>,
+    /// Short group labels (`#k`, the row of the per-model table), used when the labels do
+    /// not fit side by side.
+    pub numbers: Vec<String>,
     /// (name, colour index, value per group).
     pub series: Vec<(String, RGBColor, Vec<Spread>)>,
     /// Fixed y range, or `None` for 0 to the data's maximum.
@@ -209,15 +212,47 @@ impl Plot for GroupedBars {
             if hi > 0.0 { hi * 1.1 } else { 1.0 },
         ));
         let (y0, y1) = (y0.min(lo * 1.1), y1.max(hi * 1.05));
-        let centres: Vec<f64> = (0..n).map(|i| i as f64).collect();
+
+        // Labels that would not fit side by side (about 8 px a character) are replaced by the
+        // groups' numbers (the `#` column of the per-model tables); plotters 0.3.7 centres
+        // rotated tick labels on the axis, so rotating them would overlap the plot.
+        let longest = self
+            .groups
+            .iter()
+            .map(|g| g.chars().count())
+            .max()
+            .unwrap_or(0);
+        let numbered = longest * 8 > 880 / n;
+        let groups = if numbered && self.numbers.len() == self.groups.len() {
+            &self.numbers
+        } else {
+            &self.groups
+        };
+        // Even numbers may not all fit: label every `step`-th group then.
+        let widest = groups
+            .iter()
+            .map(|g| g.chars().count())
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let step = if numbered {
+            (n * (widest + 1) * 8).div_ceil(880).max(1)
+        } else {
+            1
+        };
+        let centres: Vec<f64> = (0..n).step_by(step).map(|i| i as f64).collect();
+        let x_desc = if numbered {
+            format!("{} (#: row of the per-model table)", self.x_desc)
+        } else {
+            self.x_desc.clone()
+        };
         let mut chart = ChartBuilder::on(&body)
             .margin_right(20)
             .margin_top(8)
-            .x_label_area_size(if n > 8 { 90 } else { 55 })
+            .x_label_area_size(55)
             .y_label_area_size(80)
             .build_cartesian_2d(KeyAxis::new(-0.5, n as f64 - 0.5, centres), y0..y1)
             .map_err(e2s)?;
-        let groups = &self.groups;
         let fmt = |x: &f64| {
             let i = x.round();
             if i >= 0.0 && (x - i).abs() < 1e-6 {
@@ -231,14 +266,11 @@ impl Plot for GroupedBars {
         mesh.disable_x_mesh()
             .y_max_light_lines(1)
             .y_label_formatter(&yfmt)
-            .x_desc(&self.x_desc)
+            .x_desc(&x_desc)
             .y_desc(&self.y_desc)
             .x_label_formatter(&fmt)
             .label_style(font(15))
             .axis_desc_style(font(17));
-        if n > 8 {
-            mesh.x_label_style(font(13).transform(FontTransform::Rotate90));
-        }
         mesh.draw().map_err(e2s)?;
         let k = self.series.len().max(1) as f64;
         let width = 0.8 / k;
@@ -278,12 +310,18 @@ impl Plot for GroupedBars {
 }
 
 /// Fig. 12: Apparate's and the oracle's median latency wins per CV model.
-pub fn fig12(groups: Vec<String>, apparate: Vec<Spread>, optimal: Vec<Spread>) -> GroupedBars {
+pub fn fig12(
+    groups: Vec<String>,
+    numbers: Vec<String>,
+    apparate: Vec<Spread>,
+    optimal: Vec<Spread>,
+) -> GroupedBars {
     GroupedBars {
         title: "Fig. 12: median latency reduction vs. vanilla, CV models".into(),
         y_desc: "median end-to-end latency reduction (%)".into(),
         x_desc: "model (bar: median over videos; error bar: min to max)".into(),
         groups,
+        numbers,
         series: vec![
             ("Apparate".into(), APPARATE, apparate),
             ("Optimal (oracle exits)".into(), OTHER, optimal),
@@ -293,12 +331,18 @@ pub fn fig12(groups: Vec<String>, apparate: Vec<Spread>, optimal: Vec<Spread>) -
 }
 
 /// Fig. 13: p95 latency of Apparate and vanilla per CV model.
-pub fn fig13(groups: Vec<String>, apparate: Vec<Spread>, vanilla: Vec<Spread>) -> GroupedBars {
+pub fn fig13(
+    groups: Vec<String>,
+    numbers: Vec<String>,
+    apparate: Vec<Spread>,
+    vanilla: Vec<Spread>,
+) -> GroupedBars {
     GroupedBars {
         title: "Fig. 13: 95th-percentile latency, CV models".into(),
         y_desc: "p95 end-to-end latency (ms)".into(),
         x_desc: "model (bar: median over videos; error bar: min to max)".into(),
         groups,
+        numbers,
         series: vec![
             ("Apparate".into(), APPARATE, apparate),
             ("Vanilla".into(), GREY, vanilla),

@@ -265,6 +265,12 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
     // Figures, drawn in parallel.
     let cv: Vec<&ModelRow> = models.iter().filter(|m| m.family == Family::Cv).collect();
     let nlp: Vec<&ModelRow> = models.iter().filter(|m| m.family == Family::Nlp).collect();
+    let cv_numbers: Vec<String> = models
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.family == Family::Cv)
+        .map(|(i, _)| format!("#{}", i + 1))
+        .collect();
     let mut jobs = Vec::new();
     if !cv.is_empty() {
         jobs.push(Job::Fig12);
@@ -295,6 +301,7 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
                     Job::Fig12 => figures::save(
                         &figures::fig12(
                             cv.iter().map(|m| m.label.clone()).collect(),
+                            cv_numbers.clone(),
                             cv.iter().map(|m| m.win).collect(),
                             cv.iter().map(|m| m.optimal_win).collect(),
                         ),
@@ -303,6 +310,7 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
                     Job::Fig13 => figures::save(
                         &figures::fig13(
                             cv.iter().map(|m| m.label.clone()).collect(),
+                            cv_numbers.clone(),
                             cv.iter().map(|m| m.p95_apparate).collect(),
                             cv.iter().map(|m| m.p95_vanilla).collect(),
                         ),

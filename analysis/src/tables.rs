@@ -392,6 +392,7 @@ pub fn exits_table(rows: &[TaskRow<'_>]) -> Table {
 /// wins (%), with the 25th-percentile win and the lowest accuracy.
 pub fn fig12_table(models: &[ModelRow], precise: bool) -> Table {
     let mut t = Table::new(&[
+        "#",
         "grid",
         "model",
         "config",
@@ -406,8 +407,9 @@ pub fn fig12_table(models: &[ModelRow], precise: bool) -> Table {
         "min_accuracy_pct",
     ]);
     let num = |x: f64, d: usize| if precise { full(x) } else { fixed(x, d) };
-    for m in models {
+    for (i, m) in models.iter().enumerate() {
         t.rows.push(vec![
+            (i + 1).to_string(),
             m.grid.clone(),
             m.model.clone(),
             m.config.clone(),
@@ -429,6 +431,7 @@ pub fn fig12_table(models: &[ModelRow], precise: bool) -> Table {
 /// vanilla.
 pub fn fig13_table(models: &[ModelRow], precise: bool) -> Table {
     let mut t = Table::new(&[
+        "#",
         "grid",
         "model",
         "config",
@@ -441,8 +444,9 @@ pub fn fig13_table(models: &[ModelRow], precise: bool) -> Table {
         "vanilla_p95_max_ms",
     ]);
     let num = |x: f64| if precise { full(x) } else { fixed(x, 2) };
-    for m in models {
+    for (i, m) in models.iter().enumerate() {
         t.rows.push(vec![
+            (i + 1).to_string(),
             m.grid.clone(),
             m.model.clone(),
             m.config.clone(),
