@@ -7,6 +7,7 @@ pub mod gendata;
 pub mod ids;
 pub mod local;
 pub mod output;
+pub mod report_hook;
 pub mod results;
 pub mod sim;
 pub mod sweep;

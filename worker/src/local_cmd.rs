@@ -28,6 +28,9 @@ pub struct LocalArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N", requires = "local", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub jobs: Option<u32>,
+    /// Do not run the report (`analysis report`) at the end.
+    #[arg(long, requires = "local")]
+    pub no_report: bool,
 }
 
 /// Arguments of `worker plan`.
@@ -86,6 +89,14 @@ pub fn run_local(args: LocalArgs) -> Result<()> {
         report.skipped,
         report.failed
     );
+    if !args.no_report {
+        // Partial results are fine for the report; a missing or failing `analysis` binary
+        // never fails the sweep.
+        match worker::report_hook::run_analysis(&args.out) {
+            r @ worker::report_hook::ReportRun::Done { .. } => tracing::info!("{r}"),
+            r => tracing::warn!("{r}"),
+        }
+    }
     if report.failed > 0 {
         bail!(
             "{} of {} tasks failed; the reasons are in {}/<key>.json",

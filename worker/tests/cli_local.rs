@@ -33,6 +33,7 @@ fn write_spec(dir: &Path, data: &Path, traces: &str, grid_traces: &str, extra: &
 fn local(spec: &Path, out: &Path, jobs: Option<u32>) -> Output {
     let mut cmd = Command::new(worker_bin());
     cmd.arg("--local")
+        .arg("--no-report")
         .arg("--spec")
         .arg(spec)
         .arg("--out")
@@ -409,5 +410,67 @@ fn worker_plan_lists_the_builtin_grid_in_order() {
     assert_eq!(labels[55], "nlp/gpt2-medium/imdb/azure");
     assert!(stdout.lines().all(|l| l.ends_with("\tpending")));
     assert!(!tmp.join("none").exists(), "a dry run writes nothing");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Issue #6: `worker --local` runs the `analysis` binary found beside it (`worker::report_hook`)
+/// as `analysis report --results OUT`, says how to build it when there is none (and still
+/// succeeds), and skips it with `--no-report`. A copy of the worker binary in a temporary
+/// folder, beside a stand-in `analysis` script, keeps this independent of what else is built.
+#[cfg(unix)]
+#[test]
+fn worker_local_runs_the_analysis_binary_beside_it_or_says_how_to_build_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = fresh_temp_dir("report-hook");
+    let bin = tmp.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let worker = bin.join("worker");
+    std::fs::copy(worker_bin(), &worker).expect("copy worker");
+    let spec = write_spec(&tmp, &auburn_data(), FIXED_30, "\"fixed_30\"", "");
+    let run = |out: &str, extra: &[&str]| {
+        // A just-written executable can be briefly "busy" (ETXTBSY) while another test
+        // thread's fork still holds the copy's write handle: retry that error only.
+        for _ in 0..50 {
+            match Command::new(&worker)
+                .arg("--local")
+                .args(extra)
+                .arg("--spec")
+                .arg(&spec)
+                .arg("--out")
+                .arg(tmp.join(out))
+                .output()
+            {
+                Err(e) if e.raw_os_error() == Some(26) => {
+                    std::thread::sleep(std::time::Duration::from_millis(100))
+                }
+                other => return other.expect("worker runs"),
+            }
+        }
+        panic!("{} stays busy", worker.display());
+    };
+    let missing = run("a", &[]);
+    assert_ok(&missing);
+    assert!(
+        text(&missing.stderr).contains("cargo build --release -p analysis"),
+        "{}",
+        text(&missing.stderr)
+    );
+    let args = tmp.join("args.txt");
+    let script = bin.join("analysis");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" > '{}'\n", args.display()),
+    )
+    .expect("stand-in analysis");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let present = run("b", &[]);
+    assert_ok(&present);
+    assert_eq!(
+        std::fs::read_to_string(&args).expect("analysis was run"),
+        format!("report --results {}\n", tmp.join("b").display())
+    );
+    std::fs::remove_file(&args).expect("remove args");
+    assert_ok(&run("c", &["--no-report"]));
+    assert!(!args.exists(), "--no-report runs nothing");
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -1,0 +1,249 @@
+//! Finding the complete tasks of a results directory (`tasks/<key>/manifest.json` +
+//! `requests.parquet`) and the plan they belong to (`sweep.json`). Anything malformed becomes a
+//! [`Problem`] naming the file; the task is skipped and the report goes on.
+
+use crate::error::{io_err, AnalysisError};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use worker::results::{parse_manifest, Manifest, MANIFEST_FILE};
+
+/// Columns of `requests.parquet` the report needs.
+pub const REQUIRED_COLUMNS: [&str; 7] = [
+    "exit_point",
+    "correct",
+    "inference_ms",
+    "vanilla_ms",
+    "queueing_ms",
+    "optimal_ms",
+    "static_ms",
+];
+
+/// A file the report could not use, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The file (or folder).
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+/// A grid of the plan (`sweep.json`'s `grids`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PlanGrid {
+    /// Grid name (`cv`, `nlp`, ...).
+    pub name: String,
+    /// Index of its first task.
+    pub first: usize,
+    /// Number of tasks.
+    pub count: usize,
+}
+
+/// What `sweep.json` says about the sweep.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct PlanInfo {
+    /// Sweep name.
+    pub name: String,
+    /// Code version of the plan.
+    pub code_version: String,
+    /// Grids in order.
+    pub grids: Vec<PlanGrid>,
+    /// Task keys in grid order.
+    pub tasks: Vec<String>,
+}
+
+/// A complete task found under `tasks/`.
+#[derive(Clone, Debug)]
+pub struct LoadedTask {
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Position in the plan's grid order (`usize::MAX` if the plan does not list it).
+    pub order: usize,
+}
+
+impl LoadedTask {
+    /// `tasks/<key>/requests.parquet`.
+    pub fn requests_path(&self) -> PathBuf {
+        self.dir.join("requests.parquet")
+    }
+    /// `tasks/<key>/batches.jsonl`.
+    pub fn batches_path(&self) -> PathBuf {
+        self.dir.join("batches.jsonl")
+    }
+    /// The task key.
+    pub fn key(&self) -> &str {
+        self.manifest.key.as_str()
+    }
+}
+
+/// Everything found in a results directory.
+#[derive(Clone, Debug)]
+pub struct Inventory {
+    /// The results directory.
+    pub root: PathBuf,
+    /// The plan, when `sweep.json` is present and readable.
+    pub plan: Option<PlanInfo>,
+    /// Complete, valid tasks, in grid order (tasks the plan does not list come last, by key).
+    pub tasks: Vec<LoadedTask>,
+    /// Files that could not be used.
+    pub problems: Vec<Problem>,
+}
+
+impl Inventory {
+    /// Tasks the sweep has in all: the plan's count, or the number of task folders seen.
+    pub fn planned(&self) -> usize {
+        match &self.plan {
+            Some(p) => p.tasks.len(),
+            None => self.tasks.len(),
+        }
+    }
+}
+
+/// Reads `sweep.json` and validates every `tasks/<key>/`: the manifest (format, version,
+/// shape), the files it lists (present, same size) and the schema of `requests.parquet`.
+pub fn discover(root: &Path) -> Result<Inventory, AnalysisError> {
+    let tasks_dir = root.join("tasks");
+    if !tasks_dir.is_dir() {
+        return Err(AnalysisError::NotResults {
+            dir: root.to_path_buf(),
+        });
+    }
+    let mut problems = Vec::new();
+    let plan_path = root.join("sweep.json");
+    let plan = if plan_path.is_file() {
+        match std::fs::read(&plan_path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<PlanInfo>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(p) => Some(p),
+            Err(message) => {
+                problems.push(Problem {
+                    path: plan_path,
+                    message,
+                });
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let order: std::collections::HashMap<&str, usize> = plan
+        .as_ref()
+        .map(|p| {
+            p.tasks
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.as_str(), i))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(&tasks_dir).map_err(io_err(&tasks_dir))? {
+        let entry = entry.map_err(io_err(&tasks_dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.path().is_dir() {
+            continue; // tasks/.tmp holds tasks still being written
+        }
+        dirs.push(entry.path());
+    }
+    dirs.sort();
+    let mut tasks = Vec::new();
+    for dir in dirs {
+        match check_task(&dir) {
+            Ok(manifest) => {
+                let order = order
+                    .get(manifest.key.as_str())
+                    .copied()
+                    .unwrap_or(usize::MAX);
+                tasks.push(LoadedTask {
+                    dir,
+                    manifest,
+                    order,
+                });
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+    tasks.sort_by(|a, b| (a.order, a.key()).cmp(&(b.order, b.key())));
+    Ok(Inventory {
+        root: root.to_path_buf(),
+        plan,
+        tasks,
+        problems,
+    })
+}
+
+fn check_task(dir: &Path) -> Result<Manifest, Problem> {
+    let mpath = dir.join(MANIFEST_FILE);
+    let bytes = std::fs::read(&mpath).map_err(|e| Problem {
+        path: mpath.clone(),
+        message: format!("cannot read the manifest: {e}"),
+    })?;
+    let manifest = parse_manifest(&mpath, &bytes).map_err(|e| Problem {
+        path: mpath.clone(),
+        message: strip_path(&e.to_string(), &mpath),
+    })?;
+    for f in &manifest.files {
+        let p = dir.join(&f.name);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.len() == f.bytes => {}
+            Ok(m) => {
+                return Err(Problem {
+                    path: p,
+                    message: format!(
+                        "{} bytes, the manifest lists {} (truncated or replaced?)",
+                        m.len(),
+                        f.bytes
+                    ),
+                })
+            }
+            Err(e) => {
+                return Err(Problem {
+                    path: p,
+                    message: format!("listed in the manifest but unreadable: {e}"),
+                })
+            }
+        }
+    }
+    let rpath = dir.join("requests.parquet");
+    check_parquet(&rpath).map_err(|message| Problem {
+        path: rpath,
+        message,
+    })?;
+    Ok(manifest)
+}
+
+/// Reads the footer of a `requests.parquet` and checks the columns the report needs.
+fn check_parquet(path: &Path) -> Result<(), String> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let reader =
+        SerializedFileReader::new(file).map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    let schema = reader.metadata().file_metadata().schema_descr();
+    let names: Vec<String> = (0..schema.num_columns())
+        .map(|i| schema.column(i).name().to_string())
+        .collect();
+    let missing: Vec<&str> = REQUIRED_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| !names.iter().any(|n| n == c))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("missing column(s) {}", missing.join(", ")))
+    }
+}
+
+/// The worker's manifest errors start with the path; the problem carries it separately.
+fn strip_path(message: &str, path: &Path) -> String {
+    let prefix = format!("{}: ", path.display());
+    message.strip_prefix(&prefix).unwrap_or(message).to_string()
+}

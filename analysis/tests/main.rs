@@ -1,0 +1,22 @@
+//! Integration tests of the analysis crate (one test binary; modules below).
+//!
+//! Fixtures are results directories produced by the worker library itself (`worker::local`)
+//! on the paper's grid at a small embedded scale, generated once per test process.
+
+/// Shared fixtures: small results directories, the binaries.
+mod util;
+
+/// Fig. 12 numbers against an independent computation from the Parquet files.
+mod fig12_independent;
+
+/// Partial and corrupt results directories.
+mod partial;
+
+/// Every table, figure and report file exists and is well-formed.
+mod outputs;
+
+/// The worker's report hook with the real analysis binary.
+mod worker_hook;
+
+/// Small units: percentiles, base64, timelines, CSV.
+mod units;
