@@ -106,6 +106,17 @@ fn coordinator_sweep_with_cluster_runs_two_workers_to_completion_and_stops_them(
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}\n{}", lab.logs());
     assert_eq!(complete_tasks(&out), 2, "{stderr}");
+    // The whole loop ends with the report: built by the `analysis` binary beside the
+    // coordinator when there is one, else the sweep says how to build it.
+    let analysis = bin("coordinator").with_file_name("analysis");
+    if analysis.is_file() {
+        assert!(out.join("report/report.md").is_file(), "{stderr}");
+    } else {
+        assert!(
+            stderr.contains("cargo build --release -p analysis"),
+            "{stderr}"
+        );
+    }
     let argv0 = format!(
         "bin/worker-{}",
         sha256_file(&bin("worker")).expect("digest")

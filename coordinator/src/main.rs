@@ -44,6 +44,9 @@ struct SweepArgs {
     /// Results directory (same layout as `worker --local`).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Do not run the report (`analysis report`, the binary beside this one) at the end.
+    #[arg(long)]
+    no_report: bool,
     /// File holding the token every worker must present.
     #[arg(long, value_name = "FILE")]
     token_file: PathBuf,
@@ -232,6 +235,14 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
                 String::new()
             }
         );
+    }
+    if !args.no_report {
+        // Partial results are fine for the report; a missing or failing `analysis` binary
+        // never fails the sweep.
+        match worker::report_hook::run_analysis(&args.out) {
+            r @ worker::report_hook::ReportRun::Done { .. } => tracing::info!("{r}"),
+            r => tracing::warn!("{r}"),
+        }
     }
     if failed > 0 {
         bail!(

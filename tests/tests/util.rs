@@ -208,6 +208,9 @@ impl TestCluster {
             self.token_file.display().to_string(),
             "--log-every".into(),
             "1".into(),
+            // The report (analysis binary) is tested in `analysis/tests`; here it would only
+            // slow the scenarios down.
+            "--no-report".into(),
         ];
         if !extra.contains(&"--lease-ms") {
             args.extend(["--lease-ms".to_string(), "10000".to_string()]);
@@ -436,7 +439,7 @@ impl Drop for TestCluster {
 /// Runs `worker --local` over `spec` into `out` (the no-fault baseline).
 pub fn run_local(spec: &Path, out: &Path) {
     let o = Command::new(bin("worker"))
-        .args(["--local", "--jobs", "2", "--spec"])
+        .args(["--local", "--no-report", "--jobs", "2", "--spec"])
         .arg(spec)
         .arg("--out")
         .arg(out)
