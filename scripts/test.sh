@@ -31,4 +31,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# The end-to-end tests spawn the workspace's binaries (coordinator, worker, analysis) from the
+# target folder; build them first so a partial earlier build never leaves a stale one there.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked "$@"
