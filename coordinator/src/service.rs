@@ -463,8 +463,8 @@ impl Coordinator for Service {
                 return reject(format!("bad or repeated result file name {:?}", f.name));
             }
         }
-        let files = match receive_files(&mut stream, &header, &staging).await {
-            Ok(files) => files,
+        let received = match receive_files(&mut stream, &header, &staging).await {
+            Ok(received) => received,
             Err(reason) => {
                 let _ = std::fs::remove_dir_all(&staging);
                 return reject(reason);
@@ -491,7 +491,7 @@ impl Coordinator for Service {
                 Some(planned) => Manifest::new(
                     planned,
                     &core.code_version,
-                    files,
+                    received.files.clone(),
                     usize::try_from(header.num_requests).unwrap_or(usize::MAX),
                     header.summary_lines.clone(),
                     timings,
@@ -499,17 +499,33 @@ impl Coordinator for Service {
                 None => return Err(Status::internal("task index out of range")),
             }
         };
-        // Manifest written, folder renamed into `tasks/`: outside the lock, so commits of
-        // different tasks overlap.
-        let writer = &self.shared.writer;
-        if let Err(e) = writer.commit(&staging, &manifest) {
-            writer.discard(&staging);
-            tracing::error!("cannot commit {}: {e}", manifest.key);
+        // Files synced, manifest written, folder renamed into `tasks/`, all synced: outside the
+        // lock and off the async runtime (on the blocking pool), so the syncs of concurrent
+        // uploads run at once and the file system's journal commits them together (group
+        // commit). The result is acknowledged only after its own syncs returned.
+        let shared = Arc::clone(&self.shared);
+        let committed = tokio::task::spawn_blocking(move || {
+            let synced = received.sync();
+            let r = synced.and_then(|()| {
+                shared
+                    .writer
+                    .commit(&staging, &manifest)
+                    .map_err(|e| e.to_string())
+            });
+            if let Err(e) = &r {
+                shared.writer.discard(&staging);
+                tracing::error!("cannot commit {}: {e}", manifest.key);
+            }
+            r
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the commit stopped: {e}")));
+        if let Err(e) = committed {
             self.shared
                 .lock()
                 .ledger
                 .on_commit_abort(attempt, Instant::now());
-            return Err(Status::internal(e.to_string()));
+            return Err(Status::internal(e));
         }
         let mut core = self.shared.lock();
         let events = core
@@ -678,14 +694,33 @@ impl Coordinator for Service {
     }
 }
 
-/// Receives the files of a result into `staging`, checking sizes and digests, and syncs them
-/// to disk. Returns the manifest's file list (sorted by name, as `describe_files` lists them);
-/// `Err` is the reason the result is rejected.
+/// The files of a result, received and checked but not yet synced to disk.
+struct Received {
+    /// The manifest's file list (sorted by name, as `describe_files` lists them).
+    files: Vec<ResultFile>,
+    /// The open files, to sync before the commit.
+    open: Vec<(PathBuf, std::fs::File)>,
+}
+
+impl Received {
+    /// Flushes every file to disk (blocking; `Err` names the file).
+    fn sync(&self) -> Result<(), String> {
+        for (path, file) in &self.open {
+            file.sync_all()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Receives the files of a result into `staging`, checking sizes and digests. The files are
+/// synced later, with the commit ([`Received::sync`]), off the async runtime. `Err` is the
+/// reason the result is rejected.
 async fn receive_files(
     stream: &mut Streaming<pb::ResultChunk>,
     header: &pb::ResultHeader,
     staging: &Path,
-) -> Result<Vec<ResultFile>, String> {
+) -> Result<Received, String> {
     if staging.exists() {
         std::fs::remove_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
     }
@@ -733,6 +768,7 @@ async fn receive_files(
             .map_err(|e| format!("{}: {e}", inc.path.display()))?;
     }
     let mut listed = Vec::with_capacity(files.len());
+    let mut open = Vec::with_capacity(files.len());
     for (meta, inc) in header.files.iter().zip(files) {
         let digest = hex(inc.hasher.finalize().as_slice());
         if inc.written != meta.size || digest != meta.sha256 {
@@ -741,17 +777,18 @@ async fn receive_files(
                 meta.name, inc.written, meta.size, meta.sha256
             ));
         }
-        inc.file
-            .sync_all()
-            .map_err(|e| format!("{}: {e}", inc.path.display()))?;
         listed.push(ResultFile {
             name: meta.name.clone(),
             bytes: inc.written,
             sha256: digest,
         });
+        open.push((inc.path, inc.file));
     }
     listed.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(listed)
+    Ok(Received {
+        files: listed,
+        open,
+    })
 }
 
 pub(crate) fn new_core(

@@ -64,70 +64,39 @@ fn a_result_from_a_superseded_attempt_is_rejected() {
     assert!(attempts >= 2);
 }
 
-/// A CA and a server certificate for `localhost` / 127.0.0.1, made with the `openssl` tool;
-/// `None` (the test is skipped) where it is not installed.
-fn make_certs(dir: &std::path::Path) -> Option<()> {
-    use std::process::Command;
-    let ok = |args: &[&str]| {
-        Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=e2e-ca"];
-    ca.extend(ec);
-    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
-    if !ok(&ca) {
-        eprintln!("skipped: the openssl tool is not available");
-        return None;
+/// A CA and a server certificate for `localhost` / 127.0.0.1, made in-process with `rcgen`
+/// (P-256, ring): `ca.pem`, `server.pem`, `server.key` in `dir`.
+fn make_certs(dir: &std::path::Path) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "e2e-ca");
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .expect("server params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let key = KeyPair::generate().expect("server key");
+    let cert = params
+        .signed_by(&key, &ca, &ca_key)
+        .expect("server certificate");
+    for (name, pem) in [
+        ("ca.pem", ca.pem()),
+        ("server.pem", cert.pem()),
+        ("server.key", key.serialize_pem()),
+    ] {
+        std::fs::write(dir.join(name), pem).expect("write a certificate file");
     }
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .ok()?;
-    let mut csr = vec!["req", "-subj", "/CN=localhost"];
-    csr.extend(ec);
-    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
-    let sign = [
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "server.pem",
-    ];
-    assert!(
-        ok(&csr) && ok(&sign),
-        "openssl could not make the server certificate"
-    );
-    Some(())
 }
 
 #[test]
 fn a_sweep_over_tls_completes_and_a_worker_without_the_ca_gets_nothing() {
     let dir = fresh_dir("tls");
-    if make_certs(&dir).is_none() {
-        return;
-    }
+    make_certs(&dir);
     let spec = embedded_spec(&dir, &["resnet18"], &["auburn"]);
     let baseline = dir.join("local");
     run_local(&spec, &baseline);

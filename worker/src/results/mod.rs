@@ -605,7 +605,12 @@ impl ResultsWriter {
     pub fn commit(&self, staged: &Path, manifest: &Manifest) -> Result<(), ResultsError> {
         let mpath = staged.join(MANIFEST_FILE);
         let bytes = json_line(manifest).map_err(|e| io_err(&mpath)(e))?;
-        write_file_atomic(&mpath, |w| w.write_all(&bytes))?;
+        // Written in place (no tmp + rename): the staging folder becomes visible as a whole,
+        // by the rename below, only after the manifest and the folder are on disk.
+        let mut file = File::create(&mpath).map_err(io_err(&mpath))?;
+        file.write_all(&bytes).map_err(io_err(&mpath))?;
+        file.sync_all().map_err(io_err(&mpath))?;
+        drop(file);
         sync_dir(staged);
         let target = self.dir.task_dir(&manifest.key);
         if target.exists() {
