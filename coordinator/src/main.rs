@@ -225,24 +225,10 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     let shared = sweep.shared();
     let summaries = shared.write_summaries(&plan, |_, line| println!("{line}"))?;
     for s in &summaries {
-        tracing::info!(
-            "{}: summary lines of {} task(s){}",
-            s.path.display(),
-            s.complete,
-            if s.incomplete > 0 {
-                format!(" ({} incomplete, left out)", s.incomplete)
-            } else {
-                String::new()
-            }
-        );
+        s.log();
     }
     if !args.no_report {
-        // Partial results are fine for the report; a missing or failing `analysis` binary
-        // never fails the sweep.
-        match worker::report_hook::run_analysis(&args.out) {
-            r @ worker::report_hook::ReportRun::Done { .. } => tracing::info!("{r}"),
-            r => tracing::warn!("{r}"),
-        }
+        worker::report_hook::run_and_log(&args.out);
     }
     if failed > 0 {
         bail!(

@@ -71,16 +71,7 @@ pub fn run_local(args: LocalArgs) -> Result<()> {
     let report = run_plan(&plan, &writer, &LocalOptions { jobs, progress })?;
     let summaries = writer.write_summaries(&plan, |_, line| println!("{line}"))?;
     for s in &summaries {
-        tracing::info!(
-            "{}: summary lines of {} task(s){}",
-            s.path.display(),
-            s.complete,
-            if s.incomplete > 0 {
-                format!(" ({} incomplete, left out)", s.incomplete)
-            } else {
-                String::new()
-            }
-        );
+        s.log();
     }
     tracing::info!(
         "{} tasks: {} run now, {} already complete, {} failed",
@@ -90,12 +81,7 @@ pub fn run_local(args: LocalArgs) -> Result<()> {
         report.failed
     );
     if !args.no_report {
-        // Partial results are fine for the report; a missing or failing `analysis` binary
-        // never fails the sweep.
-        match worker::report_hook::run_analysis(&args.out) {
-            r @ worker::report_hook::ReportRun::Done { .. } => tracing::info!("{r}"),
-            r => tracing::warn!("{r}"),
-        }
+        worker::report_hook::run_and_log(&args.out);
     }
     if report.failed > 0 {
         bail!(

@@ -86,6 +86,15 @@ pub fn run_analysis(results: &Path) -> ReportRun {
     run_analysis_with(&exe, results)
 }
 
+/// Runs the report on `results` ([`run_analysis`]) and logs the outcome: partial results are
+/// fine for the report, and a missing or failing `analysis` binary never fails the sweep.
+pub fn run_and_log(results: &Path) {
+    match run_analysis(results) {
+        r @ ReportRun::Done { .. } => tracing::info!("{r}"),
+        r => tracing::warn!("{r}"),
+    }
+}
+
 /// Runs `<exe> report --results <results>`.
 pub fn run_analysis_with(exe: &Path, results: &Path) -> ReportRun {
     match Command::new(exe)

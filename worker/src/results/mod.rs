@@ -568,6 +568,22 @@ pub struct GridSummary {
     pub incomplete: usize,
 }
 
+impl GridSummary {
+    /// Logs where the grid's summary lines went and how many tasks they cover.
+    pub fn log(&self) {
+        let left_out = if self.incomplete > 0 {
+            format!(" ({} incomplete, left out)", self.incomplete)
+        } else {
+            String::new()
+        };
+        tracing::info!(
+            "{}: summary lines of {} task(s){left_out}",
+            self.path.display(),
+            self.complete
+        );
+    }
+}
+
 /// The writing side of a results directory, holding its lock. Shareable between threads.
 #[derive(Debug)]
 pub struct ResultsWriter {
