@@ -3,9 +3,9 @@
 //!
 //! `cargo run --release -p worker --example calibrate -- [SCALE] [MODEL,..] [DATASET,..]`
 //!
-//! Environment: `KEEP=1` keeps each task's output in the temp dir; `AZ_PER_MIN=N` compresses the
-//! synthetic Azure day to about N requests per minute; `BURST` and `SPREAD` set its burst size
-//! and spread (ms).
+//! The tasks are those of the built-in spec (`specs/paper.toml`), for one seed. Environment:
+//! `KEEP=1` keeps each task's output in the temp dir; `SEED=N` picks the workload and trace
+//! seed (default 0).
 
 use std::sync::Mutex;
 use worker::output::{percentile, read_requests_parquet};
@@ -58,25 +58,24 @@ fn main() {
                 let Some((k, (m, d))) = queue.lock().expect("lock").pop() else { break };
                 let family = workload::model_family(&m).expect("model");
                 let n = workload::stream_len(&d, scale).expect("dataset");
+                let seed: u64 = std::env::var("SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
                 let (trace, slo, bs) = match family {
-                    Family::Cv => (TraceSpec::Fixed { n, qps: 30.0 }, 2.0, 4),
-                    Family::Nlp => (
-                        TraceSpec::SyntheticAzure {
-                            n,
-                            seed: 0,
-                            shape: worker::traces::SyntheticShape {
-                                minutes: std::env::var("AZ_PER_MIN")
-                                    .ok()
-                                    .and_then(|v| v.parse::<f64>().ok())
-                                    .map_or(1440, |per_min| ((n as f64 / per_min).ceil() as usize).max(1)),
-                                burst_size: std::env::var("BURST").ok().and_then(|v| v.parse().ok()).unwrap_or(8.0),
-                                burst_spread_ms: std::env::var("SPREAD").ok().and_then(|v| v.parse().ok()).unwrap_or(500.0),
-                                ..Default::default()
+                    Family::Cv => (TraceSpec::Fixed { n, qps: 30.0 }, worker::gendata::CV_SLO_MULTIPLIER, 4),
+                    Family::Nlp => {
+                        // As the built-in spec: one trace per model, as long as the longest
+                        // review stream, at the spec's load.
+                        let len = workload::family_trace_len(family, scale);
+                        let v1 = workload::models::preset(&m).expect("model").v1_ms;
+                        (
+                            TraceSpec::SyntheticAzure {
+                                n: len,
+                                seed,
+                                shape: worker::gendata::nlp_trace_shape(v1, len),
                             },
-                        },
-                        4.0,
-                        1,
-                    ),
+                            worker::gendata::NLP_SLO_MULTIPLIER,
+                            1,
+                        )
+                    }
                 };
                 let spec = TaskSpec {
                     grid: family.name().into(),
@@ -91,7 +90,7 @@ fn main() {
                         static_ramps: StaticRamps::AllSites,
                         overrides: Overrides::default(),
                     },
-                    seed: 0,
+                    seed,
                     inputs: Inputs::Embedded { scale },
                 };
                 let dir = std::env::temp_dir().join(format!("calib-{m}-{d}"));

@@ -44,8 +44,27 @@ pub const CV_QPS: f64 = 30.0;
 /// embedded presets at paper scale this happens for resnet50, resnet101, vgg11 and vgg13;
 /// [`generate`] reports it before writing anything, and a larger multiplier avoids it.
 pub const CV_SLO_MULTIPLIER: f64 = 2.0;
-/// SLO multiplier of the NLP decisions (the built-in spec's).
-pub const NLP_SLO_MULTIPLIER: f64 = 4.0;
+/// SLO multiplier of the NLP decisions (the built-in spec's). Generous, as for an interactive
+/// text service, so that clockwork can form batches in the trace's busy minutes instead of
+/// dropping their requests.
+pub const NLP_SLO_MULTIPLIER: f64 = 32.0;
+/// Mean offered load of the NLP trace, as a fraction of each model's batch-1 throughput (the
+/// built-in spec's `[traces.azure] load`).
+pub const NLP_TRACE_LOAD: f64 = 1.0;
+
+/// Shape of the NLP trace (the built-in spec's `[traces.azure.shape]`): one busy function,
+/// so milder minute-to-minute swings than the whole trace's population, a diurnal cycle, and
+/// Poisson-like arrivals within a minute (bursts of one). The span is set by
+/// [`NLP_TRACE_LOAD`] per model.
+pub fn nlp_trace_shape(model_batch1_ms: f64, n: usize) -> SyntheticShape {
+    SyntheticShape {
+        minutes: crate::traces::minutes_for_load(n, model_batch1_ms, NLP_TRACE_LOAD),
+        diurnal_amplitude: 0.3,
+        minute_sigma: 0.5,
+        burst_size: 1.0,
+        ..SyntheticShape::default()
+    }
+}
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]
@@ -252,7 +271,7 @@ pub fn plan(spec: &GenDataSpec) -> Result<Plan, GenDataError> {
                 TraceSpec::SyntheticAzure {
                     n,
                     seed: spec.seed,
-                    shape: SyntheticShape::default(),
+                    shape: nlp_trace_shape(workload::models::preset(m).map_or(1.0, |p| p.v1_ms), n),
                 },
                 spec.nlp_slo_multiplier,
             ),

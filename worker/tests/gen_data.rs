@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use worker::artifact::read_batch_decisions;
 use worker::artifact::value::{decode_pickle, dict_get, float_of};
-use worker::gendata::{plan, GenDataSpec};
+use worker::gendata::{nlp_trace_shape, plan, GenDataSpec, NLP_SLO_MULTIPLIER};
 use worker::output::read_requests_parquet;
 use worker::sim::{Family, Overrides, StaticRamps};
 use worker::task::{run_task, BatchingScheme, Inputs, TaskParams, TaskSpec, TaskTrace};
-use worker::traces::{SyntheticShape, TraceSpec};
+use worker::traces::TraceSpec;
 use worker::workload;
 
 const SCALE: f64 = 0.02;
@@ -49,7 +49,7 @@ fn gen_data(out: &Path) -> Output {
 
 /// The task of the built-in paper spec for `model` on `dataset` at [`SCALE`], seed 0: CV on the
 /// 30 qps video trace with SLO multiplier 2 and batch size 4, NLP on the synthetic Azure trace
-/// with SLO multiplier 4 and batch size 1; clockwork; the trace as long as the family's longest
+/// with SLO multiplier 32 and batch size 1; clockwork; the trace as long as the family's longest
 /// stream (one decision file per model, as in the artifact).
 fn paper_task(model: &str, dataset: &str) -> TaskSpec {
     let family = workload::model_family(model).expect("model");
@@ -70,10 +70,13 @@ fn paper_task(model: &str, dataset: &str) -> TaskSpec {
                 spec: TraceSpec::SyntheticAzure {
                     n,
                     seed: 0,
-                    shape: SyntheticShape::default(),
+                    shape: nlp_trace_shape(
+                        workload::models::preset(model).expect("preset").v1_ms,
+                        n,
+                    ),
                 },
             },
-            4.0,
+            NLP_SLO_MULTIPLIER,
             1,
         ),
     };
@@ -307,7 +310,7 @@ fn one_decision_file_per_model_covers_the_longest_of_its_datasets() {
     assert_eq!(cv.decision_file, "vgg11_1_fixed_30.pickle");
     assert_eq!(cv.trace, TraceSpec::Fixed { n: 7000, qps: 30.0 });
     // The built-in spec's SLO multipliers.
-    assert_eq!((cv.slo_multiplier, nlp.slo_multiplier), (2.0, 4.0));
+    assert_eq!((cv.slo_multiplier, nlp.slo_multiplier), (2.0, 32.0));
 
     let all = plan(&GenDataSpec::default()).expect("default plan");
     assert_eq!(all.models.len(), 10);

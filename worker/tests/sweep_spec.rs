@@ -96,9 +96,19 @@ fn the_builtin_spec_is_the_papers_56_tasks_in_the_artifacts_job_order() {
         match &s.trace {
             TaskTrace::Generated {
                 name,
-                spec: TraceSpec::SyntheticAzure { n, seed, .. },
+                spec: TraceSpec::SyntheticAzure { n, seed, shape },
             } => {
                 assert_eq!(name, "azure");
+                // The same trace as `worker gen-data` writes for the model.
+                let v1 = worker::workload::models::preset(&s.model)
+                    .expect("preset")
+                    .v1_ms;
+                assert_eq!(*shape, worker::gendata::nlp_trace_shape(v1, *n));
+                assert_eq!(
+                    shape.minutes,
+                    (*n as f64 * v1 / 60_000.0).ceil() as usize,
+                    "load 1.0: requests arrive as fast as batch 1 serves them"
+                );
                 // One trace per model for both review datasets: the longest stream (Amazon).
                 assert_eq!(Some(*n), stream_len("amazon_reviews", 1.0));
                 assert_eq!(*seed, 0, "seed omitted: the task's seed");
@@ -115,7 +125,7 @@ fn the_builtin_spec_is_the_papers_56_tasks_in_the_artifacts_job_order() {
     assert!(tasks[55]
         .key
         .as_str()
-        .starts_with("nlp-gpt2-medium-imdb-azure-slo4-bs1-"));
+        .starts_with("nlp-gpt2-medium-imdb-azure-slo32-bs1-"));
 }
 
 #[test]
@@ -339,6 +349,35 @@ fn bad_specs() -> Vec<(&'static str, String, &'static str)> {
             "unknown trace key",
             cv(CV_GRID).replace("qps = 30", "qps = 30\nqsp = 1"),
             "traces.v: unknown field `qsp`",
+        ),
+        (
+            "load on a fixed trace",
+            cv(CV_GRID).replace("qps = 30", "qps = 30\nload = 1.0"),
+            "traces.v.load: only a `synthetic_azure` trace takes a load",
+        ),
+        (
+            "load out of range",
+            cv(CV_GRID).replace(
+                "[traces.v]\nkind = \"fixed\"\nqps = 30",
+                "[traces.v]\nkind = \"synthetic_azure\"\nload = 0",
+            ),
+            "traces.v.load: 0 is out of range",
+        ),
+        (
+            "load of the wrong type",
+            cv(CV_GRID).replace(
+                "[traces.v]\nkind = \"fixed\"\nqps = 30",
+                "[traces.v]\nkind = \"synthetic_azure\"\nload = \"high\"",
+            ),
+            "traces.v.load: expected a number",
+        ),
+        (
+            "load and a span",
+            cv(CV_GRID).replace(
+                "[traces.v]\nkind = \"fixed\"\nqps = 30",
+                "[traces.v]\nkind = \"synthetic_azure\"\nload = 1\nshape = { minutes = 60 }",
+            ),
+            "traces.v.load: give either `load` or `shape.minutes`",
         ),
         (
             "slo multiplier out of range",

@@ -11,7 +11,7 @@ use crate::ids::TaskKey;
 use crate::sim::family::ACC_LOSS_BUDGET_ACTUAL;
 use crate::sim::{Family, Overrides, StaticRamps, BATCH_SIZES};
 use crate::task::{BatchingScheme, Inputs, TaskParams, TaskSpec, TaskTrace};
-use crate::traces::{TraceSpec, MAX_REQUESTS};
+use crate::traces::{minutes_for_load, TraceSpec, MAX_REQUESTS};
 use crate::workload;
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -64,6 +64,9 @@ enum TraceTemplate {
         n_from_stream: bool,
         /// `seed` was omitted (synthetic Azure): the task's seed.
         seed_from_task: bool,
+        /// `load` (synthetic Azure, embedded inputs): the span is set per model so that the
+        /// mean offered load is this fraction of the model's batch-1 throughput.
+        load: Option<f64>,
         /// Digest of the Azure CSV file.
         digest: Option<String>,
     },
@@ -327,6 +330,50 @@ fn parse_trace(
             ));
         }
     }
+    let load = match t.remove("load") {
+        None => None,
+        Some(v) => {
+            let load_key = format!("{key}.load");
+            let x = match v {
+                toml::Value::Integer(i) => i as f64,
+                toml::Value::Float(f) => f,
+                other => {
+                    return Err(invalid(
+                        load_key,
+                        format!("expected a number, found {} {other}", other.type_str()),
+                    ))
+                }
+            };
+            if kind != "synthetic_azure" {
+                return Err(invalid(
+                    load_key,
+                    "only a `synthetic_azure` trace takes a load",
+                ));
+            }
+            if !embedded {
+                return Err(invalid(
+                    load_key,
+                    "needs the embedded workload (the model's batch-1 latency comes from its preset); give `shape.minutes` instead",
+                ));
+            }
+            if !(x.is_finite() && x > 0.0 && x <= 100.0) {
+                return Err(invalid(
+                    load_key,
+                    format!("{x} is out of range; expected a number in (0, 100]"),
+                ));
+            }
+            if t.get("shape")
+                .and_then(|s| s.as_table())
+                .is_some_and(|s| s.contains_key("minutes"))
+            {
+                return Err(invalid(
+                    load_key,
+                    "give either `load` or `shape.minutes`, not both (the load sets the span)",
+                ));
+            }
+            Some(x)
+        }
+    };
     let mut n_from_stream = false;
     let mut seed_from_task = false;
     if matches!(kind.as_str(), "fixed" | "poisson" | "synthetic_azure") && !t.contains_key("n") {
@@ -393,6 +440,7 @@ fn parse_trace(
         spec,
         n_from_stream,
         seed_from_task,
+        load,
         digest,
     })
 }
@@ -844,6 +892,7 @@ impl Plan {
                 spec,
                 n_from_stream,
                 seed_from_task,
+                load,
                 ..
             }) => {
                 let mut spec = spec.clone();
@@ -862,6 +911,13 @@ impl Plan {
                 if *seed_from_task {
                     if let TraceSpec::SyntheticAzure { seed: s, .. } = &mut spec {
                         *s = seed;
+                    }
+                }
+                if let (Some(load), TraceSpec::SyntheticAzure { n, shape, .. }) = (load, &mut spec)
+                {
+                    // Models are checked against the presets for embedded inputs.
+                    if let Some(preset) = workload::models::preset(model) {
+                        shape.minutes = minutes_for_load(*n, preset.v1_ms, *load);
                     }
                 }
                 TaskTrace::Generated {

@@ -42,7 +42,7 @@ pub use azure::{azure_csv_trace, AzureCsvError, FunctionPick, Spread};
 pub use fixed::fixed_rate;
 pub use poisson::poisson;
 pub use shape::ShapeStats;
-pub use synthetic_azure::{synthetic_azure, SyntheticShape, SyntheticTrace};
+pub use synthetic_azure::{minutes_for_load, synthetic_azure, SyntheticShape, SyntheticTrace};
 
 /// The most requests a generated trace may hold (800 MB of arrivals), so that a typo in a sweep
 /// spec fails with a message instead of exhausting memory.

@@ -94,6 +94,19 @@ impl Default for SyntheticShape {
     }
 }
 
+/// The span in minutes that gives `n` requests a mean offered load of `load` on a model whose
+/// batch-1 latency is `batch1_ms`: `ceil(n · batch1_ms / (load · 60,000))`, at least 1. At
+/// `load = 1` the requests arrive on average exactly as fast as the model serves them one by
+/// one, so queues form and batches grow in the busy minutes.
+pub fn minutes_for_load(n: usize, batch1_ms: f64, load: f64) -> usize {
+    let minutes = (n as f64 * batch1_ms / (load * MINUTE_MS)).ceil();
+    if minutes.is_finite() && minutes >= 1.0 {
+        minutes as usize
+    } else {
+        1
+    }
+}
+
 /// A synthetic trace: the per-minute counts and the arrivals.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyntheticTrace {

@@ -47,6 +47,10 @@ pub struct DatasetPreset {
     pub spike: f64,
     /// Probability that a ramp answers confidently and wrongly, per sample and ramp.
     pub confidently_wrong: f64,
+    /// How much lower a wrong answer's confidence logit is than a right one's: a video ramp's
+    /// wrong answers are often still confident (2.0); a sentiment head that gets a review wrong
+    /// is mostly unsure (6.0).
+    pub wrong_shift: f64,
 }
 
 const fn video(
@@ -71,6 +75,7 @@ const fn video(
         spike_rate: 0.002,
         spike: 2.0,
         confidently_wrong: 0.0004,
+        wrong_shift: 2.0,
     }
 }
 
@@ -88,7 +93,8 @@ const fn reviews(name: &'static str, mean: f64, spread: f64, drift: f64) -> Data
         calibration_sd: 0.25,
         spike_rate: 0.004,
         spike: 1.5,
-        confidently_wrong: 0.0003,
+        confidently_wrong: 0.0002,
+        wrong_shift: 6.0,
     }
 }
 

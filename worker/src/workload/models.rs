@@ -29,7 +29,16 @@ pub struct ModelPreset {
     /// How well the model's ramps classify: scales every ramp's margin (bigger, better
     /// backbones produce more confident early answers).
     pub capability: f64,
+    /// How a ramp's reach grows with its depth fraction `f`: reach ∝ `f^depth_exponent`.
+    /// CNNs (0.6) have useful features early; a transformer's sentiment signal emerges in its
+    /// late layers (2.0), so its early ramps are close to guessing.
+    pub depth_exponent: f64,
 }
+
+/// Depth exponent of the CNNs.
+const CNN_DEPTH: f64 = 0.6;
+/// Depth exponent of the transformers.
+const TRANSFORMER_DEPTH: f64 = 2.0;
 
 /// The paper's ten models.
 pub const MODELS: [ModelPreset; 10] = [
@@ -42,6 +51,7 @@ pub const MODELS: [ModelPreset; 10] = [
         head: 0.02,
         ramp_cost: 0.010,
         capability: 1.00,
+        depth_exponent: CNN_DEPTH,
     },
     ModelPreset {
         name: "resnet50",
@@ -52,6 +62,7 @@ pub const MODELS: [ModelPreset; 10] = [
         head: 0.02,
         ramp_cost: 0.008,
         capability: 1.10,
+        depth_exponent: CNN_DEPTH,
     },
     ModelPreset {
         name: "resnet101",
@@ -62,6 +73,7 @@ pub const MODELS: [ModelPreset; 10] = [
         head: 0.015,
         ramp_cost: 0.006,
         capability: 1.15,
+        depth_exponent: CNN_DEPTH,
     },
     ModelPreset {
         name: "vgg11",
@@ -72,6 +84,7 @@ pub const MODELS: [ModelPreset; 10] = [
         head: 0.10,
         ramp_cost: 0.012,
         capability: 0.95,
+        depth_exponent: CNN_DEPTH,
     },
     ModelPreset {
         name: "vgg13",
@@ -82,6 +95,7 @@ pub const MODELS: [ModelPreset; 10] = [
         head: 0.09,
         ramp_cost: 0.011,
         capability: 1.00,
+        depth_exponent: CNN_DEPTH,
     },
     ModelPreset {
         name: "vgg16",
@@ -92,6 +106,7 @@ pub const MODELS: [ModelPreset; 10] = [
         head: 0.08,
         ramp_cost: 0.009,
         capability: 1.05,
+        depth_exponent: CNN_DEPTH,
     },
     ModelPreset {
         name: "distilbert-base",
@@ -101,7 +116,8 @@ pub const MODELS: [ModelPreset; 10] = [
         stem: 0.06,
         head: 0.03,
         ramp_cost: 0.012,
-        capability: 0.95,
+        capability: 1.615,
+        depth_exponent: TRANSFORMER_DEPTH,
     },
     ModelPreset {
         name: "bert-base",
@@ -111,7 +127,8 @@ pub const MODELS: [ModelPreset; 10] = [
         stem: 0.04,
         head: 0.02,
         ramp_cost: 0.008,
-        capability: 1.00,
+        capability: 1.70,
+        depth_exponent: TRANSFORMER_DEPTH,
     },
     ModelPreset {
         name: "bert-large",
@@ -121,7 +138,8 @@ pub const MODELS: [ModelPreset; 10] = [
         stem: 0.03,
         head: 0.015,
         ramp_cost: 0.005,
-        capability: 1.05,
+        capability: 1.785,
+        depth_exponent: TRANSFORMER_DEPTH,
     },
     ModelPreset {
         name: "gpt2-medium",
@@ -131,7 +149,8 @@ pub const MODELS: [ModelPreset; 10] = [
         stem: 0.03,
         head: 0.015,
         ramp_cost: 0.005,
-        capability: 1.00,
+        capability: 1.70,
+        depth_exponent: TRANSFORMER_DEPTH,
     },
 ];
 

@@ -2,12 +2,12 @@
 //! max-softmax confidence, from the sample's difficulty and the ramp's depth.
 //!
 //! A ramp at depth fraction `f` of a model with capability `κ` has margin
-//! `m = κ·(3.2·f^e) − 1.3 − d` (`e` = 0.6) on a sample of difficulty `d`. It agrees with the final model
+//! `m = κ·(3.2·f^e) − 1.3 − d` (`e`: the model's depth exponent, 0.6 for CNNs, 2.0 for transformers) on a sample of difficulty `d`. It agrees with the final model
 //! with probability `1 − ½·σ(−5m)` (a coin flip for hopeless samples, certain for easy ones);
 //! one uniform draw per sample decides agreement at every depth, so a sample a ramp gets right
 //! is also right at deeper ramps. Confidence is `0.5 + 0.5·σ(z)` with logit
-//! `z = 1.6·m + c + ε` (`c`: the scene's miscalibration, `ε` bell-shaped noise of sd 0.5), 2.0 lower when the
-//! ramp is wrong; and with a small probability a ramp is wrong at confidence 0.97–1.0.
+//! `z = 1.6·m + c + ε` (`c`: the scene's miscalibration, `ε` bell-shaped noise of sd 0.5), lower
+//! by the dataset's `wrong_shift` (videos 2, reviews 6) when the ramp is wrong; and with a small probability a ramp is wrong at confidence 0.97–1.0.
 
 use super::datasets::{DatasetPreset, DifficultyStream};
 use super::models::ModelPreset;
@@ -74,7 +74,9 @@ pub fn respond(
         .map(|k| {
             model.capability
                 * 3.2
-                * det_math::exp(0.6 * det_math::ln(model.site_fraction(k).max(1e-9)))
+                * det_math::exp(
+                    model.depth_exponent * det_math::ln(model.site_fraction(k).max(1e-9)),
+                )
                 - 1.3
         })
         .collect();
@@ -99,7 +101,7 @@ pub fn respond(
                 (0.97 + 0.03 * rng.uniform(), false)
             } else {
                 let ok = -5.0 * m < logit_w;
-                let z = 1.6 * m + cal + noise - if ok { 0.0 } else { 2.0 };
+                let z = 1.6 * m + cal + noise - if ok { 0.0 } else { dataset.wrong_shift };
                 (0.5 + 0.5 * sigmoid(z), ok)
             };
             conf[k].push(c);
