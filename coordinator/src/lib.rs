@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod commit;
 pub mod ids;
 pub mod ledger;
 pub mod service;

@@ -2,9 +2,11 @@
 //! its events (the SQLite [`Store`], the results directory, the logs).
 //!
 //! A result is received into `tasks/.tmp/<key>-<attempt>/`, each file checked against the size
-//! and SHA-256 the worker announced, and committed (manifest written, folder renamed into
-//! `tasks/`) only if its attempt is still the current one.
+//! and SHA-256 the worker announced, and committed (manifest written; synced, renamed into
+//! `tasks/` and recorded by the group committer, [`crate::commit`]) only if its attempt is
+//! still the current one.
 
+use crate::commit::{CommitError, CommitJob};
 use crate::ids::{AttemptId, WorkerId};
 use crate::ledger::{Counts, Ledger, LedgerError, LedgerEvent, Pull};
 use crate::store::{Store, StoreError};
@@ -71,6 +73,8 @@ pub struct Shared {
     code_version: String,
     lease: Duration,
     finished: watch::Sender<bool>,
+    /// The group committer's queue ([`crate::commit`]).
+    committer: std::sync::mpsc::Sender<CommitJob>,
 }
 
 impl Shared {
@@ -81,14 +85,32 @@ impl Shared {
         lease: Duration,
     ) -> Arc<Shared> {
         let finished = core.ledger.is_finished();
-        Arc::new(Shared {
+        let (committer, jobs) = std::sync::mpsc::channel();
+        let shared = Arc::new(Shared {
             writer,
             code_version: core.code_version.clone(),
             core: Mutex::new(core),
             token,
             lease,
             finished: watch::channel(finished).0,
-        })
+            committer,
+        });
+        // The thread holds the state weakly: it ends once the sweep's state is dropped (which
+        // drops the queue's sender).
+        let weak = Arc::downgrade(&shared);
+        let spawned = std::thread::Builder::new()
+            .name("committer".to_string())
+            .spawn(move || crate::commit::run(jobs, weak));
+        if let Err(e) = spawned {
+            // Uploads then fail with "the committer stopped" (and their leases run again).
+            tracing::error!("cannot start the committer thread: {e}");
+        }
+        shared
+    }
+
+    /// The results directory.
+    pub(crate) fn writer(&self) -> &ResultsWriter {
+        &self.writer
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
@@ -147,7 +169,7 @@ impl Shared {
     }
 
     /// Records and logs what the ledger did; writes failure records; signals the end.
-    fn act(&self, core: &mut Core, events: &[LedgerEvent]) {
+    pub(crate) fn act(&self, core: &mut Core, events: &[LedgerEvent]) {
         if events.is_empty() {
             return;
         }
@@ -491,7 +513,7 @@ impl Coordinator for Service {
                 Some(planned) => Manifest::new(
                     planned,
                     &core.code_version,
-                    received.files.clone(),
+                    received,
                     usize::try_from(header.num_requests).unwrap_or(usize::MAX),
                     header.summary_lines.clone(),
                     timings,
@@ -499,44 +521,51 @@ impl Coordinator for Service {
                 None => return Err(Status::internal("task index out of range")),
             }
         };
-        // Files synced, manifest written, folder renamed into `tasks/`, all synced: outside the
-        // lock and off the async runtime (on the blocking pool), so the syncs of concurrent
-        // uploads run at once and the file system's journal commits them together (group
-        // commit). The result is acknowledged only after its own syncs returned.
-        let shared = Arc::clone(&self.shared);
-        let committed = tokio::task::spawn_blocking(move || {
-            let synced = received.sync();
-            let r = synced.and_then(|()| {
-                shared
-                    .writer
-                    .commit(&staging, &manifest)
-                    .map_err(|e| e.to_string())
-            });
-            if let Err(e) = &r {
-                shared.writer.discard(&staging);
-                tracing::error!("cannot commit {}: {e}", manifest.key);
-            }
-            r
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("the commit stopped: {e}")));
-        if let Err(e) = committed {
+        // The manifest, written here (not synced); then files, manifest and folders synced,
+        // the folder renamed into `tasks/` and the result recorded in the ledger by the group
+        // committer, together with every other result staged meanwhile (one sync for the
+        // batch). Acknowledged only after all that.
+        if let Err(e) = self.shared.writer.write_manifest(&staging, &manifest) {
+            tracing::error!("cannot commit {}: {e}", manifest.key);
+            self.shared.writer.discard(&staging);
             self.shared
                 .lock()
                 .ledger
                 .on_commit_abort(attempt, Instant::now());
-            return Err(Status::internal(e));
+            return Err(Status::internal(e.to_string()));
         }
-        let mut core = self.shared.lock();
-        let events = core
-            .ledger
-            .on_result(worker, attempt)
-            .map_err(ledger_status)?;
-        self.shared.act(&mut core, &events);
-        Ok(Response::new(pb::ResultReply {
-            accepted: true,
-            reason: String::new(),
-        }))
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let job = CommitJob {
+            worker,
+            attempt,
+            staging,
+            key: manifest.key,
+            reply,
+        };
+        if let Err(std::sync::mpsc::SendError(job)) = self.shared.committer.send(job) {
+            self.shared.writer.discard(&job.staging);
+            self.shared
+                .lock()
+                .ledger
+                .on_commit_abort(attempt, Instant::now());
+            return Err(Status::unavailable(CommitError::Stopped.to_string()));
+        }
+        match outcome.await {
+            Ok(Ok(())) => Ok(Response::new(pb::ResultReply {
+                accepted: true,
+                reason: String::new(),
+            })),
+            Ok(Err(CommitError::Ledger(e))) => Err(ledger_status(e)),
+            Ok(Err(e)) => Err(Status::internal(e.to_string())),
+            Err(_) => {
+                // The committer dropped the job unanswered (it stopped): the lease runs again.
+                self.shared
+                    .lock()
+                    .ledger
+                    .on_commit_abort(attempt, Instant::now());
+                Err(Status::unavailable(CommitError::Stopped.to_string()))
+            }
+        }
     }
 
     async fn report_failure(
@@ -694,33 +723,15 @@ impl Coordinator for Service {
     }
 }
 
-/// The files of a result, received and checked but not yet synced to disk.
-struct Received {
-    /// The manifest's file list (sorted by name, as `describe_files` lists them).
-    files: Vec<ResultFile>,
-    /// The open files, to sync before the commit.
-    open: Vec<(PathBuf, std::fs::File)>,
-}
-
-impl Received {
-    /// Flushes every file to disk (blocking; `Err` names the file).
-    fn sync(&self) -> Result<(), String> {
-        for (path, file) in &self.open {
-            file.sync_all()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-        Ok(())
-    }
-}
-
-/// Receives the files of a result into `staging`, checking sizes and digests. The files are
-/// synced later, with the commit ([`Received::sync`]), off the async runtime. `Err` is the
-/// reason the result is rejected.
+/// Receives the files of a result into `staging`, checking sizes and digests, and returns the
+/// manifest's file list (sorted by name, as `describe_files` lists them). The files are synced
+/// later, by the group committer ([`crate::commit`]). `Err` is the reason the result is
+/// rejected.
 async fn receive_files(
     stream: &mut Streaming<pb::ResultChunk>,
     header: &pb::ResultHeader,
     staging: &Path,
-) -> Result<Received, String> {
+) -> Result<Vec<ResultFile>, String> {
     if staging.exists() {
         std::fs::remove_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
     }
@@ -768,7 +779,6 @@ async fn receive_files(
             .map_err(|e| format!("{}: {e}", inc.path.display()))?;
     }
     let mut listed = Vec::with_capacity(files.len());
-    let mut open = Vec::with_capacity(files.len());
     for (meta, inc) in header.files.iter().zip(files) {
         let digest = hex(inc.hasher.finalize().as_slice());
         if inc.written != meta.size || digest != meta.sha256 {
@@ -782,13 +792,9 @@ async fn receive_files(
             bytes: inc.written,
             sha256: digest,
         });
-        open.push((inc.path, inc.file));
     }
     listed.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Received {
-        files: listed,
-        open,
-    })
+    Ok(listed)
 }
 
 pub(crate) fn new_core(

@@ -275,10 +275,10 @@ impl Store {
                     worker,
                     attempt,
                 } => {
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT INTO attempts(id, task_key, worker, started_ms) VALUES (?1, ?2, ?3, ?4)",
-                        params![attempt.get() as i64, key(*task), worker.get() as i64, now],
                     )
+                    .and_then(|mut st| st.execute(params![attempt.get() as i64, key(*task), worker.get() as i64, now]))
                     .map_err(e)?;
                     set_state(&tx, key(*task), "leased", None, now).map_err(e)?;
                 }
@@ -289,10 +289,10 @@ impl Store {
                         crate::ledger::AttemptOutcome::Failed { message } => Some(message.as_str()),
                         _ => None,
                     };
-                    tx.execute(
+                    tx.prepare_cached(
                         "UPDATE attempts SET ended_ms = ?1, outcome = ?2, message = ?3 WHERE id = ?4",
-                        params![now, outcome.word(), message, attempt.get() as i64],
                     )
+                    .and_then(|mut st| st.execute(params![now, outcome.word(), message, attempt.get() as i64]))
                     .map_err(e)?;
                 }
                 LedgerEvent::TaskReady { task } => {
@@ -305,11 +305,9 @@ impl Store {
                     set_state(&tx, key(*task), "failed", Some(reason), now).map_err(e)?;
                 }
                 LedgerEvent::WorkerBlocked { worker, .. } => {
-                    tx.execute(
-                        "UPDATE workers SET blocked = 1 WHERE id = ?1",
-                        params![worker.get() as i64],
-                    )
-                    .map_err(e)?;
+                    tx.prepare_cached("UPDATE workers SET blocked = 1 WHERE id = ?1")
+                        .and_then(|mut st| st.execute(params![worker.get() as i64]))
+                        .map_err(e)?;
                 }
                 LedgerEvent::SweepFinished => {}
             }
@@ -376,8 +374,6 @@ fn set_state(
     message: Option<&str>,
     now: i64,
 ) -> rusqlite::Result<usize> {
-    tx.execute(
-        "UPDATE tasks SET state = ?1, message = ?2, updated_ms = ?3 WHERE key = ?4",
-        params![state, message, now, key],
-    )
+    tx.prepare_cached("UPDATE tasks SET state = ?1, message = ?2, updated_ms = ?3 WHERE key = ?4")?
+        .execute(params![state, message, now, key])
 }

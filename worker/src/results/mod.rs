@@ -529,6 +529,13 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// Flushes a folder's entries to disk, reporting errors.
+pub fn sync_dir_strict(dir: &Path) -> Result<(), ResultsError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
 /// Writes `path` via `path.tmp` + flush + rename.
 fn write_file_atomic(
     path: &Path,
@@ -619,30 +626,54 @@ impl ResultsWriter {
     /// `tasks/<key>/` (replacing an incomplete folder of that key). Clears the key's failure
     /// record.
     pub fn commit(&self, staged: &Path, manifest: &Manifest) -> Result<(), ResultsError> {
-        let mpath = staged.join(MANIFEST_FILE);
-        let bytes = json_line(manifest).map_err(|e| io_err(&mpath)(e))?;
         // Written in place (no tmp + rename): the staging folder becomes visible as a whole,
         // by the rename below, only after the manifest and the folder are on disk.
-        let mut file = File::create(&mpath).map_err(io_err(&mpath))?;
-        file.write_all(&bytes).map_err(io_err(&mpath))?;
+        let file = self.write_manifest(staged, manifest)?;
+        let mpath = staged.join(MANIFEST_FILE);
         file.sync_all().map_err(io_err(&mpath))?;
         drop(file);
         sync_dir(staged);
-        let target = self.dir.task_dir(&manifest.key);
+        self.publish(staged, &manifest.key)?;
+        sync_dir(&self.dir.tasks_dir());
+        self.clear_failure(&manifest.key)
+    }
+
+    /// The first half of [`ResultsWriter::commit`], for callers that make many results durable
+    /// together (the coordinator's group commit): writes `manifest.json` into the staging
+    /// folder and returns it open, **not yet synced**. The caller must flush it, the result's
+    /// files and the staging folder before [`ResultsWriter::publish`].
+    pub fn write_manifest(&self, staged: &Path, manifest: &Manifest) -> Result<File, ResultsError> {
+        let mpath = staged.join(MANIFEST_FILE);
+        let bytes = json_line(manifest).map_err(|e| io_err(&mpath)(e))?;
+        let mut file = File::create(&mpath).map_err(io_err(&mpath))?;
+        file.write_all(&bytes).map_err(io_err(&mpath))?;
+        Ok(file)
+    }
+
+    /// The second half of [`ResultsWriter::commit`]: renames a staging folder whose contents
+    /// are on disk to `tasks/<key>/` (replacing an incomplete folder of that key). Syncs
+    /// nothing: the rename is durable once `tasks/` is flushed
+    /// ([`ResultsWriter::sync_tasks_dir`]).
+    pub fn publish(&self, staged: &Path, key: &TaskKey) -> Result<(), ResultsError> {
+        let target = self.dir.task_dir(key);
         if target.exists() {
-            let old = self.dir.staging_root().join(format!(
-                "{}-{}.old",
-                manifest.key,
-                std::process::id()
-            ));
+            let old = self
+                .dir
+                .staging_root()
+                .join(format!("{key}-{}.old", std::process::id()));
             std::fs::rename(&target, &old).map_err(io_err(&target))?;
             std::fs::rename(staged, &target).map_err(io_err(&target))?;
             let _ = std::fs::remove_dir_all(&old);
         } else {
             std::fs::rename(staged, &target).map_err(io_err(&target))?;
         }
-        sync_dir(&self.dir.tasks_dir());
-        self.clear_failure(&manifest.key)
+        Ok(())
+    }
+
+    /// Flushes the entries of `tasks/` (the renames of [`ResultsWriter::publish`]) to disk.
+    /// Unlike the best-effort flush of [`ResultsWriter::commit`], an error is returned.
+    pub fn sync_tasks_dir(&self) -> Result<(), ResultsError> {
+        sync_dir_strict(&self.dir.tasks_dir())
     }
 
     /// Writes `failures/<key>.json`.
