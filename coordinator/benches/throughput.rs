@@ -6,6 +6,12 @@
 //! gRPC clients that lease a task, upload a one-file result of 64 bytes and pull again. Nothing
 //! is simulated: the figure is the coordinator's cost per task (lease + result accepted:
 //! received, digest checked, staged, manifest written, renamed into `tasks/`, ledger updated).
+//!
+//! `BENCH_KEEP=1` leaves the run's folder (printed) in place. Use it for back-to-back runs on a
+//! journal-less ext4 (as on this machine): there, freshly deleted inodes are skipped when new
+//! ones are allocated for the next 1-6 minutes (`recently_deleted` in ext4's `ialloc.c`), so
+//! deleting one run's thousands of files makes the next run's file creation several times
+//! slower. Delete the kept folders afterwards.
 
 use coordinator::{serve, Sweep, SweepOptions};
 use proto::v1 as pb;
@@ -177,5 +183,9 @@ fn main() {
             1e3 * secs / done.max(1) as f64
         );
     });
-    let _ = std::fs::remove_dir_all(&root);
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        println!("kept {}", root.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
