@@ -94,14 +94,7 @@ struct PlanArgs {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    worker::logging::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sweep(args) => run_sweep(*args),

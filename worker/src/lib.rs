@@ -6,6 +6,7 @@ pub mod batching;
 pub mod gendata;
 pub mod ids;
 pub mod local;
+pub mod logging;
 pub mod output;
 pub mod report_hook;
 pub mod results;
