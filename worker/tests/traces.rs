@@ -12,8 +12,8 @@ use worker::traces::azure::{
 };
 use worker::traces::rng::{det_math, Mt19937, NumpyRandomState, SplitMix64, Xoshiro256StarStar};
 use worker::traces::{
-    fixed_rate, generate, poisson, synthetic_azure, ShapeStats, SyntheticShape, TraceGenError,
-    TraceSpec, MAX_REQUESTS,
+    fixed_rate, generate, minutes_for_load, poisson, synthetic_azure, ShapeStats, SyntheticShape,
+    TraceGenError, TraceSpec, MAX_REQUESTS,
 };
 
 fn fixtures() -> PathBuf {
@@ -960,6 +960,22 @@ proptest! {
             prop_assert!(is_non_decreasing(&arrivals));
             let binned = worker::traces::shape::minute_counts(&arrivals, kept.len());
             prop_assert_eq!(&binned, &kept);
+        }
+    }
+
+    #[test]
+    fn a_load_sets_the_shortest_span_that_keeps_the_mean_rate_at_or_under_it(
+        n in 1usize..2_000_000,
+        batch1_ms in 0.1f64..200.0,
+        load in 0.01f64..10.0,
+    ) {
+        let minutes = minutes_for_load(n, batch1_ms, load);
+        prop_assert!(minutes >= 1);
+        // Offered load over the span: n requests x batch1_ms of service, per span.
+        let offered = |m: usize| n as f64 * batch1_ms / (m as f64 * 60_000.0);
+        prop_assert!(offered(minutes) <= load * (1.0 + 1e-12));
+        if minutes > 1 {
+            prop_assert!(offered(minutes - 1) > load * (1.0 - 1e-12));
         }
     }
 
