@@ -577,18 +577,8 @@ impl Timeline {
     }
 }
 
-/// tab20: ramps are coloured by their rank among the task's ramps, distinct up to 20.
-const TAB20: [RGBColor; 20] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
+/// The light halves of tab20's pairs: after [`PALETTE`]'s ten, ramps 11 to 20 by rank.
+const PALETTE_LIGHT: [RGBColor; 10] = [
     RGBColor(174, 199, 232),
     RGBColor(255, 187, 120),
     RGBColor(152, 223, 138),
@@ -604,7 +594,13 @@ const TAB20: [RGBColor; 20] = [
 impl Timeline {
     fn color(&self, r: i64) -> RGBColor {
         let rank = self.active.iter().position(|(id, _)| *id == r).unwrap_or(0);
-        TAB20[rank % TAB20.len()]
+        // tab10, then its light variants: distinct colours for up to 20 ramps.
+        let rank = rank % (2 * PALETTE.len());
+        if rank < PALETTE.len() {
+            PALETTE[rank]
+        } else {
+            PALETTE_LIGHT[rank - PALETTE.len()]
+        }
     }
 }
 

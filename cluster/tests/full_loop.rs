@@ -3,39 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Once;
 use std::time::Duration;
 
 use cluster::binary::sha256_file;
 
 use crate::util::{processes, refused_port, wait_until, Lab};
 
-static BUILD: Once = Once::new();
-
-/// A workspace binary beside this test executable (`target/<profile>/NAME`). `cargo test
-/// --workspace` builds them; if one is missing, `cargo build --bins -p coordinator -p worker`
-/// runs once.
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf();
-    let path = dir.join(name);
-    if !path.exists() {
-        BUILD.call_once(|| {
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--bins", "-p", "coordinator", "-p", "worker"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("cargo build runs");
-            assert!(status.success(), "cargo build of the binaries failed");
-        });
-    }
-    assert!(path.exists(), "{} is missing", path.display());
-    path
-}
+use e2e_tests::workspace_bin as bin;
 
 /// Two CV tasks on the embedded workload at a small scale (seconds each in a debug build).
 fn small_spec(dir: &Path) -> PathBuf {

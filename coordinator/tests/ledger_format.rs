@@ -88,14 +88,16 @@ fn the_frozen_v1_ledger_is_opened_and_resumed() {
     );
     let dir = copy_fixture("v1");
     let mut store = Store::open(&dir).expect("the v1 ledger opens");
-    let before: Vec<_> = store
-        .task_rows()
-        .expect("rows")
-        .into_iter()
-        .map(|r| (r.key, r.state, r.attempts, r.succeeded))
-        .collect();
+    let rows = |store: &Store| -> Vec<_> {
+        store
+            .task_rows()
+            .expect("rows")
+            .into_iter()
+            .map(|r| (r.key, r.state, r.attempts, r.succeeded))
+            .collect()
+    };
     assert_eq!(
-        before,
+        rows(&store),
         vec![
             ("k-done".to_string(), "done".to_string(), 1, 1),
             ("k-open".to_string(), "leased".to_string(), 1, 0),
@@ -107,14 +109,8 @@ fn the_frozen_v1_ledger_is_opened_and_resumed() {
     resumed[0].2 = true;
     let (attempt, worker) = store.begin_run(&resumed).expect("resume");
     assert_eq!((attempt.get(), worker.get()), (3, 2));
-    let after: Vec<_> = store
-        .task_rows()
-        .expect("rows")
-        .into_iter()
-        .map(|r| (r.key, r.state, r.attempts, r.succeeded))
-        .collect();
     assert_eq!(
-        after,
+        rows(&store),
         vec![
             ("k-done".to_string(), "cached".to_string(), 1, 1),
             ("k-open".to_string(), "pending".to_string(), 1, 0),

@@ -13,36 +13,14 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 /// How long any await may take (debug builds on a loaded 2-core machine).
 pub const DEADLINE: Duration = Duration::from_secs(120);
 
-static BUILD: Once = Once::new();
-
 /// Path of a workspace binary (`coordinator` or `worker`).
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/main-<hash> → target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf();
-    let path = dir.join(name);
-    if !path.exists() {
-        BUILD.call_once(|| {
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--bins", "-p", "coordinator", "-p", "worker"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("cargo build runs");
-            assert!(status.success(), "cargo build of the binaries failed");
-        });
-    }
-    assert!(path.exists(), "{} is missing", path.display());
-    path
+    e2e_tests::workspace_bin(name)
 }
 
 /// A fresh, empty folder for one test.
