@@ -36,7 +36,7 @@ PY
 fi
 ls -l "$FILE"
 
-cargo build --release -q -p worker --example load_pickle
+cargo build --release -q -p apparate --example load_pickle
 
 "$PYTHON" - "$FILE" "$REPEAT" <<'PY'
 import os, pickle, sys, time

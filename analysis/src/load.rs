@@ -3,9 +3,9 @@
 //! [`Problem`] naming the file; the task is skipped and the report goes on.
 
 use crate::error::{io_err, AnalysisError};
+use apparate::results::{parse_manifest, Manifest, MANIFEST_FILE};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use worker::results::{parse_manifest, Manifest, MANIFEST_FILE};
 
 /// Columns of `requests.parquet` the report needs.
 pub const REQUIRED_COLUMNS: [&str; 7] = [

@@ -7,12 +7,12 @@ use crate::figures::{self, Curve, ExitBars, Timeline};
 use crate::load::{self, Inventory, Problem};
 use crate::stats;
 use crate::tables::{self, fixed, ModelRow, Table, TaskRow};
+use apparate::sim::Family;
+use apparate::task::Inputs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
-use worker::sim::Family;
-use worker::task::Inputs;
 
 /// What to report on and where.
 #[derive(Clone, Debug)]

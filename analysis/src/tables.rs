@@ -3,16 +3,16 @@
 
 use crate::load::{Inventory, LoadedTask};
 use crate::stats::{win, Quantiles, TaskStats};
+use apparate::sim::Family;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use worker::sim::Family;
 
 /// numpy's default `percentile` of unsorted values (linear interpolation at `p/100 · (n − 1)`;
 /// `p = 50` averages the two middle values of an even count). NaN for no values.
 pub fn np_percentile(values: &[f64], p: f64) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
-    worker::output::percentile(&v, p)
+    apparate::output::percentile(&v, p)
 }
 
 /// Median, minimum and maximum of some values (numpy semantics for the median).
@@ -97,7 +97,7 @@ pub fn config_label(task: &LoadedTask) -> String {
 /// The final exit's id: the model's number of candidate ramp sites (embedded presets), else the
 /// largest exit point seen.
 pub fn final_exit(task: &LoadedTask, stats: &TaskStats) -> i32 {
-    worker::workload::models::preset(&task.manifest.spec.model)
+    apparate::workload::models::preset(&task.manifest.spec.model)
         .map(|p| p.sites as i32)
         .unwrap_or_else(|| stats.exits.iter().map(|e| e.exit_point).max().unwrap_or(0))
 }

@@ -1,6 +1,6 @@
 //! The Fig. 12 numbers of `tables/fig12_wins.csv` against a computation that shares no code with
 //! the report: the Parquet files read row by row with the `parquet` crate (through
-//! `worker::output::read_requests_parquet`), manifests read as plain JSON, and numpy's median
+//! `apparate::output::read_requests_parquet`), manifests read as plain JSON, and numpy's median
 //! written out here (sort; average the two middle values of an even count).
 
 use crate::util::{read_csv, small_grid, small_report};
@@ -35,9 +35,9 @@ fn fig12_csv_equals_an_independent_computation_from_the_parquet_files() {
             serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest"))
                 .expect("json");
         let model = m["spec"]["model"].as_str().expect("model").to_string();
-        let rows = worker::output::read_requests_parquet(&dir.join("requests.parquet"))
+        let rows = apparate::output::read_requests_parquet(&dir.join("requests.parquet"))
             .expect("parquet rows");
-        let q = |r: &worker::output::RequestRow| r.queueing_ms.unwrap_or(0.0);
+        let q = |r: &apparate::output::RequestRow| r.queueing_ms.unwrap_or(0.0);
         let mut van: Vec<f64> = rows.iter().map(|r| q(r) + r.vanilla_ms).collect();
         let mut app: Vec<f64> = rows.iter().map(|r| q(r) + r.inference_ms).collect();
         let mut opt: Vec<f64> = rows

@@ -1,6 +1,6 @@
 //! Integration tests of the analysis crate (one test binary; modules below).
 //!
-//! Fixtures are results directories produced by the worker library itself (`worker::local`)
+//! Fixtures are results directories produced by the worker library itself (`apparate::local`)
 //! on the paper's grid at a small embedded scale, generated once per test process.
 
 /// Shared fixtures: small results directories, the binaries.

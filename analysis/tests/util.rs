@@ -25,18 +25,18 @@ pub fn fresh_temp_dir(tag: &str) -> PathBuf {
 
 /// Runs a spec with the worker library into `out`.
 pub fn run_spec(text: &str, out: &Path) {
-    let spec =
-        worker::sweep::SweepSpec::from_toml(text, "test spec", Path::new(".")).expect("valid spec");
+    let spec = apparate::sweep::SweepSpec::from_toml(text, "test spec", Path::new("."))
+        .expect("valid spec");
     let plan = spec.plan().expect("plan");
-    let dir = worker::results::ResultsDir::new(out);
+    let dir = apparate::results::ResultsDir::new(out);
     let writer = dir.lock().expect("lock results dir");
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let report = worker::local::run_plan(
+    let report = apparate::local::run_plan(
         &plan,
         &writer,
-        &worker::local::LocalOptions {
+        &apparate::local::LocalOptions {
             jobs,
-            progress: worker::local::Progress::Quiet,
+            progress: apparate::local::Progress::Quiet,
         },
     )
     .expect("run plan");

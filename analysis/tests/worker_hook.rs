@@ -1,10 +1,10 @@
-//! The worker's report hook (`worker::report_hook`) driving the real `analysis` binary. The
+//! The worker's report hook (`apparate::report_hook`) driving the real `analysis` binary. The
 //! `worker --local` side (finding the binary beside it, the hint when it is missing) is tested
 //! in the worker crate (`worker/tests/cli_local.rs`) with a copy of the worker binary, so no
 //! test here needs a `worker` executable (cargo builds only this package's binaries for it).
 
 use crate::util::{analysis_bin, copy_subset, fresh_temp_dir};
-use worker::report_hook::{run_analysis_with, ReportRun};
+use apparate::report_hook::{run_analysis_with, ReportRun};
 
 #[test]
 fn the_report_hook_builds_the_report_with_the_analysis_binary() {

@@ -13,13 +13,13 @@
 //! deleting one run's thousands of files makes the next run's file creation several times
 //! slower. Delete the kept folders afterwards.
 
+use apparate::results::ResultsDir;
+use apparate::sweep::SweepSpec;
 use coordinator::{serve, Sweep, SweepOptions};
 use proto::v1 as pb;
 use proto::v1::coordinator_client::CoordinatorClient;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
-use worker::results::ResultsDir;
-use worker::sweep::SweepSpec;
 
 const TOKEN: &str = "bench-token";
 
@@ -55,13 +55,13 @@ async fn fake_worker(addr: String, counter: std::sync::Arc<std::sync::atomic::At
             slots: 1,
             has_inputs: false,
             gpu: false,
-            code_version: worker::code_version(),
+            code_version: apparate::code_version(),
         })
         .await
         .expect("register")
         .into_inner();
     let data = vec![b'x'; 64];
-    let sha = worker::sweep::digest::hex(Sha256::digest(&data).as_slice());
+    let sha = apparate::sweep::digest::hex(Sha256::digest(&data).as_slice());
     loop {
         // The server stops as soon as the sweep is finished: an error here is the end.
         let Ok(reply) = client

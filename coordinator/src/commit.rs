@@ -29,13 +29,13 @@
 use crate::ids::{AttemptId, WorkerId};
 use crate::ledger::LedgerError;
 use crate::service::Shared;
+use apparate::ids::TaskKey;
+use apparate::results::ResultsError;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Weak;
 use std::time::Instant;
-use worker::ids::TaskKey;
-use worker::results::ResultsError;
 
 /// The most results committed in one round.
 pub const MAX_BATCH: usize = 1024;
@@ -155,7 +155,7 @@ fn make_durable(_tasks: &Path, flight: &mut [InFlight]) {
                 .and_then(|f| f.sync_all())
                 .map_err(|e| io(&path, e))?;
         }
-        worker::results::sync_dir_strict(dir)
+        apparate::results::sync_dir_strict(dir)
     }
     for f in flight.iter_mut().filter(|f| f.ok()) {
         if let Err(e) = sync_folder(&f.job.staging) {

@@ -7,6 +7,8 @@ pub mod ledger;
 pub mod service;
 pub mod store;
 
+use apparate::results::{ResultsError, ResultsWriter, TaskStatus};
+use apparate::sweep::Plan;
 use ledger::{Ledger, LedgerConfig};
 use service::{Service, Shared};
 use std::future::Future;
@@ -14,8 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::{Store, StoreError};
 use tokio::net::TcpListener;
-use worker::results::{ResultsError, ResultsWriter, TaskStatus};
-use worker::sweep::Plan;
 
 pub use tonic::transport::ServerTlsConfig;
 

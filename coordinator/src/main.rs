@@ -2,6 +2,8 @@
 //! ledger) and `plan` (dry run).
 
 use anyhow::{bail, Context, Result};
+use apparate::results::{ResultsDir, TaskStatus};
+use apparate::sweep::{Plan, SweepSpec};
 use clap::{Parser, Subcommand};
 use cluster::ClusterRunError;
 use coordinator::service::Snapshot;
@@ -12,8 +14,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tonic::transport::{Certificate, Identity};
-use worker::results::{ResultsDir, TaskStatus};
-use worker::sweep::{Plan, SweepSpec};
 
 #[derive(Parser)]
 #[command(name = "coordinator", version, about = "Distributed Apparate sweeps")]
@@ -94,7 +94,7 @@ struct PlanArgs {
 }
 
 fn main() -> std::process::ExitCode {
-    worker::logging::init();
+    apparate::logging::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sweep(args) => run_sweep(*args),
@@ -221,7 +221,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
         s.log();
     }
     if !args.no_report {
-        worker::report_hook::run_and_log(&args.out);
+        apparate::report_hook::run_and_log(&args.out);
     }
     if failed > 0 {
         bail!(

@@ -10,6 +10,13 @@ use crate::commit::{CommitError, CommitJob};
 use crate::ids::{AttemptId, WorkerId};
 use crate::ledger::{Counts, Ledger, LedgerError, LedgerEvent, Pull};
 use crate::store::{Store, StoreError};
+use apparate::results::{
+    FailureKind, FailureRecord, Manifest, ResultFile, ResultsWriter, Timings, FAILURE_FORMAT,
+    FORMAT_VERSION,
+};
+use apparate::sweep::digest::hex;
+use apparate::sweep::PlannedTask;
+use apparate::task::Inputs;
 use proto::v1 as pb;
 use proto::v1::coordinator_server::Coordinator;
 use sha2::{Digest, Sha256};
@@ -20,13 +27,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status, Streaming};
-use worker::results::{
-    FailureKind, FailureRecord, Manifest, ResultFile, ResultsWriter, Timings, FAILURE_FORMAT,
-    FORMAT_VERSION,
-};
-use worker::sweep::digest::hex;
-use worker::sweep::PlannedTask;
-use worker::task::Inputs;
 
 /// Per-worker progress, for the progress display.
 #[derive(Clone, Debug)]
@@ -293,7 +293,7 @@ fn plain_file_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 200
         && !name.starts_with('.')
-        && name != worker::results::MANIFEST_FILE
+        && name != apparate::results::MANIFEST_FILE
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -817,9 +817,9 @@ impl Shared {
     /// Writes `output_<grid>.txt` from the complete manifests (as `worker --local`).
     pub fn write_summaries(
         &self,
-        plan: &worker::sweep::Plan,
+        plan: &apparate::sweep::Plan,
         on_line: impl FnMut(&str, &str),
-    ) -> Result<Vec<worker::results::GridSummary>, worker::results::ResultsError> {
+    ) -> Result<Vec<apparate::results::GridSummary>, apparate::results::ResultsError> {
         self.writer.write_summaries(plan, on_line)
     }
 }

@@ -1,14 +1,14 @@
 //! The gRPC service in process: tokens, protocol versions, fencing and path checks, called
 //! directly with a tonic client (no worker binary).
 
+use apparate::results::ResultsDir;
+use apparate::sweep::SweepSpec;
 use coordinator::{serve, Sweep, SweepOptions};
 use proto::v1 as pb;
 use proto::v1::coordinator_client::CoordinatorClient;
 use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::Code;
-use worker::results::ResultsDir;
-use worker::sweep::SweepSpec;
 
 const SPEC: &str = "name = \"svc\"\n[inputs]\nkind = \"embedded\"\nscale = 0.01\n\
     [traces.video30]\nkind = \"fixed\"\nqps = 30.0\n[[grid]]\nname = \"cv\"\n\
@@ -100,7 +100,7 @@ fn register_req(version: u32) -> pb::RegisterRequest {
         slots: 1,
         has_inputs: false,
         gpu: false,
-        code_version: worker::code_version(),
+        code_version: apparate::code_version(),
     }
 }
 
@@ -171,7 +171,7 @@ async fn a_result_of_an_expired_attempt_or_with_an_unsafe_name_is_rejected() {
             files: vec![pb::ResultFile {
                 name: name.into(),
                 size: 0,
-                sha256: worker::sweep::digest::sha256_hex(b""),
+                sha256: apparate::sweep::digest::sha256_hex(b""),
             }],
             ..Default::default()
         })),

@@ -1,8 +1,8 @@
 //! `worker batching`: trace in, decision file out.
 
 use anyhow::{Context, Result};
+use apparate::batching::{DecisionFile, TraceFile};
 use std::path::{Path, PathBuf};
-use worker::batching::{DecisionFile, TraceFile};
 
 /// Arguments of `worker batching`.
 #[derive(clap::Args)]

@@ -1,10 +1,10 @@
 //! `worker gen-data`: the embedded workload written in the artifact's data layout.
 
 use anyhow::{Context, Result};
-use std::path::PathBuf;
-use worker::gendata::{
+use apparate::gendata::{
     generate, plan, GenDataError, GenDataSpec, CV_SLO_MULTIPLIER, NLP_SLO_MULTIPLIER,
 };
+use std::path::PathBuf;
 
 /// Arguments of `worker gen-data`.
 #[derive(clap::Args, Debug)]

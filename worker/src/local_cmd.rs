@@ -1,11 +1,11 @@
 //! `worker --local` and `worker plan`: a sweep on this machine, and its dry run.
 
 use anyhow::{bail, Context, Result};
+use apparate::local::{run_plan, LocalOptions, Progress};
+use apparate::results::{ResultsDir, TaskStatus};
+use apparate::sweep::{Plan, SweepSpec};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use worker::local::{run_plan, LocalOptions, Progress};
-use worker::results::{ResultsDir, TaskStatus};
-use worker::sweep::{Plan, SweepSpec};
 
 /// Top-level flags of `worker --local`.
 #[derive(clap::Args, Debug)]
@@ -81,7 +81,7 @@ pub fn run_local(args: LocalArgs) -> Result<()> {
         report.failed
     );
     if !args.no_report {
-        worker::report_hook::run_and_log(&args.out);
+        apparate::report_hook::run_and_log(&args.out);
     }
     if report.failed > 0 {
         bail!(

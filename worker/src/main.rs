@@ -42,7 +42,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    worker::logging::init();
+    apparate::logging::init();
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Some(Command::Simulate(args)) => simulate_cmd::run(*args),

@@ -2,7 +2,7 @@
 //!
 //! Registers, then runs up to `--slots` tasks at once: each slot pulls a task under a lease,
 //! fetches missing artifact inputs (checked against their SHA-256, cached by digest), runs it
-//! with the code of `worker --local` (`worker::local::execute`) on a blocking thread into a
+//! with the code of `worker --local` (`apparate::local::execute`) on a blocking thread into a
 //! scratch folder and streams the files back in chunks. A heartbeat task on the async runtime
 //! renews the leases (simulation never runs there, so heartbeats never stall). When the
 //! coordinator is away, calls are retried with exponential backoff.
@@ -16,6 +16,11 @@
 //! `APPARATE_FAULT_STALL_SILENT=1` it also sends no heartbeats while stalled.
 
 use anyhow::{anyhow, bail, Context, Result};
+use apparate::local::{execute, TaskFailure};
+use apparate::results::{FailureKind, ResultsDir};
+use apparate::sweep::digest::file_sha256;
+use apparate::sweep::{PlannedTask, TaskKey};
+use apparate::task::{Inputs, TaskSpec};
 use proto::v1 as pb;
 use proto::v1::coordinator_client::CoordinatorClient;
 use std::collections::{BTreeMap, HashSet};
@@ -26,11 +31,6 @@ use std::time::Duration;
 use tonic::codegen::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
-use worker::local::{execute, TaskFailure};
-use worker::results::{FailureKind, ResultsDir};
-use worker::sweep::digest::file_sha256;
-use worker::sweep::{PlannedTask, TaskKey};
-use worker::task::{Inputs, TaskSpec};
 
 #[derive(clap::Args, Debug)]
 pub struct RemoteArgs {
@@ -206,7 +206,7 @@ async fn run_async(args: RemoteArgs) -> Result<()> {
         data: args.data.clone(),
         cache,
         scratch: scratch.clone(),
-        code_version: worker::code_version(),
+        code_version: apparate::code_version(),
         held: Mutex::new(HashSet::new()),
         revoked: Mutex::new(HashSet::new()),
         heartbeat_every: AtomicU64::new(1000),
@@ -725,10 +725,10 @@ async fn report_failure(w: &Worker, lease: &pb::Lease, f: Failed) -> Result<()> 
 /// Streams the task's files (all but the manifest, which the coordinator writes) and the
 /// outcome from the local manifest.
 async fn upload(w: &Worker, lease: &pb::Lease, dir: &Path) -> Result<()> {
-    let mpath = dir.join(worker::results::MANIFEST_FILE);
+    let mpath = dir.join(apparate::results::MANIFEST_FILE);
     let bytes =
         std::fs::read(&mpath).with_context(|| format!("cannot read {}", mpath.display()))?;
-    let manifest = worker::results::parse_manifest(&mpath, &bytes).map_err(|p| anyhow!("{p}"))?;
+    let manifest = apparate::results::parse_manifest(&mpath, &bytes).map_err(|p| anyhow!("{p}"))?;
     let header = pb::ResultHeader {
         worker_id: w.id(),
         attempt_id: lease.attempt_id,

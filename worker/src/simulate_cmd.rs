@@ -1,11 +1,11 @@
 //! `worker simulate`: one run with the artifact controller's flags, results into `--out`.
 
 use anyhow::{bail, Context, Result};
+use apparate::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data};
+use apparate::output::{served_queueing, write_run, ExtraColumns};
+use apparate::sim::pyfmt::{py_float, py_str};
+use apparate::sim::{simulate, Batching, Mode, Overrides, RunSpec};
 use std::path::PathBuf;
-use worker::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data};
-use worker::output::{served_queueing, write_run, ExtraColumns};
-use worker::sim::pyfmt::{py_float, py_str};
-use worker::sim::{simulate, Batching, Mode, Overrides, RunSpec};
 
 /// The artifact's `--batching_scheme` choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

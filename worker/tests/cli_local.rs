@@ -3,11 +3,11 @@
 //! tasks, debris from killed runs, and specs refused before any work.
 
 use crate::util::{auburn_data, copy_tree, fresh_temp_dir};
+use apparate::sweep::SweepSpec;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use worker::sweep::SweepSpec;
 
 fn worker_bin() -> &'static str {
     env!("CARGO_BIN_EXE_worker")
@@ -413,7 +413,7 @@ fn worker_plan_lists_the_builtin_grid_in_order() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
-/// Issue #6: `worker --local` runs the `analysis` binary found beside it (`worker::report_hook`)
+/// Issue #6: `worker --local` runs the `analysis` binary found beside it (`apparate::report_hook`)
 /// as `analysis report --results OUT`, says how to build it when there is none (and still
 /// succeeds), and skips it with `--no-report`. A copy of the worker binary in a temporary
 /// folder, beside a stand-in `analysis` script, keeps this independent of what else is built.

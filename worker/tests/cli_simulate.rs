@@ -3,10 +3,10 @@
 //! that must fail with one clear line and a non-zero exit, never a panic.
 
 use crate::util::golden_dir;
+use apparate::output::read_requests_parquet;
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use worker::output::read_requests_parquet;
 
 fn worker_bin() -> &'static str {
     env!("CARGO_BIN_EXE_worker")
@@ -128,7 +128,7 @@ fn simulate_reproduces_every_golden_scenario_file_by_file() {
         );
 
         // latencies.pickle: the artifact's list of floats.
-        let lat = worker::artifact::value::read_pickle(&out.join("latencies.pickle"))
+        let lat = apparate::artifact::value::read_pickle(&out.join("latencies.pickle"))
             .expect("latencies.pickle");
         let want_lat: Vec<f64> = json_file(&dir.join("expected/latencies.json"))
             .as_array()
@@ -243,7 +243,7 @@ fn expect_failure(flag: &str, bad: &Path, names: &str, problem: &str) {
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/pickles")
+        .join("../apparate/tests/fixtures/pickles")
         .join(name)
 }
 

@@ -1,16 +1,16 @@
 //! `worker gen-data`: its output, read back by `worker simulate`, gives the results of the
 //! corresponding embedded task (`task::run_task`); bad selections fail before writing.
 
+use apparate::artifact::read_batch_decisions;
+use apparate::artifact::value::{decode_pickle, dict_get, float_of};
+use apparate::gendata::{nlp_trace_shape, plan, GenDataSpec, NLP_SLO_MULTIPLIER};
+use apparate::output::read_requests_parquet;
+use apparate::sim::{Family, Overrides, StaticRamps};
+use apparate::task::{run_task, BatchingScheme, Inputs, TaskParams, TaskSpec, TaskTrace};
+use apparate::traces::TraceSpec;
+use apparate::workload;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use worker::artifact::read_batch_decisions;
-use worker::artifact::value::{decode_pickle, dict_get, float_of};
-use worker::gendata::{nlp_trace_shape, plan, GenDataSpec, NLP_SLO_MULTIPLIER};
-use worker::output::read_requests_parquet;
-use worker::sim::{Family, Overrides, StaticRamps};
-use worker::task::{run_task, BatchingScheme, Inputs, TaskParams, TaskSpec, TaskTrace};
-use worker::traces::TraceSpec;
-use worker::workload;
 
 const SCALE: f64 = 0.02;
 
@@ -247,7 +247,7 @@ fn gen_data_output_replayed_by_simulate_gives_the_embedded_tasks_results() {
         let v1 = workload::models::preset(model)
             .expect("preset")
             .latency_tables()
-            .get(worker::sim::BatchSize::ONE)
+            .get(apparate::sim::BatchSize::ONE)
             .vanilla_ms;
         assert_eq!(float_of(get("slo")), Some(spec.params.slo_multiplier * v1));
         let qps = float_of(get("avg_qps")).expect("avg_qps");

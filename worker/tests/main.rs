@@ -1,44 +1,23 @@
-//! The worker crate's integration tests, one binary. Golden data is read from `../shared/golden`
-//! (beside the repository root); the tests fail loudly when it is missing.
+//! The `worker` binary's integration tests, one binary: the real executable on golden scenarios,
+//! small sweeps and bad inputs. The library's own tests are in `apparate/tests/`.
 
-/// Shared helpers: locating `../shared/golden`, loading expected files.
+/// Shared helpers (golden folder, temporary folders), the library tests' own module.
+#[path = "../../apparate/tests/util.rs"]
+#[allow(dead_code)]
 mod util;
 
-/// Artifact readers on committed fixture pickles: numpy scalars, protocols, corrupt files.
-mod artifact_readers;
+/// Comparing a batch-decision file with a golden `expected.json`, shared with the library tests.
+#[path = "../../apparate/tests/batching_expect.rs"]
+mod batching_expect;
 
-/// `worker batching` generators against `golden/batching-*`, plus their invariants.
-mod batching_golden;
-
-/// Golden parity of the simulator on every `golden/cv-*` and `golden/nlp-*` scenario.
-mod sim_golden;
-
-/// The worked examples of spec §13.
-mod spec_examples;
-
-/// Property tests for the invariants of spec §12.
-mod invariants;
-
-/// The real `worker simulate` binary on golden scenarios and on bad inputs.
+/// `worker simulate` on golden scenarios and on bad inputs.
 mod cli_simulate;
 
-/// Request traces: numpy parity, fixed / Poisson / Azure CSV traces, the synthetic Azure shape.
-mod traces;
+/// `worker batching` on a golden trace and on malformed traces.
+mod cli_batching;
 
-/// One grid task end to end (`task::run_task`).
-mod task_run;
-
-/// Sweep specs: parsing, checks naming the key, the built-in grid, expansion order, task keys.
-mod sweep_spec;
-
-/// The results directory: manifest versions (frozen v1 fixture), completeness, the lock.
-mod results_layout;
-
-/// The real `worker --local` / `worker plan` binaries on small artifact sweeps.
+/// `worker --local` / `worker plan` on small artifact sweeps.
 mod cli_local;
-
-/// Artifact writers: golden bytes, round trips through the readers, CPython loading them.
-mod artifact_writers;
 
 /// `worker gen-data`: its output replayed by `worker simulate` equals the embedded task.
 mod gen_data;

@@ -4,10 +4,10 @@
 use super::*;
 use crate::ledger::{AttemptOutcome, LedgerEvent, Pull, TaskState};
 use crate::{Sweep, SweepOptions};
+use apparate::results::{Manifest, ResultFile, ResultsDir, TaskStatus, Timings};
+use apparate::sweep::SweepSpec;
 use std::io::Write;
 use std::time::Duration;
-use worker::results::{Manifest, ResultFile, ResultsDir, TaskStatus, Timings};
-use worker::sweep::SweepSpec;
 
 const SPEC: &str = "name = \"gc\"\nseeds = [0, 1, 2]\n[inputs]\nkind = \"embedded\"\n\
     scale = 0.01\n[traces.video30]\nkind = \"fixed\"\nqps = 30.0\n[[grid]]\nname = \"cv\"\n\
@@ -17,7 +17,7 @@ const SPEC: &str = "name = \"gc\"\nseeds = [0, 1, 2]\n[inputs]\nkind = \"embedde
 const LEASE: Duration = Duration::from_secs(30);
 
 /// A sweep of three tasks in a fresh folder.
-fn sweep(name: &str) -> (Sweep, worker::sweep::Plan, PathBuf) {
+fn sweep(name: &str) -> (Sweep, apparate::sweep::Plan, PathBuf) {
     let dir = std::env::temp_dir().join(format!("coord-commit-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let plan = SweepSpec::from_toml(SPEC, "test", &dir)
@@ -66,7 +66,7 @@ fn staged_job(
     }];
     let manifest = Manifest::new(
         &planned,
-        &worker::code_version(),
+        &apparate::code_version(),
         listed,
         1,
         vec![format!("line of {}", planned.key)],

@@ -11,9 +11,9 @@ mod tests;
 pub use state::{AttemptOutcome, Counts, LedgerEvent, Pull, TaskState};
 
 use crate::ids::{AttemptId, WorkerId};
+use apparate::sweep::TaskKey;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
-use worker::sweep::TaskKey;
 
 /// Limits of a ledger.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,218 @@
+//! Request arrival traces (spec §9.2, `create_request`): the inputs of the batching schemes.
+//!
+//! A trace is a `Vec<f64>` of arrival times in ms, non-decreasing, request id = index. One entry
+//! point, [`generate`], turns a [`TraceSpec`] (which can live in a TOML sweep spec) into one:
+//!
+//! * [`TraceSpec::Fixed`] — the artifact's fixed-rate trace ([`fixed_rate`]); first arrival 0.
+//! * [`TraceSpec::Poisson`] — the artifact's Poisson trace, numpy's legacy generator reproduced
+//!   ([`poisson()`]); first arrival 0.
+//! * [`TraceSpec::AzureCsv`] — a function of the real Azure Functions 2019 trace
+//!   ([`azure_csv_trace`]); minute-aligned, first arrival at the first non-empty minute's start.
+//! * [`TraceSpec::SyntheticAzure`] — an Azure-shaped stand-in ([`synthetic_azure()`]);
+//!   minute-aligned, first arrival within minute 0.
+//!
+//! Generation is deterministic: the same spec (and file) gives the same bits on every platform
+//! ([`rng`] says why, and why its output is part of the results contract). [`shape`] measures a
+//! trace's Azure-style shape statistics.
+//!
+//! ```
+//! use apparate::traces::{generate, TraceSpec};
+//!
+//! let spec: TraceSpec = serde_json::from_str(r#"{"kind": "poisson", "n": 5, "qps": 30}"#)?;
+//! assert_eq!(spec, TraceSpec::Poisson { n: 5, qps: 30.0, seed: 2023 });
+//! let arrivals = generate(&spec)?;
+//! assert_eq!(arrivals.len(), 5);
+//! assert_eq!(arrivals[0], 0.0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod azure;
+pub mod fixed;
+pub mod poisson;
+pub mod rng;
+pub mod shape;
+pub mod synthetic_azure;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use azure::{azure_csv_trace, AzureCsvError, FunctionPick, Spread};
+pub use fixed::fixed_rate;
+pub use poisson::poisson;
+pub use shape::ShapeStats;
+pub use synthetic_azure::{minutes_for_load, synthetic_azure, SyntheticShape, SyntheticTrace};
+
+/// The most requests a generated trace may hold (800 MB of arrivals), so that a typo in a sweep
+/// spec fails with a message instead of exhausting memory.
+pub const MAX_REQUESTS: usize = 100_000_000;
+
+/// What trace to generate. Serialised with a `kind` tag, e.g. in TOML:
+///
+/// ```toml
+/// [trace]
+/// kind = "azure_csv"
+/// path = "azure/invocations_per_function_md.anon.d01.csv"
+/// function = { row = 7188 }
+/// cap = 250050
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TraceSpec {
+    /// `n` requests `1000 / qps` ms apart ([`fixed_rate`]).
+    Fixed {
+        /// Number of requests (default 70,000, the artifact's).
+        #[serde(default = "default_n")]
+        n: usize,
+        /// Requests per second.
+        qps: f64,
+    },
+    /// `n` requests with exponential gaps of mean `1000 / qps` ms from numpy's legacy generator
+    /// ([`poisson()`]).
+    Poisson {
+        /// Number of requests (default 70,000, the artifact's).
+        #[serde(default = "default_n")]
+        n: usize,
+        /// Requests per second.
+        qps: f64,
+        /// `np.random.seed` (default 2023, the artifact's).
+        #[serde(default = "default_numpy_seed")]
+        seed: u32,
+    },
+    /// A function of a real Azure Functions 2019 per-minute file ([`azure_csv_trace`]).
+    AzureCsv {
+        /// The CSV file (relative paths are resolved against the working directory).
+        path: PathBuf,
+        /// Which function (default: row 7188, the artifact's).
+        #[serde(default)]
+        function: FunctionPick,
+        /// Cap on the number of requests (default 700,000, the artifact's).
+        #[serde(default = "default_cap")]
+        cap: u64,
+        /// Placement within a minute (default `even`, the artifact's).
+        #[serde(default)]
+        within_minute: Spread,
+        /// Seed for `within_minute = "poisson"` (default 0; unused for `even`).
+        #[serde(default)]
+        seed: u64,
+    },
+    /// An Azure-shaped synthetic trace of exactly `n` requests ([`synthetic_azure()`]).
+    SyntheticAzure {
+        /// Number of requests.
+        n: usize,
+        /// Seed.
+        seed: u64,
+        /// Shape parameters (defaults: see [`SyntheticShape`]).
+        #[serde(default)]
+        shape: SyntheticShape,
+    },
+}
+
+fn default_n() -> usize {
+    fixed::ARTIFACT_REQUESTS
+}
+
+fn default_numpy_seed() -> u32 {
+    poisson::ARTIFACT_SEED
+}
+
+fn default_cap() -> u64 {
+    azure::ARTIFACT_CAP
+}
+
+impl TraceSpec {
+    /// The `kind` tag: `fixed`, `poisson`, `azure_csv` or `synthetic_azure`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TraceSpec::Fixed { .. } => "fixed",
+            TraceSpec::Poisson { .. } => "poisson",
+            TraceSpec::AzureCsv { .. } => "azure_csv",
+            TraceSpec::SyntheticAzure { .. } => "synthetic_azure",
+        }
+    }
+}
+
+/// The arrival times (ms) `spec` describes.
+pub fn generate(spec: &TraceSpec) -> Result<Vec<f64>, TraceGenError> {
+    match spec {
+        TraceSpec::Fixed { n, qps } => fixed_rate(*n, *qps),
+        TraceSpec::Poisson { n, qps, seed } => poisson(*n, *qps, *seed),
+        TraceSpec::AzureCsv {
+            path,
+            function,
+            cap,
+            within_minute,
+            seed,
+        } => azure_csv_trace(path, function, *cap, *within_minute, *seed),
+        TraceSpec::SyntheticAzure { n, seed, shape } => {
+            Ok(synthetic_azure(*n, *seed, shape)?.arrivals_ms)
+        }
+    }
+}
+
+/// A trace that cannot be generated.
+#[derive(Debug, Error)]
+pub enum TraceGenError {
+    /// A parameter is out of its range.
+    #[error("{kind} trace: {parameter} = {value} is invalid, expected {expected}")]
+    InvalidParameter {
+        /// The trace kind ([`TraceSpec::kind`]).
+        kind: &'static str,
+        /// The parameter's name.
+        parameter: &'static str,
+        /// Its value.
+        value: f64,
+        /// What is allowed.
+        expected: &'static str,
+    },
+    /// The Azure CSV file cannot be used (the error names the file, line and column).
+    #[error(transparent)]
+    AzureCsv {
+        /// What is wrong with the file.
+        #[from]
+        source: AzureCsvError,
+    },
+}
+
+/// Rejects request counts above [`MAX_REQUESTS`].
+fn check_n(kind: &'static str, n: usize) -> Result<(), TraceGenError> {
+    if n > MAX_REQUESTS {
+        return Err(TraceGenError::InvalidParameter {
+            kind,
+            parameter: "n",
+            value: n as f64,
+            expected: "at most 100,000,000 requests",
+        });
+    }
+    Ok(())
+}
+
+/// Rejects a rate that is not finite and positive.
+fn check_positive(
+    kind: &'static str,
+    parameter: &'static str,
+    value: f64,
+) -> Result<(), TraceGenError> {
+    if !(value.is_finite() && value > 0.0) {
+        return Err(TraceGenError::InvalidParameter {
+            kind,
+            parameter,
+            value,
+            expected: "a finite number > 0",
+        });
+    }
+    Ok(())
+}
+
+/// `create_request`'s clock: one arrival per gap, the first at 0, each later one the running
+/// `f64` sum of the gaps before it (added in order). The last gap is not used.
+fn accumulate_gaps(gaps: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut clock = 0.0;
+    gaps.map(|gap| {
+        let arrival = clock;
+        clock += gap;
+        arrival
+    })
+    .collect()
+}

@@ -1,0 +1,39 @@
+//! The apparate library's integration tests, one binary. Golden data is read from
+//! `../shared/golden` (beside the repository root); the tests fail loudly when it is missing.
+//! Tests of the `worker` binary itself live in `worker/tests/`.
+
+/// Shared helpers: locating `../shared/golden`, temporary folders (also used by `worker/tests`).
+mod util;
+
+/// Comparing a batch-decision file with a golden `expected.json` (also used by `worker/tests`).
+mod batching_expect;
+
+/// Artifact readers on committed fixture pickles: numpy scalars, protocols, corrupt files.
+mod artifact_readers;
+
+/// Batching generators against `golden/batching-*`, plus their invariants.
+mod batching_golden;
+
+/// Golden parity of the simulator on every `golden/cv-*` and `golden/nlp-*` scenario.
+mod sim_golden;
+
+/// The worked examples of spec §13.
+mod spec_examples;
+
+/// Property tests for the invariants of spec §12.
+mod invariants;
+
+/// Request traces: numpy parity, fixed / Poisson / Azure CSV traces, the synthetic Azure shape.
+mod traces;
+
+/// One grid task end to end (`task::run_task`).
+mod task_run;
+
+/// Sweep specs: parsing, checks naming the key, the built-in grid, expansion order, task keys.
+mod sweep_spec;
+
+/// The results directory: manifest versions (frozen v1 fixture), completeness, the lock.
+mod results_layout;
+
+/// Artifact writers: golden bytes, round trips through the readers, CPython loading them.
+mod artifact_writers;

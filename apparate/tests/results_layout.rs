@@ -1,0 +1,157 @@
+//! The results directory: manifest format versions (a frozen v1 fixture), completeness checks,
+//! the writer's lock.
+
+use crate::util::{auburn_data, fresh_temp_dir};
+use apparate::results::{
+    parse_manifest, FormatVersion, Manifest, ManifestProblem, ResultFile, ResultsDir, ResultsError,
+    TaskStatus, Timings, FORMAT_VERSION,
+};
+use apparate::sweep::{Plan, PlannedTask, SweepSpec};
+use std::path::{Path, PathBuf};
+
+fn fixture() -> (PathBuf, Vec<u8>) {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results/manifest-v1.json");
+    let bytes = std::fs::read(&path).expect("fixture");
+    (path, bytes)
+}
+
+#[test]
+fn the_frozen_v1_manifest_is_still_read() {
+    let (path, bytes) = fixture();
+    let m = parse_manifest(&path, &bytes).expect("v1 manifest parses");
+    assert_eq!(m.version, FormatVersion { major: 1, minor: 0 });
+    assert_eq!(
+        m.key.as_str(),
+        "cv-resnet18-auburn-fixed_30-slo1-bs4-6d69c79099ec1044"
+    );
+    assert_eq!(m.spec.model, "resnet18");
+    assert_eq!(m.files.len(), 6);
+    assert_eq!(m.summary_lines.len(), 1);
+    assert_eq!(m.digests.len(), 17);
+    assert_eq!(m.timings.run_ms, 1400);
+}
+
+#[test]
+fn a_manifest_of_a_newer_major_is_refused_naming_both_versions_and_a_newer_minor_is_read() {
+    let (path, bytes) = fixture();
+    let text = String::from_utf8(bytes).expect("utf-8");
+    let newer = text.replace("\"version\": \"1.0\"", "\"version\": \"2.0\"");
+    let err = parse_manifest(&path, newer.as_bytes()).expect_err("newer major");
+    assert!(matches!(err, ManifestProblem::NewerVersion { .. }));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("version 2.0 is newer than this worker's 1.0"),
+        "{msg}"
+    );
+    // A newer minor may add fields; an older reader ignores them.
+    let minor = text
+        .replace("\"version\": \"1.0\"", "\"version\": \"1.7\"")
+        .replace(
+            "\"status\": \"complete\",",
+            "\"status\": \"complete\",\n  \"extra\": 1,",
+        );
+    parse_manifest(&path, minor.as_bytes()).expect("newer minor is read");
+    let other = text.replace("apparate-rs/task-manifest", "something-else");
+    assert!(matches!(
+        parse_manifest(&path, other.as_bytes()),
+        Err(ManifestProblem::WrongFormat { .. })
+    ));
+    assert!(matches!(
+        parse_manifest(&path, &text.as_bytes()[..100]),
+        Err(ManifestProblem::Malformed { .. })
+    ));
+}
+
+fn one_task_plan() -> Plan {
+    let text = format!(
+        "name = \"a\"\n[inputs]\nkind = \"artifact\"\ndir = {:?}\n[traces.fixed_30]\nsource = \"artifact_decisions\"\nfile = \"resnet18_1_fixed_30.pickle\"\n[[grid]]\nname = \"cv\"\nmodels = [\"resnet18\"]\ndatasets = [\"auburn\"]\ntraces = [\"fixed_30\"]\nslo_multiplier = [1]\nbatch_size = [4]\n",
+        auburn_data().display().to_string()
+    );
+    SweepSpec::from_toml(&text, "test", Path::new("."))
+        .expect("parses")
+        .plan()
+        .expect("valid")
+}
+
+fn fake_manifest(task: &PlannedTask, code_version: &str, files: Vec<ResultFile>) -> Manifest {
+    let timings = Timings {
+        started_unix_ms: 0,
+        run_ms: 0,
+        total_ms: 0,
+    };
+    Manifest::new(task, code_version, files, 1, vec!["line".into()], timings)
+}
+
+#[test]
+fn a_task_counts_as_complete_only_with_a_matching_manifest_and_all_its_files() {
+    let plan = one_task_plan();
+    let task = plan.task(0).expect("task");
+    let cv = plan.code_version();
+    let root = fresh_temp_dir("results-status");
+    let dir = ResultsDir::new(&root);
+    assert!(matches!(dir.status(&task, cv), TaskStatus::Missing));
+    let writer = dir.lock().expect("lock");
+    // Commit a task folder by hand: one result file.
+    let staged = writer.stage(&task.key).expect("stage");
+    std::fs::write(staged.join("log.txt"), "hello\n").expect("write");
+    let files = apparate::results::describe_files(&staged).expect("describe");
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].bytes, 6);
+    writer
+        .commit(&staged, &fake_manifest(&task, cv, files.clone()))
+        .expect("commit");
+    assert!(!staged.exists(), "staging folder renamed away");
+    match dir.status(&task, cv) {
+        TaskStatus::Complete(m) => assert_eq!(m.summary_lines, vec!["line".to_string()]),
+        other => panic!("{other:?}"),
+    }
+    // Another code version: not complete.
+    assert!(matches!(
+        dir.status(&task, "9.9.9+results.9"),
+        TaskStatus::Invalid(ManifestProblem::Mismatch { .. })
+    ));
+    // A truncated result file: not complete, the message names the file.
+    let log = dir.task_dir(&task.key).join("log.txt");
+    std::fs::write(&log, "hel").expect("truncate");
+    match dir.status(&task, cv) {
+        TaskStatus::Invalid(p @ ManifestProblem::File { .. }) => {
+            assert!(
+                p.to_string().contains("log.txt: expected 6 bytes, found 3"),
+                "{p}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // Committing again replaces the incomplete folder.
+    let staged = writer.stage(&task.key).expect("stage");
+    std::fs::write(staged.join("log.txt"), "hello\n").expect("write");
+    writer
+        .commit(&staged, &fake_manifest(&task, cv, files))
+        .expect("commit over an incomplete folder");
+    assert!(matches!(dir.status(&task, cv), TaskStatus::Complete(_)));
+    drop(writer);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn one_writer_at_a_time_and_staging_debris_is_cleared_by_the_next() {
+    let root = fresh_temp_dir("results-lock");
+    let dir = ResultsDir::new(&root);
+    let first = dir.lock().expect("first lock");
+    match dir.lock() {
+        Err(ResultsError::InUse { holder, .. }) => {
+            assert_eq!(holder, format!("pid {}", std::process::id()))
+        }
+        other => panic!("second writer must be refused: {other:?}"),
+    }
+    let debris = dir.staging_root().join("some-key-12345");
+    std::fs::create_dir_all(&debris).expect("debris");
+    std::fs::write(debris.join("log.txt"), "partial").expect("debris file");
+    drop(first);
+    let _second = dir.lock().expect("lock after release");
+    assert!(!debris.exists(), "staging debris cleared");
+    assert!(dir.staging_root().is_dir());
+    assert_eq!(FORMAT_VERSION.to_string(), "1.0");
+    let _ = std::fs::remove_dir_all(&root);
+}
