@@ -13,6 +13,7 @@ pub mod results;
 pub mod sim;
 pub mod sweep;
 pub mod task;
+pub mod text;
 pub mod traces;
 pub mod workload;
 

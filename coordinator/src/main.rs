@@ -2,8 +2,9 @@
 //! ledger) and `plan` (dry run).
 
 use anyhow::{bail, Context, Result};
-use apparate::results::{ResultsDir, TaskStatus};
-use apparate::sweep::{Plan, SweepSpec};
+use apparate::results::{write_plan_listing, ResultsDir};
+use apparate::sweep::Plan;
+
 use clap::{Parser, Subcommand};
 use cluster::ClusterRunError;
 use coordinator::service::Snapshot;
@@ -104,35 +105,10 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
+            eprintln!("error: {}", apparate::text::error_chain(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-fn error_chain(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain() {
-        let t = cause.to_string();
-        if text.contains(&t) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&t);
-    }
-    text
-}
-
-fn load_plan(spec: Option<&Path>) -> Result<Plan> {
-    let (spec, origin) = match spec {
-        Some(p) => (SweepSpec::load(p), p.display().to_string()),
-        None => (SweepSpec::builtin(), "the built-in spec".to_string()),
-    };
-    let spec = spec.context("invalid sweep spec; nothing was run")?;
-    spec.plan()
-        .with_context(|| format!("invalid sweep spec ({origin}); nothing was run"))
 }
 
 fn read_token(path: &Path) -> Result<String> {
@@ -159,7 +135,7 @@ fn tls_config(args: &SweepArgs) -> Result<Option<ServerTlsConfig>> {
 }
 
 fn run_sweep(args: SweepArgs) -> Result<()> {
-    let plan = load_plan(args.spec.as_deref())?;
+    let plan = apparate::sweep::load_plan(args.spec.as_deref())?;
     let token = read_token(&args.token_file)?;
     let tls = tls_config(&args)?;
     // Hosts file and worker binary are checked before anything is served.
@@ -323,24 +299,13 @@ fn sweep_lease(args: &SweepArgs) -> Duration {
     Duration::from_millis(args.lease_ms.max(10))
 }
 
-fn fmt_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
 fn progress_text(s: &Snapshot, total: usize, cached: usize, start: Instant) -> String {
     let c = &s.counts;
     let run_now = c.done.saturating_sub(cached);
     let left = c.pending + c.leased;
     let elapsed = start.elapsed();
     let eta = if run_now > 0 {
-        fmt_duration(elapsed.mul_f64(left as f64 / run_now as f64))
+        apparate::text::duration(elapsed.mul_f64(left as f64 / run_now as f64))
     } else {
         "?".to_string()
     };
@@ -455,38 +420,12 @@ fn run_status(args: &StatusArgs) -> Result<()> {
 }
 
 fn run_plan(args: &PlanArgs) -> Result<()> {
-    let plan = load_plan(args.spec.as_deref())?;
-    let dir = ResultsDir::new(&args.out);
-    let mut out = std::io::stdout().lock();
-    let (mut cached, mut to_run) = (0, 0);
-    for task in plan.tasks() {
-        let state = match dir.status(&task, plan.code_version()) {
-            TaskStatus::Complete(_) => {
-                cached += 1;
-                "cached".to_string()
-            }
-            TaskStatus::Missing => {
-                to_run += 1;
-                "to run".to_string()
-            }
-            TaskStatus::Invalid(p) => {
-                to_run += 1;
-                format!("to run (invalid: {p})")
-            }
-        };
-        writeln!(
-            out,
-            "{}\t{}\t{}\t{state}",
-            task.index,
-            task.key,
-            task.label()
-        )?;
-    }
-    writeln!(
-        out,
-        "{} tasks: {cached} cached, {to_run} to run (results in {})",
-        plan.len(),
-        args.out.display()
+    let plan = apparate::sweep::load_plan(args.spec.as_deref())?;
+    let counts = write_plan_listing(
+        &plan,
+        &ResultsDir::new(&args.out),
+        &mut std::io::stdout().lock(),
     )?;
+    tracing::info!("{counts} (results in {})", args.out.display());
     Ok(())
 }

@@ -8,7 +8,7 @@ fn coordinator() -> Command {
 }
 
 #[test]
-fn plan_lists_the_builtin_grid_as_to_run() {
+fn plan_lists_the_builtin_grid_as_pending_in_the_words_of_worker_plan() {
     let dir = std::env::temp_dir().join(format!("coord-plan-{}", std::process::id()));
     let o = coordinator()
         .args(["plan", "--out"])
@@ -17,8 +17,13 @@ fn plan_lists_the_builtin_grid_as_to_run() {
         .expect("runs");
     assert!(o.status.success());
     let text = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(text.lines().filter(|l| l.ends_with("\tto run")).count(), 56);
-    assert!(text.contains("56 tasks: 0 cached, 56 to run"));
+    assert_eq!(
+        text.lines().filter(|l| l.ends_with("\tpending")).count(),
+        56
+    );
+    assert_eq!(text.lines().count(), 56, "one row per task on stdout");
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("56 tasks: 0 complete, 0 failed before, 56 pending"));
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! `worker --local` and `worker plan`: a sweep on this machine, and its dry run.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use apparate::local::{run_plan, LocalOptions, Progress};
-use apparate::results::{ResultsDir, TaskStatus};
-use apparate::sweep::{Plan, SweepSpec};
+use apparate::results::{write_plan_listing, ResultsDir};
+
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Top-level flags of `worker --local`.
 #[derive(clap::Args, Debug)]
@@ -44,19 +44,9 @@ pub struct PlanArgs {
     out: PathBuf,
 }
 
-fn load_plan(spec: Option<&Path>) -> Result<Plan> {
-    let (spec, origin) = match spec {
-        Some(p) => (SweepSpec::load(p), p.display().to_string()),
-        None => (SweepSpec::builtin(), "the built-in spec".to_string()),
-    };
-    let spec = spec.context("invalid sweep spec; nothing was run")?;
-    spec.plan()
-        .with_context(|| format!("invalid sweep spec ({origin}); nothing was run"))
-}
-
 /// `worker --local`: expand, run what is missing, print and save the summaries.
 pub fn run_local(args: LocalArgs) -> Result<()> {
-    let plan = load_plan(args.spec.as_deref())?;
+    let plan = apparate::sweep::load_plan(args.spec.as_deref())?;
     let dir = ResultsDir::new(&args.out);
     let writer = dir.lock()?;
     let jobs = match args.jobs {
@@ -96,43 +86,12 @@ pub fn run_local(args: LocalArgs) -> Result<()> {
 
 /// `worker plan`: every task, its key and its state in `--out`; runs nothing.
 pub fn run_plan_cmd(args: PlanArgs) -> Result<()> {
-    let plan = load_plan(args.spec.as_deref())?;
-    let dir = ResultsDir::new(&args.out);
-    let (mut complete, mut failed, mut pending) = (0, 0, 0);
-    let mut stdout = std::io::stdout().lock();
-    for task in plan.tasks() {
-        use std::io::Write;
-        let state = match dir.status(&task, plan.code_version()) {
-            TaskStatus::Complete(_) => {
-                complete += 1;
-                "complete".to_string()
-            }
-            other => {
-                let failure = dir.read_failure(&task.key);
-                if failure.is_some() {
-                    failed += 1;
-                } else {
-                    pending += 1;
-                }
-                match (other, failure) {
-                    (TaskStatus::Invalid(p), _) => format!("invalid ({p})"),
-                    (_, Some(f)) => format!("failed ({:?}: {})", f.kind, f.message),
-                    _ => "pending".to_string(),
-                }
-            }
-        };
-        writeln!(
-            stdout,
-            "{}\t{}\t{}\t{state}",
-            task.index,
-            task.key,
-            task.label()
-        )?;
-    }
-    tracing::info!(
-        "{} tasks: {complete} complete, {failed} failed before, {pending} pending (results in {})",
-        plan.len(),
-        args.out.display()
-    );
+    let plan = apparate::sweep::load_plan(args.spec.as_deref())?;
+    let counts = write_plan_listing(
+        &plan,
+        &ResultsDir::new(&args.out),
+        &mut std::io::stdout().lock(),
+    )?;
+    tracing::info!("{counts} (results in {})", args.out.display());
     Ok(())
 }

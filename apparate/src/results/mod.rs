@@ -21,6 +21,10 @@
 //! newer majors with a message naming both versions. Bump the minor for added fields, the major
 //! for anything an older reader would misread.
 
+mod listing;
+
+pub use listing::{write_plan_listing, PlanCounts};
+
 use crate::ids::TaskKey;
 use crate::sweep::digest::{canonical_json, file_sha256};
 use crate::sweep::{Plan, PlannedTask};

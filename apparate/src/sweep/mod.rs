@@ -23,3 +23,25 @@ pub mod spec;
 pub use crate::ids::TaskKey;
 pub use grid::{GridInfo, Plan, PlannedTask};
 pub use spec::{GridSpec, InputsKind, InputsSpec, SpecError, SweepSpec, BUILTIN_SPEC_TOML};
+
+/// A sweep spec that cannot be loaded or expanded, with where it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid sweep spec ({origin}); nothing was run")]
+pub struct LoadPlanError {
+    /// The spec file, or `the built-in spec`.
+    pub origin: String,
+    /// What is wrong with it.
+    #[source]
+    pub source: SpecError,
+}
+
+/// Loads the spec file `path` (the built-in spec when `None`) and expands it: what
+/// `worker --local`, `worker plan`, `coordinator sweep` and `coordinator plan` start from.
+pub fn load_plan(path: Option<&std::path::Path>) -> Result<Plan, LoadPlanError> {
+    let (spec, origin) = match path {
+        Some(p) => (SweepSpec::load(p), p.display().to_string()),
+        None => (SweepSpec::builtin(), "the built-in spec".to_string()),
+    };
+    spec.and_then(SweepSpec::plan)
+        .map_err(|source| LoadPlanError { origin, source })
+}

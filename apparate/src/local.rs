@@ -85,24 +85,9 @@ impl From<&TaskError> for TaskFailure {
         TaskFailure {
             kind,
             retryable,
-            message: error_chain(e),
+            message: crate::text::error_chain(e),
         }
     }
-}
-
-/// `e` and its sources, joined with `: ` (skipping a source already in its parent's text).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
@@ -259,17 +244,6 @@ fn work(plan: &Plan, out: &ResultsWriter, next: &AtomicUsize, tx: &mpsc::Sender<
     }
 }
 
-fn fmt_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
 /// Runs every incomplete task of `plan` into `out` with `opts.jobs` threads. Task failures are
 /// recorded and counted, not returned; the error is for a results directory that cannot be
 /// written at all (`sweep.json`).
@@ -356,8 +330,8 @@ pub fn run_plan(
                 tracing::info!(
                     "{finished}/{to_run} tasks run ({} failed), elapsed {}, ETA {}",
                     report.failed,
-                    fmt_duration(elapsed),
-                    fmt_duration(eta)
+                    crate::text::duration(elapsed),
+                    crate::text::duration(eta)
                 );
             }
         }
