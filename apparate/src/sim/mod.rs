@@ -6,6 +6,7 @@
 pub mod bootstrap;
 pub mod config;
 pub mod controller;
+pub mod error;
 pub mod evaluate;
 pub mod family;
 pub mod history;

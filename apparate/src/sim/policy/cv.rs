@@ -1,6 +1,7 @@
 //! `check_signals_cv` (spec §7): threshold reaction every batch, ramp check every 30.
 
-use crate::sim::controller::{Controller, SimError};
+use crate::sim::controller::Controller;
+use crate::sim::error::SimError;
 use crate::sim::latency::BatchSize;
 use crate::sim::pyfmt::py_float;
 use std::collections::BTreeMap;

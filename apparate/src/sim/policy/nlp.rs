@@ -1,7 +1,8 @@
 //! `check_signals_nlp` (spec §8): selective re-tuning, ×0.1 threshold decay on repeated
 //! violations, and a ramp check every 100 batches driven by positive/negative counters.
 
-use crate::sim::controller::{Controller, SimError};
+use crate::sim::controller::Controller;
+use crate::sim::error::SimError;
 use crate::sim::latency::BatchSize;
 use crate::sim::pyfmt::{py_float, py_int_list};
 use std::collections::BTreeMap;
