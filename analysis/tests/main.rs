@@ -2,6 +2,7 @@
 //!
 //! Fixtures are results directories produced by the worker library itself (`apparate::local`)
 //! on the paper's grid at a small embedded scale, generated once per test process.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test, bench and example code may panic
 
 /// Shared fixtures: small results directories, the binaries.
 mod util;

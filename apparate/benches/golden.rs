@@ -5,6 +5,7 @@
 //!
 //! Run with `cargo bench -p apparate --bench golden`. Served samples per second are reported as
 //! criterion throughput ("elements").
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test, bench and example code may panic
 
 use apparate::artifact::{
     read_batch_decisions, read_latency_tables, read_ramp_data, BatchDecisions,

@@ -6,6 +6,7 @@
 //! The tasks are those of the built-in spec (`specs/paper.toml`), for one seed. Environment:
 //! `KEEP=1` keeps each task's output in the temp dir; `SEED=N` picks the workload and trace
 //! seed (default 0).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test, bench and example code may panic
 
 use apparate::output::{percentile, read_requests_parquet};
 use apparate::sim::{Family, Overrides, StaticRamps};

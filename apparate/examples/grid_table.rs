@@ -4,6 +4,7 @@
 //! and max win over datasets. Percentiles follow numpy (linear interpolation).
 //!
 //! `cargo run --release -p apparate --example grid_table -- results/`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test, bench and example code may panic
 
 use apparate::output::{percentile, read_requests_parquet};
 use std::collections::BTreeMap;

@@ -4,6 +4,7 @@
 //! Usage: `load_pickle [--repeat K] FILE...`. For each file it prints the size, the best and
 //! median wall time over K runs, R, N, and checksums (the sequential sum of all confidences
 //! and the number of true flags) that the script compares with what CPython reads.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test, bench and example code may panic
 
 use std::path::PathBuf;
 use std::process::ExitCode;

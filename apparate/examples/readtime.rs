@@ -1,6 +1,7 @@
 //! Read-only timing of every golden scenario's inputs, per input kind (best of N runs).
 //!
 //! `cargo run --release -p apparate --example readtime [N]`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test, bench and example code may panic
 
 use std::path::Path;
 use std::time::{Duration, Instant};

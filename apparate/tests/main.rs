@@ -1,6 +1,7 @@
 //! The apparate library's integration tests, one binary. Golden data is read from
 //! `../shared/golden` (beside the repository root); the tests fail loudly when it is missing.
 //! Tests of the `worker` binary itself live in `worker/tests/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test, bench and example code may panic
 
 /// Shared helpers: locating `../shared/golden`, temporary folders (also used by `worker/tests`).
 mod util;

@@ -1,4 +1,5 @@
 //! The cluster crate's integration tests (one binary; modules by subject).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test, bench and example code may panic
 
 // Hosts from Cloudlab manifests (fixtures in fixtures/) and TOML inventories.
 mod manifest;

@@ -12,6 +12,7 @@
 //! ones are allocated for the next 1-6 minutes (`recently_deleted` in ext4's `ialloc.c`), so
 //! deleting one run's thousands of files makes the next run's file creation several times
 //! slower. Delete the kept folders afterwards.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test, bench and example code may panic
 
 use apparate::results::ResultsDir;
 use apparate::sweep::SweepSpec;

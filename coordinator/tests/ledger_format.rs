@@ -3,7 +3,7 @@
 //! message naming both versions.
 //!
 //! The fixture is regenerated only with `UPDATE_GOLDEN=1 cargo test -p coordinator --test
-//! ledger_format -- the_frozen_v1` (alone: the other test copies the fixture), then reviewed:
+//! main -- ledger_format::the_frozen_v1` (alone: the other test copies the fixture), then reviewed:
 //! a new fixture means a new format version.
 
 use coordinator::ids::{AttemptId, WorkerId};

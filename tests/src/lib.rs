@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test, bench and example code may panic
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 

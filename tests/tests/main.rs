@@ -1,5 +1,6 @@
 //! End-to-end tests of distributed sweeps: real `coordinator` and `worker` processes on
 //! loopback (issue #4). Scenario names are sentences.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test, bench and example code may panic
 
 /// The `TestCluster` harness, result comparison and small specs.
 mod util;

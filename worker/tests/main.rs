@@ -1,5 +1,6 @@
 //! The `worker` binary's integration tests, one binary: the real executable on golden scenarios,
 //! small sweeps and bad inputs. The library's own tests are in `apparate/tests/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test, bench and example code may panic
 
 /// Shared helpers (golden folder, temporary folders), the library tests' own module.
 #[path = "../../apparate/tests/util.rs"]

@@ -54,7 +54,10 @@ pub fn read_latency_tables(profile_dir: &Path, arch: &str) -> Result<LatencyTabl
             None => input.generic()?,
         });
     }
-    Ok(LatencyTables::new(tables).expect("one table per entry of BATCH_SIZES"))
+    // Invariant: `inputs` has one entry per batch size, in BATCH_SIZES order.
+    #[allow(clippy::expect_used)]
+    let tables = LatencyTables::new(tables).expect("one table per entry of BATCH_SIZES");
+    Ok(tables)
 }
 
 /// The profile files of one batch size.
@@ -205,7 +208,10 @@ pub(crate) fn read_latency_tables_generic(
         .map(|bs| TableInput::new(profile_dir, arch, bs).generic())
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(LatencyTables::new(tables).expect("one table per entry of BATCH_SIZES"))
+    // Invariant: `inputs` has one entry per batch size, in BATCH_SIZES order.
+    #[allow(clippy::expect_used)]
+    let tables = LatencyTables::new(tables).expect("one table per entry of BATCH_SIZES");
+    Ok(tables)
 }
 
 fn read_profile(path: &Path, bs: usize) -> Result<Value, ArtifactError> {
