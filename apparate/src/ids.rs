@@ -1,15 +1,22 @@
 //! Newtype ids (STYLE 8): each id is its own type, so a task key can never be passed where
 //! another id (or a bare string) is expected.
 //!
-//! [`string_id!`] generates them; the coordinator's `WorkerId` and `AttemptId` (issue #4) use the
-//! same macro. Ids that name a file or folder are checked to be *path-safe*: they can never
-//! escape the folder they are joined onto.
+//! One module for every id of the workspace: [`string_id!`] generates the path-safe text ids
+//! ([`TaskKey`]), [`num_id!`] the numbered ones of distributed sweeps ([`WorkerId`],
+//! [`AttemptId`]), which the coordinator and the remote worker share. Ids that name a file or
+//! folder are checked to be *path-safe*: they can never escape the folder they are joined onto.
 //!
 //! ```compile_fail
 //! use apparate::ids::TaskKey;
 //! fn wants_key(_k: &TaskKey) {}
 //! // A bare string is not a key:
 //! wants_key(&String::from("cv-resnet18-auburn-0123456789abcdef"));
+//! ```
+//!
+//! ```compile_fail
+//! use apparate::ids::{AttemptId, WorkerId};
+//! fn takes_worker(_: WorkerId) {}
+//! takes_worker(AttemptId::new(1));
 //! ```
 
 /// An id that is not path-safe.
@@ -110,6 +117,58 @@ string_id!(
     /// ([`crate::sweep::key`]). Path-safe: it names the task's folder `tasks/<key>/`.
     TaskKey,
     "task key"
+);
+
+/// Defines a numbered id type: `new`, `get`, `next`, ordering, hashing, and `Display` /
+/// `Debug` as the prefix and the number (`w3`, `a17`).
+#[macro_export]
+macro_rules! num_id {
+    ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(u64);
+
+        impl $name {
+            /// Wraps a raw number (from the wire or the ledger database).
+            pub const fn new(raw: u64) -> Self {
+                Self(raw)
+            }
+
+            /// The raw number.
+            pub const fn get(self) -> u64 {
+                self.0
+            }
+
+            /// The id after this one.
+            pub const fn next(self) -> Self {
+                Self(self.0 + 1)
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                write!(f, "{}{}", $prefix, self.0)
+            }
+        }
+
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                write!(f, "{}{}", $prefix, self.0)
+            }
+        }
+    };
+}
+
+num_id!(
+    /// A registered worker of a distributed sweep (one `worker --coordinator` registration).
+    WorkerId,
+    "w"
+);
+num_id!(
+    /// One attempt at a task: a new id for every lease, so a result can be matched to the
+    /// lease it was produced under (fencing).
+    AttemptId,
+    "a"
 );
 
 #[cfg(test)]
