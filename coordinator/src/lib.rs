@@ -14,7 +14,7 @@ use service::{Service, Shared};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use store::{Store, StoreError};
+use store::{PlannedRow, Store, StoreError};
 use tokio::net::TcpListener;
 
 pub use tonic::transport::ServerTlsConfig;
@@ -61,14 +61,15 @@ impl Sweep {
         writer.write_plan(plan)?;
         let mut store = Store::open(writer.dir().root())?;
         let tasks: Vec<_> = plan.tasks().collect();
-        let rows: Vec<(String, String, bool)> = tasks
+        let rows: Vec<PlannedRow> = tasks
             .iter()
-            .map(|t| {
-                let complete = matches!(
+            .map(|t| PlannedRow {
+                key: t.key.to_string(),
+                label: t.label(),
+                complete: matches!(
                     writer.dir().status(t, plan.code_version()),
                     TaskStatus::Complete(_)
-                );
-                (t.key.to_string(), t.label(), complete)
+                ),
             })
             .collect();
         let (first_attempt, first_worker) = store.begin_run(&rows)?;
@@ -78,7 +79,10 @@ impl Sweep {
                 max_attempts: opts.max_attempts.max(1),
                 max_failures_in_row: opts.max_failures_in_row.max(1),
             },
-            tasks.iter().zip(&rows).map(|(t, r)| (t.key.clone(), r.2)),
+            tasks
+                .iter()
+                .zip(&rows)
+                .map(|(t, r)| (t.key.clone(), r.complete)),
             first_attempt,
             first_worker,
         );

@@ -103,6 +103,17 @@ pub struct WorkerRow {
     pub succeeded: i64,
 }
 
+/// A task as [`Store::begin_run`] records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedRow {
+    /// The task key.
+    pub key: String,
+    /// Its readable label (`cv/resnet18/auburn/video30`).
+    pub label: String,
+    /// Complete in the results directory when the run starts.
+    pub complete: bool,
+}
+
 impl Store {
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         |source| StoreError::Sqlite {
@@ -185,13 +196,10 @@ impl Store {
         Ok(())
     }
 
-    /// Starts a run over `tasks` (key, label, complete in `--out`): records every task, closes
-    /// the attempts a killed coordinator left open (`abandoned`) and returns the first attempt
-    /// and worker ids this run may use.
-    pub fn begin_run(
-        &mut self,
-        tasks: &[(String, String, bool)],
-    ) -> Result<(AttemptId, WorkerId), StoreError> {
+    /// Starts a run over `tasks` (in plan order): records every task, closes the attempts a
+    /// killed coordinator left open (`abandoned`) and returns the first attempt and worker ids
+    /// this run may use.
+    pub fn begin_run(&mut self, tasks: &[PlannedRow]) -> Result<(AttemptId, WorkerId), StoreError> {
         let now = now_ms();
         let path = self.path.clone();
         let e = |source| StoreError::Sqlite {
@@ -214,9 +222,9 @@ impl Store {
                      updated_ms = excluded.updated_ms",
                 )
                 .map_err(e)?;
-            for (i, (key, label, complete)) in tasks.iter().enumerate() {
-                let state = if *complete { "cached" } else { "pending" };
-                st.execute(params![key, i as i64, label, state, now])
+            for (i, t) in tasks.iter().enumerate() {
+                let state = if t.complete { "cached" } else { "pending" };
+                st.execute(params![t.key, i as i64, t.label, state, now])
                     .map_err(e)?;
             }
         }
@@ -229,7 +237,7 @@ impl Store {
             .query_row("SELECT COALESCE(MAX(id), 0) FROM workers", [], |r| r.get(0))
             .map_err(e)?;
         tx.commit().map_err(e)?;
-        self.keys = tasks.iter().map(|t| t.0.clone()).collect();
+        self.keys = tasks.iter().map(|t| t.key.clone()).collect();
         Ok((
             AttemptId::new(attempt.max(0) as u64 + 1),
             WorkerId::new(worker.max(0) as u64 + 1),

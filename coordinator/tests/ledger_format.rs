@@ -8,18 +8,23 @@
 
 use coordinator::ids::{AttemptId, WorkerId};
 use coordinator::ledger::{AttemptOutcome, LedgerEvent};
-use coordinator::store::{Store, StoreError, LEDGER_FILE, LEDGER_VERSION};
+use coordinator::store::{PlannedRow, Store, StoreError, LEDGER_FILE, LEDGER_VERSION};
 use std::path::{Path, PathBuf};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ledger-v1.sqlite")
 }
 
-fn tasks() -> Vec<(String, String, bool)> {
+fn tasks() -> Vec<PlannedRow> {
+    let row = |key: &str, label: &str| PlannedRow {
+        key: key.into(),
+        label: label.into(),
+        complete: false,
+    };
     vec![
-        ("k-done".into(), "cv/resnet18/auburn/video30".into(), false),
-        ("k-open".into(), "cv/resnet50/auburn/video30".into(), false),
-        ("k-todo".into(), "cv/vgg11/auburn/video30".into(), false),
+        row("k-done", "cv/resnet18/auburn/video30"),
+        row("k-open", "cv/resnet50/auburn/video30"),
+        row("k-todo", "cv/vgg11/auburn/video30"),
     ]
 }
 
@@ -106,7 +111,7 @@ fn the_frozen_v1_ledger_is_opened_and_resumed() {
     );
     // Resume: task 0 complete in `--out`, the open attempt closed, numbering continued.
     let mut resumed = tasks();
-    resumed[0].2 = true;
+    resumed[0].complete = true;
     let (attempt, worker) = store.begin_run(&resumed).expect("resume");
     assert_eq!((attempt.get(), worker.get()), (3, 2));
     assert_eq!(
