@@ -42,3 +42,6 @@ mod artifact_writers;
 
 /// `worker gen-data`: its output replayed by `worker simulate` equals the embedded task.
 mod gen_data;
+
+/// Log lines the golden scenarios do not reach: NLP's single latest ramp, wide numpy arrays.
+mod log_lines;
