@@ -335,6 +335,13 @@ impl TestCluster {
         );
     }
 
+    /// SIGKILL the coordinator (no restart).
+    pub fn kill_coordinator(&mut self) {
+        if let Some(c) = &mut self.coordinator {
+            c.kill();
+        }
+    }
+
     /// SIGKILL worker `i`.
     pub fn kill_worker(&mut self, i: usize) {
         self.workers[i].kill();
@@ -510,4 +517,12 @@ fn collect_keys(v: &Json, keys: &mut Vec<String>) {
             }
         }
     }
+}
+
+/// `127.0.0.1:PORT` where nothing listens (a port just bound and released).
+pub fn closed_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let addr = l.local_addr().expect("local address");
+    drop(l);
+    addr.to_string()
 }

@@ -101,7 +101,7 @@ fn issue11_numpy_array_matches_real_numpy_output() {
             case.counts
         );
         let lines: Vec<&str> = case.str.lines().collect();
-        if lines.len() > 1 && xs.iter().any(|&x| x == 0.0) && xs.iter().any(|&x| x != 0.0) {
+        if lines.len() > 1 && xs.contains(&0.0) && xs.iter().any(|&x| x != 0.0) {
             wrapped_with_padding += 1;
         }
     }

@@ -45,3 +45,6 @@ mod gen_data;
 
 /// Log lines the golden scenarios do not reach: NLP's single latest ramp, wide numpy arrays.
 mod log_lines;
+
+/// Flag values of the binaries: `--give-up-after` durations.
+mod flags;
