@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tonic::transport::{Certificate, Identity};
+use worker::results::overview::{self, EndOutput};
 use worker::results::{ResultsDir, TaskStatus};
 use worker::sweep::{Plan, SweepSpec};
 
@@ -59,6 +60,10 @@ struct SweepArgs {
     /// Lease duration in milliseconds (workers heartbeat every quarter of it).
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     lease_ms: u64,
+    /// On a terminal, print every task's summary lines at the end too (they always go to
+    /// `output_<grid>.txt`, and to stdout when it is not a terminal).
+    #[arg(long, short = 'v')]
+    verbose: bool,
     /// Seconds between progress lines when stderr is not a terminal.
     #[arg(long, value_name = "S", default_value_t = 10)]
     log_every: u64,
@@ -216,12 +221,20 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     // The writer (and its lock) lives in the sweep; the summaries are written through a fresh
     // read of the manifests, as `worker --local` does.
     let shared = sweep.shared();
-    let summaries = shared.write_summaries(&plan, |_, line| println!("{line}"))?;
+    let shown = EndOutput::choose(std::io::stdout().is_terminal(), args.verbose);
+    let summaries = shared.write_summaries(&plan, |_, line| {
+        if shown.summary_lines {
+            println!("{line}");
+        }
+    })?;
     for s in &summaries {
         s.log();
     }
     if !args.no_report {
         worker::report_hook::run_and_log(&args.out);
+    }
+    if shown.table {
+        print!("{}", overview::table_text(&plan, &dir));
     }
     if failed > 0 {
         bail!(

@@ -15,3 +15,5 @@ mod exits;
 mod inputs;
 /// Tokens and fencing: a wrong token, a superseded attempt's result.
 mod security;
+/// `coordinator sweep` on a real pseudo-terminal: the compact table at the end.
+mod terminal;

@@ -65,7 +65,8 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
+    /// Spawns `cmd` with stdout and stderr into `log` (and `RUST_LOG=info`).
+    pub fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
         let file = File::create(&log).expect("create log");
         let err = file.try_clone().expect("clone log handle");
         cmd.stdin(Stdio::null())

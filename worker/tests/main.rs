@@ -48,3 +48,6 @@ mod log_lines;
 
 /// Flag values of the binaries: `--give-up-after` durations.
 mod flags;
+
+/// What the end of a sweep prints: summary lines or the compact table, on a real terminal.
+mod sweep_output;

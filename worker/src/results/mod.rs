@@ -21,6 +21,8 @@
 //! newer majors with a message naming both versions. Bump the minor for added fields, the major
 //! for anything an older reader would misread.
 
+pub mod overview;
+
 use crate::ids::TaskKey;
 use crate::sweep::digest::{canonical_json, file_sha256};
 use crate::sweep::{Plan, PlannedTask};
