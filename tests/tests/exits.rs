@@ -78,3 +78,31 @@ fn issue16_a_worker_gives_up_on_a_coordinator_it_never_reaches() {
         "{log}"
     );
 }
+
+#[test]
+fn issue16_a_worker_quiet_for_longer_than_its_give_up_time_does_not_give_up_on_a_live_coordinator()
+{
+    let dir = fresh_dir("give-up-quiet");
+    let spec = embedded_spec(&dir, &["resnet18"], &["auburn"]);
+    let mut c = TestCluster::new(&dir, &spec);
+    c.start_coordinator(&["--lease-ms", "3000"]);
+    // The worker stalls in its task without heartbeats: no call, so no failed call, for as
+    // long as the lease takes to expire (3 s, three times --give-up-after).
+    let go = dir.join("go");
+    let go_s = go.display().to_string();
+    let w = c.start_worker(
+        &["--give-up-after", "1s"],
+        &[
+            ("APPARATE_FAULT_STALL", &go_s),
+            ("APPARATE_FAULT_STALL_SILENT", "1"),
+        ],
+    );
+    c.await_log_line(Some(w), "fault hook: stalling");
+    c.await_log_line(None, "expired");
+    std::fs::write(&go, "").expect("release the stall");
+    c.await_sweep(true);
+    let status = c.await_exit(Some(w));
+    let log = c.workers[w].log_text();
+    assert!(status.success(), "worker exit {status}\n{log}");
+    assert!(error_lines(&log).is_empty(), "{log}");
+}

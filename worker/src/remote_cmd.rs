@@ -12,9 +12,9 @@
 //!
 //! Exit: as soon as any slot hears that the sweep is done, the worker exits 0; the other slots
 //! abandon what they are doing (a retry, a backoff: with every task done or failed for good, no
-//! lease they hold can still count). When no call has had a reply for `--give-up-after`
-//! (default 10 minutes: a coordinator killed, or never reachable), it exits non-zero with one
-//! line saying so.
+//! lease they hold can still count). When calls fail and no reply has come for
+//! `--give-up-after` (default 10 minutes: a coordinator killed, or never reachable), it exits
+//! non-zero with one line saying so.
 //!
 //! Fault injection for tests (documented in `tests/README.md`): with
 //! `APPARATE_FAULT_STALL=PATH` the worker stalls after its first lease until `PATH` exists, then
@@ -76,8 +76,8 @@ pub struct RemoteArgs {
     /// Server name to check in the coordinator's certificate (default: the URL's host).
     #[arg(long, value_name = "NAME", requires = "tls_ca")]
     pub tls_domain: Option<String>,
-    /// Exit (non-zero) when no call to the coordinator has had a reply for this long: a
-    /// number and a unit (500ms, 30s, 10m, 2h).
+    /// Exit (non-zero) when calls to the coordinator fail and none has had a reply for this
+    /// long: a number and a unit (500ms, 30s, 10m, 2h).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_give_up, requires = "coordinator")]
     pub give_up_after: Duration,
 }
@@ -126,6 +126,8 @@ struct Worker {
     started: Instant,
     /// Milliseconds after `started` of the last reply from the coordinator.
     contact_ms: AtomicU64,
+    /// Milliseconds after `started` of the last call that got no reply.
+    failure_ms: AtomicU64,
     /// `--give-up-after`.
     give_up: Duration,
 }
@@ -255,6 +257,7 @@ async fn run_async(args: RemoteArgs) -> Result<()> {
         url: args.coordinator.clone().unwrap_or_default(),
         started: Instant::now(),
         contact_ms: AtomicU64::new(0),
+        failure_ms: AtomicU64::new(0),
         give_up: args.give_up_after,
     });
     let signals = Signals::install();
@@ -304,13 +307,13 @@ async fn run_async(args: RemoteArgs) -> Result<()> {
     result
 }
 
-/// Resolves (with the error to exit with) once no call has had a reply from the coordinator
-/// for `--give-up-after`.
+/// Resolves (with the error to exit with) once the coordinator has been unreachable for
+/// `--give-up-after` ([`Worker::gave_up`]).
 async fn give_up_watch(w: &Worker) -> anyhow::Error {
     let every = (w.give_up / 8).clamp(Duration::from_millis(10), Duration::from_secs(1));
     loop {
         tokio::time::sleep(every).await;
-        if w.silent_for() >= w.give_up {
+        if w.gave_up() {
             return anyhow!(
                 "giving up: the coordinator at {} has been unreachable for longer than \
                  --give-up-after {}",
@@ -406,11 +409,24 @@ impl Worker {
         self.contact_ms.fetch_max(ms, Ordering::SeqCst);
     }
 
-    /// Time since the last reply from the coordinator (since the start before the first).
-    fn silent_for(&self) -> Duration {
-        self.started.elapsed().saturating_sub(Duration::from_millis(
-            self.contact_ms.load(Ordering::SeqCst),
-        ))
+    /// Records a call that got no reply (the coordinator away, or the network).
+    fn call_failed(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.failure_ms.fetch_max(ms, Ordering::SeqCst);
+    }
+
+    /// Whether the coordinator counts as unreachable for longer than `--give-up-after`: a call
+    /// failed after the last reply, and that reply (or the start) is that long ago. Quiet
+    /// periods without calls (a long task between heartbeats) do not count.
+    fn gave_up(&self) -> bool {
+        let contact = self.contact_ms.load(Ordering::SeqCst);
+        let failed = self.failure_ms.load(Ordering::SeqCst);
+        failed > contact
+            && self
+                .started
+                .elapsed()
+                .saturating_sub(Duration::from_millis(contact))
+                >= self.give_up
     }
 
     /// Registers (retrying while the coordinator is away).
@@ -444,6 +460,7 @@ impl Worker {
                     bail!("the coordinator refused this worker: {}", s.message())
                 }
                 Err(s) => {
+                    self.call_failed();
                     tracing::warn!(
                         "coordinator unreachable ({}); retrying in {backoff:?}",
                         s.message()
@@ -530,7 +547,10 @@ async fn heartbeat_loop(w: Arc<Worker>, fatal_tx: tokio::sync::mpsc::Sender<anyh
                     .await;
                 return;
             }
-            Err(s) => tracing::debug!("heartbeat failed: {}", s.message()),
+            Err(s) => {
+                w.call_failed();
+                tracing::debug!("heartbeat failed: {}", s.message());
+            }
         }
     }
 }
@@ -564,6 +584,7 @@ async fn slot_loop(w: Arc<Worker>, fatal_tx: tokio::sync::mpsc::Sender<anyhow::E
                 continue;
             }
             Err(s) => {
+                w.call_failed();
                 tracing::debug!("pull failed ({}); retrying in {backoff:?}", s.message());
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -773,7 +794,10 @@ async fn fetch_inputs(w: &Arc<Worker>, lease: &pb::Lease) -> Result<PathBuf, Fai
         if !cached.exists() {
             fetch_one(w, lease.attempt_id, input, &cached)
                 .await
-                .map_err(|e| fail(format!("{e:#}")))?;
+                .map_err(|e| {
+                    w.call_failed();
+                    fail(format!("{e:#}"))
+                })?;
         }
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
@@ -847,6 +871,7 @@ async fn report_failure(w: &Worker, lease: &pb::Lease, f: Failed) -> Result<()> 
                 return Ok(());
             }
             Err(s) if transient(&s) => {
+                w.call_failed();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
@@ -937,6 +962,7 @@ async fn upload(w: &Worker, lease: &pb::Lease, dir: &Path) -> Result<()> {
                 return Ok(());
             }
             (Err(s), _) if transient(&s) && !w.is_revoked(lease.attempt_id) => {
+                w.call_failed();
                 tracing::warn!("upload failed ({}); retrying in {backoff:?}", s.message());
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
