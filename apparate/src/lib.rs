@@ -3,6 +3,7 @@
 
 pub mod artifact;
 pub mod batching;
+pub mod duration;
 pub mod gendata;
 pub mod ids;
 pub mod local;

@@ -330,8 +330,8 @@ pub fn run_plan(
                 tracing::info!(
                     "{finished}/{to_run} tasks run ({} failed), elapsed {}, ETA {}",
                     report.failed,
-                    crate::text::duration(elapsed),
-                    crate::text::duration(eta)
+                    crate::duration::format_duration(elapsed),
+                    crate::duration::format_duration(eta)
                 );
             }
         }

@@ -1,6 +1,4 @@
-//! One-line text the binaries share: error chains and durations.
-
-use std::time::Duration;
+//! One-line text the binaries share: error chains (durations are in [`crate::duration`]).
 
 /// `e` and its sources, joined with `: `, leaving out a source whose text its parent already
 /// shows (library errors often print their source inline). For an `anyhow::Error`, pass
@@ -17,18 +15,6 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     text
-}
-
-/// A duration for progress lines: `4.2s`, `3m07s`, `2h05m`.
-pub fn duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
 }
 
 #[cfg(test)]
@@ -55,12 +41,5 @@ mod tests {
             Some(Box::new(E("truncated", Some(Box::new(E("eof", None)))))),
         );
         assert_eq!(error_chain(&e), "cannot read a.pickle: truncated: eof");
-    }
-
-    #[test]
-    fn durations_pick_their_unit() {
-        assert_eq!(duration(Duration::from_millis(4200)), "4.2s");
-        assert_eq!(duration(Duration::from_secs(187)), "3m07s");
-        assert_eq!(duration(Duration::from_secs(7500)), "2h05m");
     }
 }

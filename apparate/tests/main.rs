@@ -38,3 +38,9 @@ mod results_layout;
 
 /// Artifact writers: golden bytes, round trips through the readers, CPython loading them.
 mod artifact_writers;
+
+/// Log lines the golden scenarios do not reach: NLP's single latest ramp, wide numpy arrays.
+mod log_lines;
+
+/// Durations the binaries read (`--give-up-after`) and print.
+mod flags;

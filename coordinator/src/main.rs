@@ -2,6 +2,7 @@
 //! ledger) and `plan` (dry run).
 
 use anyhow::{bail, Context, Result};
+use apparate::results::overview::{self, EndOutput};
 use apparate::results::{write_plan_listing, ResultsDir};
 use apparate::sweep::Plan;
 
@@ -60,6 +61,10 @@ struct SweepArgs {
     /// Lease duration in milliseconds (workers heartbeat every quarter of it).
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     lease_ms: u64,
+    /// On a terminal, print every task's summary lines at the end too (they always go to
+    /// `output_<grid>.txt`, and to stdout when it is not a terminal).
+    #[arg(long, short = 'v')]
+    verbose: bool,
     /// Seconds between progress lines when stderr is not a terminal.
     #[arg(long, value_name = "S", default_value_t = 10)]
     log_every: u64,
@@ -192,12 +197,20 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     // The writer (and its lock) lives in the sweep; the summaries are written through a fresh
     // read of the manifests, as `worker --local` does.
     let shared = sweep.shared();
-    let summaries = shared.write_summaries(&plan, |_, line| println!("{line}"))?;
+    let shown = EndOutput::choose(std::io::stdout().is_terminal(), args.verbose);
+    let summaries = shared.write_summaries(&plan, |_, line| {
+        if shown.summary_lines {
+            println!("{line}");
+        }
+    })?;
     for s in &summaries {
         s.log();
     }
     if !args.no_report {
         apparate::report_hook::run_and_log(&args.out);
+    }
+    if shown.table {
+        print!("{}", overview::table_text(&plan, &dir));
     }
     if failed > 0 {
         bail!(
@@ -305,7 +318,7 @@ fn progress_text(s: &Snapshot, total: usize, cached: usize, start: Instant) -> S
     let left = c.pending + c.leased;
     let elapsed = start.elapsed();
     let eta = if run_now > 0 {
-        apparate::text::duration(elapsed.mul_f64(left as f64 / run_now as f64))
+        apparate::duration::format_duration(elapsed.mul_f64(left as f64 / run_now as f64))
     } else {
         "?".to_string()
     };

@@ -9,7 +9,12 @@ mod util;
 mod crashes;
 /// Undisturbed sweeps: three workers, byte-for-byte equal to `worker --local`.
 mod distributed;
+/// Workers that exit: the sweep done while a slot backs off; a coordinator killed or never
+/// reachable (`--give-up-after`).
+mod exits;
 /// Artifact inputs fetched from the coordinator; a corrupt one.
 mod inputs;
 /// Tokens and fencing: a wrong token, a superseded attempt's result.
 mod security;
+/// `coordinator sweep` on a real pseudo-terminal: the compact table at the end.
+mod terminal;

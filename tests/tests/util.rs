@@ -65,7 +65,8 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
+    /// Spawns `cmd` with stdout and stderr into `log` (and `RUST_LOG=info`).
+    pub fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
         let file = File::create(&log).expect("create log");
         let err = file.try_clone().expect("clone log handle");
         cmd.stdin(Stdio::null())
@@ -335,6 +336,13 @@ impl TestCluster {
         );
     }
 
+    /// SIGKILL the coordinator (no restart).
+    pub fn kill_coordinator(&mut self) {
+        if let Some(c) = &mut self.coordinator {
+            c.kill();
+        }
+    }
+
     /// SIGKILL worker `i`.
     pub fn kill_worker(&mut self, i: usize) {
         self.workers[i].kill();
@@ -510,4 +518,12 @@ fn collect_keys(v: &Json, keys: &mut Vec<String>) {
             }
         }
     }
+}
+
+/// `127.0.0.1:PORT` where nothing listens (a port just bound and released).
+pub fn closed_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let addr = l.local_addr().expect("local address");
+    drop(l);
+    addr.to_string()
 }

@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Result};
 use apparate::local::{run_plan, LocalOptions, Progress};
+use apparate::results::overview::{self, EndOutput};
 use apparate::results::{write_plan_listing, ResultsDir};
 
 use std::io::IsTerminal;
@@ -31,6 +32,10 @@ pub struct LocalArgs {
     /// Do not run the report (`analysis report`) at the end.
     #[arg(long, requires = "local")]
     pub no_report: bool,
+    /// On a terminal, print every task's summary lines at the end too (they always go to
+    /// `output_<grid>.txt`, and to stdout when it is not a terminal).
+    #[arg(long, short = 'v', requires = "local")]
+    pub verbose: bool,
 }
 
 /// Arguments of `worker plan`.
@@ -59,7 +64,12 @@ pub fn run_local(args: LocalArgs) -> Result<()> {
         Progress::Log
     };
     let report = run_plan(&plan, &writer, &LocalOptions { jobs, progress })?;
-    let summaries = writer.write_summaries(&plan, |_, line| println!("{line}"))?;
+    let shown = EndOutput::choose(std::io::stdout().is_terminal(), args.verbose);
+    let summaries = writer.write_summaries(&plan, |_, line| {
+        if shown.summary_lines {
+            println!("{line}");
+        }
+    })?;
     for s in &summaries {
         s.log();
     }
@@ -72,6 +82,9 @@ pub fn run_local(args: LocalArgs) -> Result<()> {
     );
     if !args.no_report {
         apparate::report_hook::run_and_log(&args.out);
+    }
+    if shown.table {
+        print!("{}", overview::table_text(&plan, &dir));
     }
     if report.failed > 0 {
         bail!(

@@ -10,10 +10,18 @@
 //! Signals: the first SIGINT/SIGTERM stops pulling and lets running tasks finish and upload;
 //! a second hands the leases back and exits at once.
 //!
+//! Exit: as soon as any slot hears that the sweep is done, the worker exits 0; the other slots
+//! abandon what they are doing (a retry, a backoff: with every task done or failed for good, no
+//! lease they hold can still count). When calls fail and no reply has come for
+//! `--give-up-after` (default 10 minutes: a coordinator killed, or never reachable), it exits
+//! non-zero with one line saying so.
+//!
 //! Fault injection for tests (documented in `tests/README.md`): with
 //! `APPARATE_FAULT_STALL=PATH` the worker stalls after its first lease until `PATH` exists, then
 //! runs and uploads that task even if its lease was lost meanwhile; with
-//! `APPARATE_FAULT_STALL_SILENT=1` it also sends no heartbeats while stalled.
+//! `APPARATE_FAULT_STALL_SILENT=1` it also sends no heartbeats while stalled. With
+//! `APPARATE_FAULT_BACKOFF=PATH` the first slot to pull acts as if that pull had failed and
+//! stays in its backoff until `PATH` exists.
 
 use anyhow::{anyhow, bail, Context, Result};
 use apparate::local::{execute, TaskFailure};
@@ -27,7 +35,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tonic::codegen::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
@@ -68,6 +76,14 @@ pub struct RemoteArgs {
     /// Server name to check in the coordinator's certificate (default: the URL's host).
     #[arg(long, value_name = "NAME", requires = "tls_ca")]
     pub tls_domain: Option<String>,
+    /// Exit (non-zero) when calls to the coordinator fail and none has had a reply for this
+    /// long: a number and a unit (500ms, 30s, 10m, 2h).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_give_up, requires = "coordinator")]
+    pub give_up_after: Duration,
+}
+
+fn parse_give_up(text: &str) -> Result<Duration, String> {
+    apparate::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// Adds the token to every call.
@@ -103,6 +119,26 @@ struct Worker {
     stopping: AtomicBool,
     heartbeats_paused: AtomicBool,
     stall_used: AtomicBool,
+    backoff_hook_used: AtomicBool,
+    /// The coordinator's URL (for messages).
+    url: String,
+    /// When this process started; [`Worker::contact_ms`] counts from here.
+    started: Instant,
+    /// Milliseconds after `started` of the last reply from the coordinator.
+    contact_ms: AtomicU64,
+    /// Milliseconds after `started` of the last call that got no reply.
+    failure_ms: AtomicU64,
+    /// `--give-up-after`.
+    give_up: Duration,
+}
+
+/// How a slot ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SlotEnd {
+    /// The coordinator said the sweep is done: the whole worker ends.
+    SweepDone,
+    /// Stopping after a signal, or a fatal error already sent on the channel.
+    Stopped,
 }
 
 /// Exponential backoff for calls while the coordinator is away.
@@ -142,7 +178,11 @@ pub fn run(args: RemoteArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(run_async(args))
+    let result = rt.block_on(run_async(args));
+    // A task abandoned on a blocking thread (the sweep is done, or the worker gave up) must
+    // not hold the exit: its result can no longer count.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 async fn connect(args: &RemoteArgs, token: &str) -> Result<Client> {
@@ -213,9 +253,18 @@ async fn run_async(args: RemoteArgs) -> Result<()> {
         stopping: AtomicBool::new(false),
         heartbeats_paused: AtomicBool::new(false),
         stall_used: AtomicBool::new(false),
+        backoff_hook_used: AtomicBool::new(false),
+        url: args.coordinator.clone().unwrap_or_default(),
+        started: Instant::now(),
+        contact_ms: AtomicU64::new(0),
+        failure_ms: AtomicU64::new(0),
+        give_up: args.give_up_after,
     });
     let signals = Signals::install();
-    w.register().await?;
+    tokio::select! {
+        r = w.register() => r?,
+        e = give_up_watch(&w) => return Err(e),
+    }
     let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<anyhow::Error>(4);
     let heartbeat = tokio::spawn(heartbeat_loop(Arc::clone(&w), fatal_tx.clone()));
     let mut slots_set = tokio::task::JoinSet::new();
@@ -225,23 +274,70 @@ async fn run_async(args: RemoteArgs) -> Result<()> {
     drop(fatal_tx);
     let signals = signal_loop(Arc::clone(&w), signals);
     tokio::pin!(signals);
+    let give_up = give_up_watch(&w);
+    tokio::pin!(give_up);
     let result = loop {
         tokio::select! {
             Some(e) = fatal_rx.recv() => break Err(e),
             joined = slots_set.join_next() => match joined {
                 None => break Ok(()),
                 Some(Err(e)) => break Err(anyhow!("a slot panicked: {e}")),
-                Some(Ok(())) => {}
+                Some(Ok(SlotEnd::SweepDone)) => {
+                    if !slots_set.is_empty() {
+                        tracing::info!(
+                            "leaving {} other slot(s): nothing is left to run",
+                            slots_set.len()
+                        );
+                    }
+                    break Ok(());
+                }
+                Some(Ok(SlotEnd::Stopped)) => {}
             },
             () = &mut signals => {
                 w.return_leases().await;
                 break Err(anyhow!("stopped by a second signal; leases handed back"));
             }
+            e = &mut give_up => break Err(e),
         }
     };
+    // The remaining slots (in a call, a backoff or a task) are dropped where they wait.
+    slots_set.abort_all();
     heartbeat.abort();
     let _ = std::fs::remove_dir_all(&scratch);
     result
+}
+
+/// Resolves (with the error to exit with) once the coordinator has been unreachable for
+/// `--give-up-after` ([`Worker::gave_up`]).
+async fn give_up_watch(w: &Worker) -> anyhow::Error {
+    let every = (w.give_up / 8).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every).await;
+        if w.gave_up() {
+            return anyhow!(
+                "giving up: the coordinator at {} has been unreachable for longer than \
+                 --give-up-after {}",
+                w.url,
+                fmt_secs(w.give_up)
+            );
+        }
+    }
+}
+
+/// `2s`, `1.5s`, `10m`, `1h30m`: short, exact to the millisecond.
+fn fmt_secs(d: Duration) -> String {
+    let ms = d.as_millis();
+    if !ms.is_multiple_of(1000) {
+        return format!("{:.1}s", d.as_secs_f64());
+    }
+    let s = ms / 1000;
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
 }
 
 /// SIGINT and SIGTERM, registered before the worker registers (so a signal is never lost to
@@ -307,6 +403,32 @@ impl Worker {
         self.id.load(Ordering::SeqCst)
     }
 
+    /// Records a reply from the coordinator (any answer, even a refusal: it is reachable).
+    fn touch(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.contact_ms.fetch_max(ms, Ordering::SeqCst);
+    }
+
+    /// Records a call that got no reply (the coordinator away, or the network).
+    fn call_failed(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.failure_ms.fetch_max(ms, Ordering::SeqCst);
+    }
+
+    /// Whether the coordinator counts as unreachable for longer than `--give-up-after`: a call
+    /// failed after the last reply, and that reply (or the start) is that long ago. Quiet
+    /// periods without calls (a long task between heartbeats) do not count.
+    fn gave_up(&self) -> bool {
+        let contact = self.contact_ms.load(Ordering::SeqCst);
+        let failed = self.failure_ms.load(Ordering::SeqCst);
+        failed > contact
+            && self
+                .started
+                .elapsed()
+                .saturating_sub(Duration::from_millis(contact))
+                >= self.give_up
+    }
+
     /// Registers (retrying while the coordinator is away).
     async fn register(&self) -> Result<()> {
         let mut backoff = BACKOFF_START;
@@ -321,6 +443,7 @@ impl Worker {
             };
             match self.client().register(req).await {
                 Ok(r) => {
+                    self.touch();
                     let r = r.into_inner();
                     self.id.store(r.worker_id, Ordering::SeqCst);
                     self.heartbeat_every
@@ -337,6 +460,7 @@ impl Worker {
                     bail!("the coordinator refused this worker: {}", s.message())
                 }
                 Err(s) => {
+                    self.call_failed();
                     tracing::warn!(
                         "coordinator unreachable ({}); retrying in {backoff:?}",
                         s.message()
@@ -391,6 +515,7 @@ async fn heartbeat_loop(w: Arc<Worker>, fatal_tx: tokio::sync::mpsc::Sender<anyh
         };
         match w.client().heartbeat(req).await {
             Ok(r) => {
+                w.touch();
                 let r = r.into_inner();
                 // Attempts that finished while the heartbeat travelled are not news.
                 let still_held: Vec<u64> = match w.held.lock() {
@@ -422,17 +547,22 @@ async fn heartbeat_loop(w: Arc<Worker>, fatal_tx: tokio::sync::mpsc::Sender<anyh
                     .await;
                 return;
             }
-            Err(s) => tracing::debug!("heartbeat failed: {}", s.message()),
+            Err(s) => {
+                w.call_failed();
+                tracing::debug!("heartbeat failed: {}", s.message());
+            }
         }
     }
 }
 
-async fn slot_loop(w: Arc<Worker>, fatal_tx: tokio::sync::mpsc::Sender<anyhow::Error>) {
+async fn slot_loop(w: Arc<Worker>, fatal_tx: tokio::sync::mpsc::Sender<anyhow::Error>) -> SlotEnd {
     let mut backoff = BACKOFF_START;
     while !w.stopping.load(Ordering::SeqCst) {
+        backoff_hook(&w).await;
         let req = pb::PullTaskRequest { worker_id: w.id() };
         let reply = match w.client().pull_task(req).await {
             Ok(r) => {
+                w.touch();
                 backoff = BACKOFF_START;
                 r.into_inner().reply
             }
@@ -443,16 +573,18 @@ async fn slot_loop(w: Arc<Worker>, fatal_tx: tokio::sync::mpsc::Sender<anyhow::E
                         s.message()
                     ))
                     .await;
-                return;
+                return SlotEnd::Stopped;
             }
             Err(s) if s.code() == Code::NotFound => {
                 // Unknown worker id (the coordinator restarted): the heartbeat re-registers.
+                w.touch();
                 tracing::debug!("pull: {}", s.message());
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
             Err(s) => {
+                w.call_failed();
                 tracing::debug!("pull failed ({}); retrying in {backoff:?}", s.message());
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -465,18 +597,39 @@ async fn slot_loop(w: Arc<Worker>, fatal_tx: tokio::sync::mpsc::Sender<anyhow::E
                 if !wait.reason.is_empty() {
                     // Blocked after too many failures in a row: nothing more to do here.
                     let _ = fatal_tx.send(anyhow!("{}", wait.reason)).await;
-                    return;
+                    return SlotEnd::Stopped;
                 }
                 tokio::time::sleep(Duration::from_millis(wait.retry_after_ms.clamp(10, 5000)))
                     .await;
             }
             Some(pb::pull_task_reply::Reply::Done(_)) => {
                 tracing::info!("the sweep is done");
-                return;
+                return SlotEnd::SweepDone;
             }
             None => tokio::time::sleep(BACKOFF_START).await,
         }
     }
+    SlotEnd::Stopped
+}
+
+/// The fault-injection hook `APPARATE_FAULT_BACKOFF=PATH` (see the module docs): the first
+/// slot to get here waits, as in the backoff after a failed pull, until `PATH` exists.
+async fn backoff_hook(w: &Worker) {
+    let Some(path) = std::env::var_os("APPARATE_FAULT_BACKOFF") else {
+        return;
+    };
+    if w.backoff_hook_used.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let path = PathBuf::from(path);
+    tracing::warn!(
+        "fault hook: a slot backs off until {} exists",
+        path.display()
+    );
+    while !path.exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::warn!("fault hook: the slot retries");
 }
 
 /// A failure to report.
@@ -641,7 +794,10 @@ async fn fetch_inputs(w: &Arc<Worker>, lease: &pb::Lease) -> Result<PathBuf, Fai
         if !cached.exists() {
             fetch_one(w, lease.attempt_id, input, &cached)
                 .await
-                .map_err(|e| fail(format!("{e:#}")))?;
+                .map_err(|e| {
+                    w.call_failed();
+                    fail(format!("{e:#}"))
+                })?;
         }
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
@@ -678,6 +834,7 @@ async fn fetch_one(w: &Worker, attempt: u64, input: &pb::InputFile, cached: &Pat
             input.sha256
         );
     }
+    w.touch();
     std::fs::rename(&tmp, cached)?;
     tracing::info!("fetched input {} ({})", input.path, &input.sha256[..12]);
     Ok(())
@@ -704,6 +861,7 @@ async fn report_failure(w: &Worker, lease: &pb::Lease, f: Failed) -> Result<()> 
     for _ in 0..8 {
         match w.client().report_failure(req.clone()).await {
             Ok(r) => {
+                w.touch();
                 let r = r.into_inner();
                 if r.accepted {
                     tracing::warn!("reported the failure of attempt a{}", lease.attempt_id);
@@ -713,6 +871,7 @@ async fn report_failure(w: &Worker, lease: &pb::Lease, f: Failed) -> Result<()> 
                 return Ok(());
             }
             Err(s) if transient(&s) => {
+                w.call_failed();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
@@ -789,6 +948,7 @@ async fn upload(w: &Worker, lease: &pb::Lease, dir: &Path) -> Result<()> {
         match (res, read) {
             (_, Ok(Err(e))) => bail!("cannot read a result file: {e}"),
             (Ok(r), _) => {
+                w.touch();
                 let r = r.into_inner();
                 if r.accepted {
                     tracing::info!("result of attempt a{} accepted", lease.attempt_id);
@@ -802,6 +962,7 @@ async fn upload(w: &Worker, lease: &pb::Lease, dir: &Path) -> Result<()> {
                 return Ok(());
             }
             (Err(s), _) if transient(&s) && !w.is_revoked(lease.attempt_id) => {
+                w.call_failed();
                 tracing::warn!("upload failed ({}); retrying in {backoff:?}", s.message());
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);

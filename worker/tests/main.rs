@@ -22,3 +22,6 @@ mod cli_local;
 
 /// `worker gen-data`: its output replayed by `worker simulate` equals the embedded task.
 mod gen_data;
+
+/// What the end of a sweep prints: summary lines or the compact table, on a real terminal.
+mod sweep_output;

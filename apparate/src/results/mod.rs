@@ -22,6 +22,7 @@
 //! for anything an older reader would misread.
 
 mod listing;
+pub mod overview;
 
 pub use listing::{write_plan_listing, PlanCounts};
 

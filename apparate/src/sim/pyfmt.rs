@@ -258,10 +258,10 @@ pub fn write_numpy_array(out: &mut String, xs: &[f64]) {
     let mut line_len = 1;
     for (k, &(start, int_len, frac_len)) in parts.iter().enumerate() {
         if line_len + word_len > LINE_WIDTH && line_len > 1 {
-            // Drop the separator space before the line break, as numpy's rstrip does.
-            if out.ends_with(' ') {
-                out.pop();
-            }
+            // numpy appends `line.rstrip()`: the separator and the padding of the element
+            // before the break both go (all trailing spaces, not just one).
+            let kept = out.trim_end_matches(' ').len();
+            out.truncate(kept);
             out.push_str("\n ");
             line_len = 1;
         }

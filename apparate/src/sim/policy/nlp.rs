@@ -114,8 +114,9 @@ pub(crate) fn check_signals(
         positives_text = "1".into();
     }
     if negatives.len() == 1 && ctl.config.len() == 1 && negatives[0] == ctl.latest {
+        // The original empties `negative_ramps` but not `negative_ramp_idxs`: the log line
+        // then reads `negative ramp: [] negative ramp idxs: [0]` (spec §8).
         negatives.clear();
-        negative_idxs.clear();
         positives = 1.0;
         positives_text = "1".into();
     }
