@@ -5,6 +5,7 @@ pub mod artifact;
 pub mod batching;
 pub mod gendata;
 pub mod ids;
+pub mod input_file;
 pub mod local;
 pub mod logging;
 pub mod output;

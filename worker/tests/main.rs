@@ -42,3 +42,7 @@ mod artifact_writers;
 
 /// `worker gen-data`: its output replayed by `worker simulate` equals the embedded task.
 mod gen_data;
+
+/// Issue #11 items 3-6: hostile inputs (devices, FIFOs, impossible queueing and latencies,
+/// refusals naming the right file).
+mod hostile_inputs;

@@ -14,6 +14,7 @@ use serde_pickle::{HashableValue, Value};
 use super::error::ArtifactError;
 use super::lite::{self, Lite, V};
 use super::value::{decode_pickle, describe, dict_get, float_of};
+use crate::input_file::read_regular;
 use crate::sim::{LatencyTable, LatencyTables, RampCost, BATCH_SIZES};
 
 /// Whether the artifact treats `arch` as a CV model (its name contains `vgg` or `resnet`);
@@ -100,10 +101,10 @@ impl TableInput {
     /// The fast path; `None` where it declines (unreadable files included), and then the
     /// generic path gives the result or the error.
     fn fast(&self) -> Option<LatencyTable> {
-        let p_bytes = std::fs::read(&self.early_exit).ok()?;
+        let p_bytes = read_regular(&self.early_exit).ok()?;
         match &self.vanilla {
             Some(q_path) => {
-                let q_bytes = std::fs::read(q_path).ok()?;
+                let q_bytes = read_regular(q_path).ok()?;
                 fast_cv_table(&q_bytes, &p_bytes)
             }
             None => fast_nlp_table(&p_bytes),
@@ -209,7 +210,7 @@ pub(crate) fn read_latency_tables_generic(
 }
 
 fn read_profile(path: &Path, bs: usize) -> Result<Value, ArtifactError> {
-    let bytes = std::fs::read(path).map_err(|source| {
+    let bytes = read_regular(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             ArtifactError::MissingProfile {
                 path: path.to_path_buf(),
