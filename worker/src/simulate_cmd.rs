@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use worker::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data};
-use worker::output::{served_queueing, write_run, ExtraColumns};
+use worker::output::{write_run, ExtraColumns};
 use worker::sim::pyfmt::{py_float, py_str};
 use worker::sim::{simulate, Batching, Mode, Overrides, RunSpec};
 
@@ -157,10 +157,10 @@ pub fn run(args: SimulateArgs) -> Result<()> {
             args.simulation_pickle_path.display()
         )
     })?;
-    let queueing_ms = decisions
-        .as_ref()
-        .and_then(|d| d.per_request_stats.as_ref())
-        .map(|stats| served_queueing(stats, result.requests.len()));
+    let queueing_ms = match (&decisions, &args.batch_decision_path) {
+        (Some(d), Some(path)) => d.served_queueing(path, result.requests.len())?,
+        _ => None,
+    };
     let extra = ExtraColumns {
         queueing_ms,
         ..ExtraColumns::default()

@@ -4,10 +4,13 @@
 //! writers (nothing large is committed); bad inputs go through the real `worker simulate`
 //! binary where the issue saw them, and through the readers for the rest of the class.
 
-use crate::util::{auburn_data, copy_tree, fresh_temp_dir};
+use crate::util::{auburn_data, copy_tree, fresh_temp_dir, golden_dir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use worker::artifact::{read_batch_decisions, read_ramp_data, ArtifactError};
+use worker::artifact::write::DecisionRecord;
+use worker::artifact::write::{write_batch_decisions, write_profiles, AvgQps};
+use worker::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data, ArtifactError};
+use worker::sim::{LatencyTable, LatencyTables};
 
 fn worker_bin() -> &'static str {
     env!("CARGO_BIN_EXE_worker")
@@ -290,4 +293,332 @@ fn issue11_length_fields_are_capped_by_the_file_size() {
             .expect_err("refused");
         assert!(e.to_string().contains("truncated"), "{op:#x}: {e}");
     }
+}
+
+// ----------------------------------------------------------------------------------------
+// Item 4: batch decisions with impossible queueing.
+
+/// The golden auburn decisions as a record the writer takes.
+fn auburn_decisions() -> DecisionRecord {
+    let d = read_batch_decisions(&auburn_data().join("batch_decisions/resnet18_1_fixed_30.pickle"))
+        .expect("golden decisions");
+    let stats = d.per_request_stats.expect("golden stats");
+    DecisionRecord {
+        batching_decision: d.batching_decision.iter().map(|b| b.get()).collect(),
+        total_num_requests: stats.len(),
+        per_request_stats: stats,
+        batching_scheme: "clockwork".into(),
+        arch: "resnet18".into(),
+        slo: 5.19,
+        dataset: "auburn".into(),
+        avg_qps: AvgQps::Float(30.0),
+        end_time: 1.0,
+        max_batch_size: 64,
+        batch_timeout_ms: 60.0,
+        max_enqueued_batches: 1,
+    }
+}
+
+/// The k-th entry of `stats` that is a pair.
+fn kth_pair(stats: &[Option<(f64, f64)>], k: usize) -> usize {
+    stats
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_some())
+        .nth(k)
+        .map(|(i, _)| i)
+        .expect("enough pairs")
+}
+
+/// NaN, infinite, negative and absurd entries of `per_request_stats`, and a list shorter than
+/// the requests served, fail `worker simulate` naming the decision file and the index.
+#[test]
+fn issue11_impossible_queueing_is_refused_naming_the_decision_file_and_index() {
+    let tmp = fresh_temp_dir("issue11-queueing");
+    let args = auburn_args(&auburn_data());
+    let out = tmp.join("out");
+    let good = auburn_decisions();
+    let i = kth_pair(&good.per_request_stats, 17);
+    for (k, value, shown) in [
+        (0, f64::NAN, "NaN"),
+        (0, f64::INFINITY, "inf"),
+        (1, f64::NEG_INFINITY, "-inf"),
+        (0, -0.25, "-0.25"),
+        (1, -3.0, "-3"),
+        (0, 1e300, "1e300"),
+    ] {
+        let mut record = good.clone();
+        let pair = record.per_request_stats[i].as_mut().expect("a pair");
+        if k == 0 {
+            pair.0 = value;
+        } else {
+            pair.1 = value;
+        }
+        let file = tmp.join(format!("bad_{k}_{shown}.pickle"));
+        write_batch_decisions(&file, &record).expect("write");
+        let what = format!("per_request_stats[{i}][{k}] = {shown}");
+        let o = simulate_with(&args, Some(("--batch_decision_path", &file)), &out);
+        let line = one_error_line(&o, &out, &what);
+        assert_names(
+            &line,
+            &[
+                &file.display().to_string(),
+                &format!("per_request_stats[{i}][{k}]"),
+                shown,
+            ],
+            &what,
+        );
+    }
+    // Fewer pairs than the 4490 requests served: cut after the 1000th pair.
+    let mut record = good.clone();
+    let end = kth_pair(&record.per_request_stats, 1000);
+    record.per_request_stats.truncate(end);
+    let file = tmp.join("short.pickle");
+    write_batch_decisions(&file, &record).expect("write");
+    let o = simulate_with(&args, Some(("--batch_decision_path", &file)), &out);
+    let line = one_error_line(&o, &out, "short per_request_stats");
+    assert_names(
+        &line,
+        &[
+            &file.display().to_string(),
+            &format!("per_request_stats[{end}]"),
+            "4490 requests served",
+            "1000 of them pairs",
+        ],
+        "short per_request_stats",
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// A grid task on artifact inputs whose decision file is too short fails as an input error
+/// naming that file (not with a `null` queueing column).
+#[test]
+fn issue11_a_task_with_short_stats_fails_naming_the_decision_file() {
+    use worker::sim::{Family, Overrides, StaticRamps};
+    use worker::task::{
+        run_task, BatchingScheme, Inputs, TaskError, TaskParams, TaskSpec, TaskTrace,
+    };
+    let tmp = fresh_temp_dir("issue11-task-stats");
+    let data = tmp.join("data");
+    copy_tree(&auburn_data(), &data);
+    let file = data.join("batch_decisions/resnet18_1_fixed_30.pickle");
+    let mut record = auburn_decisions();
+    record.per_request_stats.truncate(300);
+    write_batch_decisions(&file, &record).expect("write");
+    let spec = TaskSpec {
+        grid: "cv".into(),
+        family: Family::Cv,
+        model: "resnet18".into(),
+        dataset: "auburn".into(),
+        trace: TaskTrace::ArtifactDecisions {
+            name: "fixed_30".into(),
+            file: "resnet18_1_fixed_30.pickle".into(),
+        },
+        params: TaskParams {
+            batching: BatchingScheme::Clockwork,
+            slo_multiplier: 1.0,
+            batch_size: 4,
+            static_ramps: StaticRamps::AllSites,
+            overrides: Overrides::default(),
+        },
+        seed: 0,
+        inputs: Inputs::Artifact { dir: data.clone() },
+    };
+    let e = run_task(&spec, &tmp.join("out")).expect_err("refused");
+    assert!(matches!(e, TaskError::Input(_)), "{e:?}");
+    let text = e.to_string();
+    assert_names(
+        &text,
+        &[&file.display().to_string(), "per_request_stats[300]"],
+        "task",
+    );
+    assert!(!tmp.join("out/requests.parquet").exists());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+// ----------------------------------------------------------------------------------------
+// Item 5: profiles with impossible latencies.
+
+/// The golden tables of a scenario.
+fn golden_tables(scenario: &str, arch: &str) -> LatencyTables {
+    let dir = golden_dir().join(scenario).join("data/profile_pickles_bs");
+    read_latency_tables(&dir, arch).expect("golden profiles")
+}
+
+/// `tables` with the bs-8 table changed by `change`, written as profile pickles of `model`
+/// into a fresh folder `dir`.
+fn write_changed(
+    dir: &Path,
+    model: &str,
+    tables: &LatencyTables,
+    change: impl Fn(&mut LatencyTable),
+) {
+    let _ = std::fs::remove_dir_all(dir);
+    let changed: Vec<LatencyTable> = tables
+        .iter()
+        .map(|(bs, t)| {
+            let mut t = t.clone();
+            if bs.get() == 8 {
+                change(&mut t);
+            }
+            t
+        })
+        .collect();
+    let changed = LatencyTables::new(changed).expect("seven tables");
+    write_profiles(dir, model, &changed).expect("write profiles");
+}
+
+/// Negative, absurd and inconsistent latencies in CV and NLP profiles are refused, naming the
+/// profile file, the node and the attribute; each fails `worker simulate` with that line.
+#[test]
+fn issue11_impossible_profile_latencies_are_refused_naming_file_and_node() {
+    let tmp = fresh_temp_dir("issue11-profiles");
+    let cv = golden_tables("cv-resnet18-auburn", "resnet18_auburn");
+    let v8 = cv.iter().nth(3).map(|(_, t)| t.vanilla_ms).expect("bs 8");
+    type Change = Box<dyn Fn(&mut LatencyTable)>;
+    let cases: Vec<(&str, Change, &str, &str, &str)> = vec![
+        (
+            "negative ramp",
+            Box::new(|t: &mut LatencyTable| t.ramps[2].ramp_ms = -0.5),
+            "resnet18_8_earlyexit_profile.pickle",
+            "fwd_latency",
+            "-0.5",
+        ),
+        (
+            "absurd ramp",
+            Box::new(|t: &mut LatencyTable| t.ramps[2].ramp_ms = 1e308),
+            "resnet18_8_earlyexit_profile.pickle",
+            "fwd_latency",
+            "from 0 to 1e6",
+        ),
+        (
+            "ramp dearer than the model",
+            Box::new(move |t: &mut LatencyTable| t.ramps[5].ramp_ms = 1.5 * v8),
+            "resnet18_8_earlyexit_profile.pickle",
+            "fwd_latency",
+            "cannot cost more than the final exit",
+        ),
+        (
+            "ramp after the model's end",
+            Box::new(move |t: &mut LatencyTable| t.ramps[6].vanilla_up_to_ms = 2.0 * v8),
+            "resnet18_8_profile.pickle",
+            "vanilla_latency_up_until_me",
+            "cannot attach after the model ends",
+        ),
+        (
+            "zero model latency",
+            Box::new(|t: &mut LatencyTable| {
+                t.vanilla_ms = 0.0;
+                for r in &mut t.ramps {
+                    r.vanilla_up_to_ms = 0.0;
+                    r.ramp_ms = 0.0;
+                }
+            }),
+            "resnet18_8_profile.pickle",
+            "fwd_latency_orig",
+            "above 0 ms",
+        ),
+    ];
+    let dir = tmp.join("cv");
+    let out = tmp.join("out");
+    let mut args = auburn_args(&auburn_data());
+    for (flag, value) in &mut args {
+        if flag == "--profile_dir" {
+            *value = dir.display().to_string();
+        }
+    }
+    for (what, change, file, attr, problem) in cases {
+        write_changed(&dir, "resnet18", &cv, change);
+        let e = read_latency_tables(&dir, "resnet18_auburn").expect_err(what);
+        assert_eq!(e.path(), dir.join(file), "{what}: {e}");
+        assert_names(&e.to_string(), &[attr, problem], what);
+        let o = simulate_with(&args, None, &out);
+        let line = one_error_line(&o, &out, what);
+        assert_names(
+            &line,
+            &[&dir.join(file).display().to_string(), attr, problem],
+            what,
+        );
+    }
+
+    // NLP: the whole model's latency (the root's vanilla_latency_up_until_me) at 0, negative
+    // and absurd; a ramp's attach point past it.
+    let nlp = golden_tables("nlp-distilbert-base-imdb", "distilbert-base");
+    let dir = tmp.join("nlp");
+    let file = dir.join("distilbert-base_8_earlyexit_profile.pickle");
+    for (what, v, problem) in [
+        ("zero", 0.0, "above 0 ms"),
+        ("negative", -17.0, "from 0 to 1e6"),
+        ("absurd", 1e308, "from 0 to 1e6"),
+    ] {
+        write_changed(&dir, "distilbert-base", &nlp, |t| {
+            t.vanilla_ms = v;
+            for r in &mut t.ramps {
+                r.vanilla_up_to_ms = r.vanilla_up_to_ms.min(v.max(0.0));
+                r.ramp_ms = r.ramp_ms.min(v.max(0.0));
+            }
+        });
+        let e = read_latency_tables(&dir, "distilbert-base").expect_err(what);
+        assert_eq!(e.path(), file, "{what}: {e}");
+        assert_names(
+            &e.to_string(),
+            &["vanilla_latency_up_until_me", problem],
+            what,
+        );
+    }
+    write_changed(&dir, "distilbert-base", &nlp, |t| {
+        t.ramps[3].vanilla_up_to_ms = t.vanilla_ms * 1.01;
+    });
+    let e = read_latency_tables(&dir, "distilbert-base").expect_err("late ramp");
+    assert_eq!(e.path(), file, "{e}");
+    assert_names(
+        &e.to_string(),
+        &[
+            "vanilla_latency_up_until_me",
+            "cannot attach after the model ends",
+        ],
+        "late ramp",
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Every golden scenario's profiles and the embedded workload's tables, written as profile
+/// pickles, stay within the limits (the thresholds refuse no real input).
+#[test]
+fn issue11_the_limits_refuse_no_golden_or_embedded_profile() {
+    for scenario in [
+        ("cv-resnet18-auburn", "resnet18_auburn"),
+        ("cv-resnet18-uniform", "resnet18_bellevue2"),
+        ("cv-resnet50-hampton", "resnet50_hampton"),
+        ("cv-vgg16-oxford", "vgg16_oxford"),
+        ("nlp-bert-base-amazon_reviews", "bert-base"),
+        ("nlp-distilbert-base-imdb", "distilbert-base"),
+    ] {
+        golden_tables(scenario.0, scenario.1);
+    }
+    let tmp = fresh_temp_dir("issue11-embedded");
+    for (model, dataset) in [
+        ("resnet18", "auburn"),
+        ("resnet50", "auburn"),
+        ("resnet101", "auburn"),
+        ("vgg11", "auburn"),
+        ("vgg13", "auburn"),
+        ("vgg16", "auburn"),
+        ("distilbert-base", "imdb"),
+        ("bert-base", "imdb"),
+        ("bert-large", "imdb"),
+        ("gpt2-medium", "imdb"),
+    ] {
+        let w = worker::workload::generate(model, dataset, 0.001, 0).expect("embedded workload");
+        let dir = tmp.join(model);
+        write_profiles(&dir, model, &w.tables).expect("write");
+        let arch = if worker::artifact::is_cv_arch(model) {
+            format!("{model}_{dataset}")
+        } else {
+            model.to_string()
+        };
+        let read = read_latency_tables(&dir, &arch).expect(model);
+        assert_eq!(read, w.tables, "{model}");
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
 }

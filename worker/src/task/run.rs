@@ -1,7 +1,9 @@
 //! Executing one task.
 
 use super::{BatchingScheme, Inputs, TaskSpec, TaskTrace};
-use crate::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data, ArtifactError};
+use crate::artifact::{
+    read_batch_decisions, read_latency_tables, read_ramp_data, stats_too_short, ArtifactError,
+};
 use crate::batching::{BatchingOutcome, RequestTrace, Scheme, ServingTimes, TfServeParams};
 use crate::output::{served_queueing, write_run, ExtraColumns, OutputError};
 use crate::sim::pyfmt::{py_float, py_str};
@@ -102,10 +104,13 @@ fn load(spec: &TaskSpec) -> Result<Loaded, TaskError> {
     }
 }
 
-/// Batch sizes and the per-request stats they came with (`None` for the uniform scheme).
+/// Batch sizes and the per-request stats they came with (`None` for the uniform scheme and
+/// for a decision file without `per_request_stats`).
 struct Batches {
     decisions: Option<Vec<BatchSize>>,
     stats: Option<Vec<Option<(f64, f64)>>>,
+    /// The decision file the stats were read from (`None` for a generated trace).
+    stats_file: Option<PathBuf>,
 }
 
 fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError> {
@@ -114,9 +119,11 @@ fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError
         return Ok(Batches {
             decisions: None,
             stats: None,
+            stats_file: None,
         });
     }
-    let (decisions, stats): (Vec<usize>, Vec<Option<(f64, f64)>>) = match &spec.trace {
+    type Stats = Option<Vec<Option<(f64, f64)>>>;
+    let (decisions, stats, stats_file): (Vec<usize>, Stats, Option<PathBuf>) = match &spec.trace {
         TaskTrace::ArtifactDecisions { file, .. } => {
             let Inputs::Artifact { dir } = &spec.inputs else {
                 return Err(TaskError::TraceMismatch {
@@ -124,10 +131,12 @@ fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError
                     message: format!("recorded decisions ({file}) need artifact inputs"),
                 });
             };
-            let d = read_batch_decisions(&dir.join("batch_decisions").join(file))?;
+            let path = dir.join("batch_decisions").join(file);
+            let d = read_batch_decisions(&path)?;
             (
                 d.batching_decision.iter().map(|b| b.get()).collect(),
-                d.per_request_stats.unwrap_or_default(),
+                d.per_request_stats,
+                Some(path),
             )
         }
         TaskTrace::Generated { spec: tspec, .. } => {
@@ -139,7 +148,7 @@ fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError
                 tables,
             )?
             .outcome;
-            (out.batching_decision, out.per_request_stats)
+            (out.batching_decision, Some(out.per_request_stats), None)
         }
     };
     let decisions = decisions
@@ -153,7 +162,8 @@ fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Batches {
         decisions: Some(decisions),
-        stats: Some(stats),
+        stats,
+        stats_file,
     })
 }
 
@@ -248,7 +258,21 @@ pub fn run_task(spec: &TaskSpec, dir: &Path) -> Result<TaskOutcome, TaskError> {
     let oracle = run(Mode::Oracle, "the oracle")?;
     let fixed = run(Mode::Static(spec.params.static_ramps), "static early exits")?;
     let n = apparate.requests.len();
-    let queueing_ms = b.stats.as_deref().map(|stats| served_queueing(stats, n));
+    let queueing_ms = match &b.stats {
+        None => None,
+        Some(stats) => Some(
+            served_queueing(stats, n).map_err(|short| match &b.stats_file {
+                Some(path) => TaskError::Input(stats_too_short(path, short)),
+                None => TaskError::TraceMismatch {
+                    trace: spec.trace.name().to_string(),
+                    message: format!(
+                        "batching gave {} per-request pairs but {} requests were served",
+                        short.pairs, short.served
+                    ),
+                },
+            })?,
+        ),
+    };
     let extra = ExtraColumns {
         queueing_ms,
         optimal_ms: Some(oracle.requests.inference_ms.clone()),
