@@ -8,9 +8,9 @@ use crate::util::{auburn_data, copy_tree, fresh_temp_dir, golden_dir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use worker::artifact::write::DecisionRecord;
-use worker::artifact::write::{write_batch_decisions, write_profiles, AvgQps};
+use worker::artifact::write::{write_batch_decisions, write_profiles, write_ramp_data, AvgQps};
 use worker::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data, ArtifactError};
-use worker::sim::{LatencyTable, LatencyTables};
+use worker::sim::{LatencyTable, LatencyTables, RampData};
 
 fn worker_bin() -> &'static str {
     env!("CARGO_BIN_EXE_worker")
@@ -620,5 +620,188 @@ fn issue11_the_limits_refuse_no_golden_or_embedded_profile() {
         let read = read_latency_tables(&dir, &arch).expect(model);
         assert_eq!(read, w.tables, "{model}");
     }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+// ----------------------------------------------------------------------------------------
+// Item 6: refusals name the file that holds the bad value.
+
+/// An empty `batching_decision` list is refused naming the decision file (not the bootstrap
+/// or simulation pickle); a stream too short for the first batch names the simulation pickle
+/// and the decision file; an NLP profile with a zero root latency names the profile.
+#[test]
+fn issue11_refusals_name_the_file_holding_the_bad_value() {
+    let tmp = fresh_temp_dir("issue11-blame");
+    let out = tmp.join("out");
+    let args = auburn_args(&auburn_data());
+    let boot = auburn_data().join("bootstrap_pickles/bootstrap_auburn_resnet18.pickle");
+    let sim = auburn_data().join("simulation_pickles/auburn_resnet18.pickle");
+
+    let mut record = auburn_decisions();
+    record.batching_decision.clear();
+    let empty = tmp.join("empty.pickle");
+    write_batch_decisions(&empty, &record).expect("write");
+    let o = simulate_with(&args, Some(("--batch_decision_path", &empty)), &out);
+    let line = one_error_line(&o, &out, "empty decisions");
+    assert_names(
+        &line,
+        &[
+            &empty.display().to_string(),
+            "batching_decision",
+            "empty list",
+        ],
+        "empty decisions",
+    );
+    for other in [&boot, &sim] {
+        assert!(!line.contains(&other.display().to_string()), "{line}");
+    }
+
+    // Ten samples cannot fill a first batch of 64.
+    let full = read_ramp_data(&sim).expect("golden sim");
+    let short = RampData {
+        conf: full.conf.iter().map(|c| c[..10].to_vec()).collect(),
+        acc: full.acc.iter().map(|a| a[..10].to_vec()).collect(),
+    };
+    let short_sim = tmp.join("short_sim.pickle");
+    write_ramp_data(&short_sim, &short).expect("write");
+    let mut record = auburn_decisions();
+    record.batching_decision = vec![64, 1];
+    let big_first = tmp.join("big_first.pickle");
+    write_batch_decisions(&big_first, &record).expect("write");
+    let mut a = args.clone();
+    for (flag, value) in &mut a {
+        if flag == "--batch_decision_path" {
+            *value = big_first.display().to_string();
+        }
+    }
+    let o = simulate_with(&a, Some(("--simulation_pickle_path", &short_sim)), &out);
+    let line = one_error_line(&o, &out, "nothing served");
+    assert_names(
+        &line,
+        &[
+            &short_sim.display().to_string(),
+            &big_first.display().to_string(),
+            "no sample was served",
+        ],
+        "nothing served",
+    );
+    assert!(!line.contains(&boot.display().to_string()), "{line}");
+
+    // NLP: the root's vanilla latency at 0 in the bs-16 profile, through the binary.
+    let nlp_data = golden_dir().join("nlp-distilbert-base-imdb/data");
+    let nlp = golden_tables("nlp-distilbert-base-imdb", "distilbert-base");
+    let dir = tmp.join("nlp-profiles");
+    let zeroed: Vec<LatencyTable> = nlp
+        .iter()
+        .map(|(bs, t)| {
+            let mut t = t.clone();
+            if bs.get() == 16 {
+                t.vanilla_ms = 0.0;
+                for r in &mut t.ramps {
+                    *r = worker::sim::RampCost {
+                        vanilla_up_to_ms: 0.0,
+                        ramp_ms: 0.0,
+                    };
+                }
+            }
+            t
+        })
+        .collect();
+    write_profiles(
+        &dir,
+        "distilbert-base",
+        &LatencyTables::new(zeroed).expect("seven"),
+    )
+    .expect("write");
+    let nlp_args: Vec<(String, String)> = vec![
+        ("--dataset".into(), "imdb".into()),
+        ("--arch".into(), "distilbert-base".into()),
+        ("--batch_size".into(), "1".into()),
+        ("--profile_dir".into(), dir.display().to_string()),
+        (
+            "--bootstrap_pickle_path".into(),
+            nlp_data
+                .join("bootstrap_pickles/bootstrap_imdb_distilbert-base.pickle")
+                .display()
+                .to_string(),
+        ),
+        (
+            "--simulation_pickle_path".into(),
+            nlp_data
+                .join("simulation_pickles/imdb_distilbert-base.pickle")
+                .display()
+                .to_string(),
+        ),
+        ("--batching_scheme".into(), "uniform".into()),
+    ];
+    let o = simulate_with(&nlp_args, None, &out);
+    let line = one_error_line(&o, &out, "nlp zero V");
+    assert_names(
+        &line,
+        &[
+            &dir.join("distilbert-base_16_earlyexit_profile.pickle")
+                .display()
+                .to_string(),
+            "vanilla_latency_up_until_me",
+            "above 0 ms",
+        ],
+        "nlp zero V",
+    );
+    assert!(!line.contains("bootstrap_imdb"), "{line}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// A grid task on artifact inputs whose simulation pickle is too short for the first batch
+/// fails naming the simulation pickle and the decision file (not only "simulating Apparate").
+#[test]
+fn issue11_a_task_refused_by_the_simulator_names_its_input_files() {
+    use worker::sim::{Family, Overrides, StaticRamps};
+    use worker::task::{
+        run_task, BatchingScheme, Inputs, TaskError, TaskParams, TaskSpec, TaskTrace,
+    };
+    let tmp = fresh_temp_dir("issue11-task-blame");
+    let data = tmp.join("data");
+    copy_tree(&auburn_data(), &data);
+    let sim = data.join("simulation_pickles/auburn_resnet18.pickle");
+    let full = read_ramp_data(&sim).expect("golden sim");
+    let short = RampData {
+        conf: full.conf.iter().map(|c| c[..3].to_vec()).collect(),
+        acc: full.acc.iter().map(|a| a[..3].to_vec()).collect(),
+    };
+    write_ramp_data(&sim, &short).expect("write");
+    let decisions = data.join("batch_decisions/resnet18_1_fixed_30.pickle");
+    let mut record = auburn_decisions();
+    record.batching_decision = vec![4, 4];
+    write_batch_decisions(&decisions, &record).expect("write");
+    let spec = TaskSpec {
+        grid: "cv".into(),
+        family: Family::Cv,
+        model: "resnet18".into(),
+        dataset: "auburn".into(),
+        trace: TaskTrace::ArtifactDecisions {
+            name: "fixed_30".into(),
+            file: "resnet18_1_fixed_30.pickle".into(),
+        },
+        params: TaskParams {
+            batching: BatchingScheme::Clockwork,
+            slo_multiplier: 1.0,
+            batch_size: 4,
+            static_ramps: StaticRamps::AllSites,
+            overrides: Overrides::default(),
+        },
+        seed: 0,
+        inputs: Inputs::Artifact { dir: data.clone() },
+    };
+    let e = run_task(&spec, &tmp.join("out")).expect_err("refused");
+    assert!(matches!(e, TaskError::Sim { .. }), "{e:?}");
+    assert_names(
+        &e.to_string(),
+        &[
+            &format!("{} and {}", sim.display(), decisions.display()),
+            "no sample was served",
+        ],
+        "task nothing served",
+    );
+    assert!(!e.to_string().contains("bootstrap_auburn"), "{e}");
     let _ = std::fs::remove_dir_all(&tmp);
 }

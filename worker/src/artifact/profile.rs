@@ -66,6 +66,17 @@ pub fn read_latency_tables(profile_dir: &Path, arch: &str) -> Result<LatencyTabl
     Ok(LatencyTables::new(tables).expect("one table per entry of BATCH_SIZES"))
 }
 
+/// The profile files [`read_latency_tables`] reads for batch size `bs`: the vanilla tree (CV
+/// only), then the early-exit tree.
+pub fn profile_paths(profile_dir: &Path, arch: &str, bs: usize) -> Vec<PathBuf> {
+    let input = TableInput::new(profile_dir, arch, bs);
+    input
+        .vanilla
+        .into_iter()
+        .chain([input.early_exit])
+        .collect()
+}
+
 /// The profile files of one batch size.
 struct TableInput {
     bs: usize,

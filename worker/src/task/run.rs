@@ -2,14 +2,15 @@
 
 use super::{BatchingScheme, Inputs, TaskSpec, TaskTrace};
 use crate::artifact::{
-    read_batch_decisions, read_latency_tables, read_ramp_data, stats_too_short, ArtifactError,
+    profile_paths, read_batch_decisions, read_latency_tables, read_ramp_data, stats_too_short,
+    ArtifactError,
 };
 use crate::batching::{BatchingOutcome, RequestTrace, Scheme, ServingTimes, TfServeParams};
 use crate::output::{served_queueing, write_run, ExtraColumns, OutputError};
 use crate::sim::pyfmt::{py_float, py_str};
 use crate::sim::{
-    run_bootstrap, simulate_after_bootstrap, BatchSize, Batching, LatencyTables, Mode, RampData,
-    RunResult, RunSpec, SimError, Summary, BATCH_SIZES,
+    run_bootstrap, simulate_after_bootstrap, BatchSize, Batching, Culprit, LatencyTables, Mode,
+    RampData, RunResult, RunSpec, SimError, Summary, BATCH_SIZES,
 };
 use crate::traces::{generate, TraceGenError, TraceSpec};
 use crate::workload::{self, WorkloadError};
@@ -52,16 +53,55 @@ pub enum TaskError {
         message: String,
     },
     /// The simulator refused the inputs.
-    #[error("simulating {what}: {source}")]
+    #[error("{}simulating {what}: {source}", files_prefix(files))]
     Sim {
         /// Which run (Apparate, oracle, static).
         what: &'static str,
+        /// The artifact input files holding the offending value (empty for the embedded
+        /// workload and for parameters).
+        files: Vec<PathBuf>,
         /// Cause.
         source: SimError,
     },
     /// Writing a result file failed (retryable).
     #[error(transparent)]
     Output(#[from] OutputError),
+}
+
+/// `a.pickle and b.pickle: `, or nothing for no file.
+fn files_prefix(files: &[PathBuf]) -> String {
+    if files.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    format!("{}: ", names.join(" and "))
+}
+
+/// The artifact input files that hold the value a simulator refusal is about.
+fn culprit_files(spec: &TaskSpec, e: &SimError) -> Vec<PathBuf> {
+    let Inputs::Artifact { dir } = &spec.inputs else {
+        return Vec::new();
+    };
+    let files = spec.input_files();
+    let file = |k: usize| files.get(k).map(|f| dir.join(f));
+    match e.culprit() {
+        Culprit::Flags | Culprit::Internal => Vec::new(),
+        Culprit::Bootstrap => file(0).into_iter().collect(),
+        Culprit::Simulation => file(1).into_iter().chain(file(0)).collect(),
+        Culprit::Profile { batch_size } => {
+            profile_paths(&dir.join("profile_pickles_bs"), &spec.arch(), batch_size)
+        }
+        Culprit::SimulationAndDecisions => {
+            let decisions = match (&spec.trace, spec.params.batching) {
+                (_, BatchingScheme::Uniform) => None,
+                (TaskTrace::ArtifactDecisions { file, .. }, _) => {
+                    Some(dir.join("batch_decisions").join(file))
+                }
+                (TaskTrace::Generated { .. }, _) => None,
+            };
+            file(1).into_iter().chain(decisions).collect()
+        }
+    }
 }
 
 /// What a finished task reports besides its files.
@@ -241,6 +281,7 @@ pub fn run_task(spec: &TaskSpec, dir: &Path) -> Result<TaskOutcome, TaskError> {
     let boot_out = run_bootstrap(&spec_for(Mode::Apparate), &inputs.tables, &inputs.boot).map_err(
         |source| TaskError::Sim {
             what: "bootstrap",
+            files: culprit_files(spec, &source),
             source,
         },
     )?;
@@ -252,7 +293,11 @@ pub fn run_task(spec: &TaskSpec, dir: &Path) -> Result<TaskOutcome, TaskError> {
             &inputs.boot,
             &inputs.sim,
         )
-        .map_err(|source| TaskError::Sim { what, source })
+        .map_err(|source| TaskError::Sim {
+            what,
+            files: culprit_files(spec, &source),
+            source,
+        })
     };
     let apparate = run(Mode::Apparate, "Apparate")?;
     let oracle = run(Mode::Oracle, "the oracle")?;
