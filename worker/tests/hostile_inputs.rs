@@ -215,6 +215,30 @@ fn issue11_every_input_reader_refuses_what_is_not_a_regular_file() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
+/// A remote worker refuses a token file that is a FIFO or a device before connecting, naming
+/// it (it used to block on the FIFO, or read /dev/zero without end).
+#[test]
+fn issue11_a_remote_worker_refuses_a_token_file_that_is_not_a_regular_file() {
+    let tmp = fresh_temp_dir("issue11-remote-token");
+    let fifo = tmp.join("token.fifo");
+    mkfifo(&fifo);
+    for token in [fifo.as_path(), Path::new("/dev/zero")] {
+        let o = Command::new(worker_bin())
+            .args(["--coordinator", "http://127.0.0.1:9", "--token-file"])
+            .arg(token)
+            .output()
+            .expect("worker runs");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{stderr}");
+        assert_names(
+            &stderr,
+            &[&token.display().to_string(), "not a regular file"],
+            "token",
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
 /// A sweep over artifact inputs where one input is a FIFO (or a link to a device) is refused
 /// when planned, naming the file and what it is (not as a missing file, and without blocking
 /// on the digest).
