@@ -6,6 +6,7 @@ pub mod batching;
 pub mod duration;
 pub mod gendata;
 pub mod ids;
+pub mod input_file;
 pub mod local;
 pub mod logging;
 pub mod output;

@@ -372,7 +372,7 @@ fn bad_decisions_name_the_entry() {
     assert_eq!(
         error_text(read_batch_decisions(&path)),
         format!(
-            "{}: per_request_stats[1][1]: expected a time in ms (float or int), found str \"x\"",
+            "{}: per_request_stats[1][1]: expected a time in ms from 0 to 1e9 (float or int), found str \"x\"",
             path.display()
         )
     );
@@ -385,7 +385,7 @@ fn bad_profiles_name_the_node_and_attribute() {
     assert_eq!(
         error_text(read_latency_tables(&dir, "strlat")),
         format!(
-            "{}: children[1].children[0].children[0].children[1].fwd_latency: expected a finite latency in ms (float or int), found str \"fast\"",
+            "{}: children[1].children[0].children[0].children[1].fwd_latency: expected a latency in ms from 0 to 1e6 (float or int), found str \"fast\"",
             file.display()
         )
     );

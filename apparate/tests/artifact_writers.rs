@@ -2,17 +2,20 @@
 //! round trips through the readers, and CPython loading (and re-dumping) every kind of file.
 
 use crate::util::golden_dir;
+use proptest::prelude::*;
+use serde_pickle::Value;
+use std::path::{Path, PathBuf};
 use apparate::artifact::value::{decode_pickle, dict_get, float_of, int_of};
 use apparate::artifact::write::{
     batch_decisions_bytes, profile_file_names, ramp_data_bytes, write_batch_decisions,
     write_profiles, write_ramp_data, AvgQps, DecisionRecord, WriteError,
 };
-use apparate::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data};
+use apparate::artifact::{
+    read_batch_decisions, read_latency_tables, read_ramp_data, ArtifactError,
+    MAX_PROFILE_LATENCY_MS,
+};
 use apparate::sim::{LatencyTable, LatencyTables, RampCost, RampData, BATCH_SIZES};
 use apparate::workload::{self, models::MODELS};
-use proptest::prelude::*;
-use serde_pickle::Value;
-use std::path::{Path, PathBuf};
 
 fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("artifact-writers-{tag}-{}", std::process::id()));
@@ -182,7 +185,56 @@ fn golden_latency_tables_round_trip_bit_exact() {
     assert!(seen >= 6, "golden scenarios missing");
 }
 
+/// A table the readers accept: `V` above 0 and at most the latency limit, every `v_r` and
+/// `o_r` from 0 (or -0.0) to `V`, edges included.
 fn arb_table(num_ramps: usize) -> impl Strategy<Value = LatencyTable> {
+    let whole = prop_oneof![
+        4 => 0.001f64..50.0,
+        1 => Just(MAX_PROFILE_LATENCY_MS),
+        1 => Just(f64::MIN_POSITIVE),
+        1 => 50.0f64..MAX_PROFILE_LATENCY_MS,
+    ];
+    whole
+        .prop_flat_map(move |vanilla_ms| {
+            let part = prop_oneof![
+                4 => 0.0f64..=vanilla_ms,
+                1 => Just(0.0f64),
+                1 => Just(-0.0f64),
+                1 => Just(vanilla_ms),
+            ];
+            (
+                prop::collection::vec((part.clone(), part), num_ramps),
+                Just(vanilla_ms),
+            )
+        })
+        .prop_map(table_of)
+}
+
+fn table_of((ramps, vanilla_ms): (Vec<(f64, f64)>, f64)) -> LatencyTable {
+    LatencyTable {
+        ramps: ramps
+            .into_iter()
+            .map(|(vanilla_up_to_ms, ramp_ms)| RampCost {
+                vanilla_up_to_ms,
+                ramp_ms,
+            })
+            .collect(),
+        vanilla_ms,
+    }
+}
+
+/// Whether the readers accept `t` (see `read_latency_tables`).
+fn plausible(t: &LatencyTable) -> bool {
+    let v = t.vanilla_ms;
+    v > 0.0
+        && v <= MAX_PROFILE_LATENCY_MS
+        && t.ramps
+            .iter()
+            .all(|r| (0.0..=v).contains(&r.vanilla_up_to_ms) && (0.0..=v).contains(&r.ramp_ms))
+}
+
+/// Any finite table, most of which the readers refuse.
+fn arb_any_table(num_ramps: usize) -> impl Strategy<Value = LatencyTable> {
     let value = prop_oneof![
         4 => 0.0f64..50.0,
         1 => -5.0f64..5.0,
@@ -194,16 +246,7 @@ fn arb_table(num_ramps: usize) -> impl Strategy<Value = LatencyTable> {
         prop::collection::vec((value.clone(), value.clone()), num_ramps),
         value,
     )
-        .prop_map(|(ramps, vanilla_ms)| LatencyTable {
-            ramps: ramps
-                .into_iter()
-                .map(|(vanilla_up_to_ms, ramp_ms)| RampCost {
-                    vanilla_up_to_ms,
-                    ramp_ms,
-                })
-                .collect(),
-            vanilla_ms,
-        })
+        .prop_map(table_of)
 }
 
 fn arb_tables() -> impl Strategy<Value = LatencyTables> {
@@ -213,12 +256,23 @@ fn arb_tables() -> impl Strategy<Value = LatencyTables> {
     })
 }
 
+fn arb_any_tables() -> impl Strategy<Value = LatencyTables> {
+    (1usize..12).prop_flat_map(|r| {
+        prop::collection::vec(
+            prop_oneof![1 => arb_table(r).boxed(), 1 => arb_any_table(r).boxed()],
+            BATCH_SIZES.len(),
+        )
+        .prop_map(|t| LatencyTables::new(t).expect("seven tables"))
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    /// Any finite table, any ramp count, any architecture family (known names and fallbacks).
+    /// Any table the readers accept (issue #11: latencies from 0 to the limit, ramps within the
+    /// whole model), any ramp count, any architecture family (known names and fallbacks).
     #[test]
-    fn any_finite_table_round_trips_bit_exact_through_the_profile_files(
+    fn any_plausible_table_round_trips_bit_exact_through_the_profile_files(
         tables in arb_tables(),
         name in prop::sample::select(vec![
             "resnet18", "resnet50", "resnet", "vgg11", "vgg16", "vggnet",
@@ -230,6 +284,29 @@ proptest! {
         let arch = if apparate::artifact::is_cv_arch(name) { format!("{name}_x") } else { name.to_string() };
         let back = read_latency_tables(&dir, &arch).expect("reads back");
         assert_tables_identical(&back, &tables, name);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Any finite table: read back bit for bit where every batch size is plausible, else
+    /// refused naming a profile file of the first implausible batch size.
+    #[test]
+    fn any_finite_table_round_trips_or_is_refused_naming_its_file(
+        tables in arb_any_tables(),
+        name in prop::sample::select(vec!["resnet18", "vgg16", "distilbert-base", "gpt2-medium"]),
+    ) {
+        let dir = temp_dir("prop-any");
+        write_profiles(&dir, name, &tables).expect("writes");
+        let arch = if apparate::artifact::is_cv_arch(name) { format!("{name}_x") } else { name.to_string() };
+        let first_bad = tables.iter().find(|(_, t)| !plausible(t)).map(|(bs, _)| bs.get());
+        match (read_latency_tables(&dir, &arch), first_bad) {
+            (Ok(back), None) => assert_tables_identical(&back, &tables, name),
+            (Err(e), Some(bs)) => {
+                let file = e.path().file_name().and_then(|f| f.to_str()).unwrap_or("").to_string();
+                prop_assert!(file.starts_with(&format!("{name}_{bs}_")), "{e}");
+                prop_assert!(matches!(e, ArtifactError::Field { .. }), "{e}");
+            }
+            (r, bad) => prop_assert!(false, "read {r:?}, first implausible batch size {bad:?}"),
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

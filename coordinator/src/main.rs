@@ -117,7 +117,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn read_token(path: &Path) -> Result<String> {
-    let token = std::fs::read_to_string(path)
+    let token = apparate::input_file::read_regular_to_string(path)
         .with_context(|| format!("cannot read the token file {}", path.display()))?;
     let token = token.trim().to_string();
     if token.is_empty() {
@@ -130,8 +130,9 @@ fn tls_config(args: &SweepArgs) -> Result<Option<ServerTlsConfig>> {
     let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
         return Ok(None);
     };
-    let read =
-        |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let read = |p: &PathBuf| {
+        apparate::input_file::read_regular(p).with_context(|| format!("cannot read {}", p.display()))
+    };
     let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
     if let Some(ca) = &args.tls_ca {
         tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));

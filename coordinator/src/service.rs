@@ -687,8 +687,10 @@ impl Coordinator for Service {
         let (tx, rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
             use std::io::Read;
-            let mut file = match std::fs::File::open(&path) {
-                Ok(f) => f,
+            // Only a regular file, read up to the size it had when opened (the plan checked
+            // it, but it may have been replaced since): never a FIFO or a device.
+            let mut file = match apparate::input_file::open_regular(&path) {
+                Ok((f, len)) => f.take(len),
                 Err(e) => {
                     let _ = tx
                         .blocking_send(Err(Status::not_found(format!("{}: {e}", path.display()))));

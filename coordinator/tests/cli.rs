@@ -54,3 +54,31 @@ fn sweep_refuses_an_empty_token_file() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("is empty"));
 }
+
+/// Issue #11: a token file that is a FIFO (or a device) is refused at once, naming it, instead
+/// of blocking the coordinator on the open.
+#[test]
+fn issue11_sweep_refuses_a_token_file_that_is_not_a_regular_file() {
+    let dir = std::env::temp_dir().join(format!("coord-token-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let fifo = dir.join("token.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    for token in [fifo.as_path(), std::path::Path::new("/dev/zero")] {
+        let o = coordinator()
+            .args(["sweep", "--listen", "127.0.0.1:0", "--out"])
+            .arg(dir.join("out"))
+            .arg("--token-file")
+            .arg(token)
+            .output()
+            .expect("runs");
+        assert!(!o.status.success());
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            stderr.contains(&token.display().to_string()) && stderr.contains("not a regular file"),
+            "{stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

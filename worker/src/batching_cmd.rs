@@ -18,7 +18,7 @@ pub struct BatchingArgs {
 /// Reads the trace, runs the scheme it names, writes the decision file and logs a summary.
 pub fn run(args: BatchingArgs) -> Result<()> {
     let path = &args.trace;
-    let text = std::fs::read_to_string(path)
+    let text = apparate::input_file::read_regular_to_string(path)
         .with_context(|| format!("cannot read trace file {}", path.display()))?;
     let input = TraceFile::from_json_str(&text)
         .with_context(|| format!("invalid trace file {}", path.display()))?;

@@ -192,8 +192,10 @@ async fn connect(args: &RemoteArgs, token: &str) -> Result<Client> {
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true);
     if let Some(ca) = &args.tls_ca {
-        let read =
-            |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+        let read = |p: &PathBuf| {
+            apparate::input_file::read_regular(p)
+                .with_context(|| format!("cannot read {}", p.display()))
+        };
         let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
         if let (Some(c), Some(k)) = (&args.tls_cert, &args.tls_key) {
             tls = tls.identity(Identity::from_pem(read(c)?, read(k)?));
@@ -216,7 +218,7 @@ async fn run_async(args: RemoteArgs) -> Result<()> {
         .token_file
         .clone()
         .ok_or_else(|| anyhow!("--coordinator needs --token-file"))?;
-    let token = std::fs::read_to_string(&token_file)
+    let token = apparate::input_file::read_regular_to_string(&token_file)
         .with_context(|| format!("cannot read the token file {}", token_file.display()))?
         .trim()
         .to_string();
@@ -820,7 +822,18 @@ async fn fetch_one(w: &Worker, attempt: u64, input: &pb::InputFile, cached: &Pat
     {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;
+        let mut written: u64 = 0;
         while let Some(chunk) = stream.message().await? {
+            written = written.saturating_add(chunk.data.len() as u64);
+            if written > apparate::input_file::MAX_INPUT_BYTES {
+                drop(f);
+                let _ = std::fs::remove_file(&tmp);
+                bail!(
+                    "{}: the coordinator sent more than {} bytes, the limit for an input file",
+                    input.path,
+                    apparate::input_file::MAX_INPUT_BYTES
+                );
+            }
             f.write_all(&chunk.data)?;
         }
         f.sync_all()?;

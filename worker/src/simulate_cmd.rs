@@ -1,11 +1,11 @@
 //! `worker simulate`: one run with the artifact controller's flags, results into `--out`.
 
-use anyhow::{bail, Context, Result};
-use apparate::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data};
-use apparate::output::{served_queueing, write_run, ExtraColumns};
-use apparate::sim::pyfmt::{py_float, py_str};
-use apparate::sim::{simulate, Batching, Mode, Overrides, RunSpec};
+use anyhow::{anyhow, bail, Result};
 use std::path::PathBuf;
+use apparate::artifact::{profile_paths, read_batch_decisions, read_latency_tables, read_ramp_data};
+use apparate::output::{write_run, ExtraColumns};
+use apparate::sim::pyfmt::{py_float, py_str};
+use apparate::sim::{simulate, Batching, Culprit, Mode, Overrides, RunSpec, SimError};
 
 /// The artifact's `--batching_scheme` choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -122,6 +122,31 @@ impl SimulateArgs {
     }
 }
 
+/// A simulator refusal, led by the file(s) holding the offending value.
+fn sim_error(args: &SimulateArgs, e: &SimError) -> anyhow::Error {
+    let files: Vec<PathBuf> = match e.culprit() {
+        Culprit::Flags | Culprit::Internal => Vec::new(),
+        Culprit::Bootstrap => vec![args.bootstrap_pickle_path.clone()],
+        Culprit::Simulation => vec![
+            args.simulation_pickle_path.clone(),
+            args.bootstrap_pickle_path.clone(),
+        ],
+        Culprit::Profile { batch_size } => profile_paths(&args.profile_dir, &args.arch, batch_size),
+        Culprit::SimulationAndDecisions => std::iter::once(args.simulation_pickle_path.clone())
+            .chain(match args.batching_scheme {
+                Scheme::Uniform => None,
+                _ => args.batch_decision_path.clone(),
+            })
+            .collect(),
+    };
+    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    if names.is_empty() {
+        anyhow!("simulating {} on {}: {e}", args.arch, args.dataset)
+    } else {
+        anyhow!("{}: {e}", names.join(" and "))
+    }
+}
+
 pub fn run(args: SimulateArgs) -> Result<()> {
     let tables = read_latency_tables(&args.profile_dir, &args.arch)?;
     let boot = read_ramp_data(&args.bootstrap_pickle_path)?;
@@ -148,19 +173,11 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         overrides: Overrides::default(),
         record_log: true,
     };
-    let result = simulate(&spec, &tables, &boot, &sim).with_context(|| {
-        format!(
-            "simulating {} on {} ({} / {})",
-            args.arch,
-            args.dataset,
-            args.bootstrap_pickle_path.display(),
-            args.simulation_pickle_path.display()
-        )
-    })?;
-    let queueing_ms = decisions
-        .as_ref()
-        .and_then(|d| d.per_request_stats.as_ref())
-        .map(|stats| served_queueing(stats, result.requests.len()));
+    let result = simulate(&spec, &tables, &boot, &sim).map_err(|e| sim_error(&args, &e))?;
+    let queueing_ms = match (&decisions, &args.batch_decision_path) {
+        (Some(d), Some(path)) => d.served_queueing(path, result.requests.len())?,
+        _ => None,
+    };
     let extra = ExtraColumns {
         queueing_ms,
         ..ExtraColumns::default()

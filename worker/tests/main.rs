@@ -25,3 +25,7 @@ mod gen_data;
 
 /// What the end of a sweep prints: summary lines or the compact table, on a real terminal.
 mod sweep_output;
+
+/// Issue #11 items 3-6: hostile inputs (devices, FIFOs, impossible queueing and latencies,
+/// refusals naming the right file).
+mod hostile_inputs;

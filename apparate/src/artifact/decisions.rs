@@ -14,6 +14,16 @@ use super::lite::{self, V};
 use super::value::{decode_with, describe, dict_get, float_of, int_of, read_file};
 use crate::sim::BatchSize;
 
+/// The largest time (ms) a `per_request_stats` entry may hold: 10^9 ms, about 11.6 days,
+/// longer than any replayed trace. Larger values, like NaN, infinities and negative times,
+/// are refused: they are not times a request can have waited or been served in.
+pub const MAX_STATS_MS: f64 = 1e9;
+
+/// Whether `x` is a time a `per_request_stats` entry may hold (see [`MAX_STATS_MS`]).
+fn plausible_ms(x: f64) -> bool {
+    (0.0..=MAX_STATS_MS).contains(&x)
+}
+
 /// The parts of a batch-decision pickle the port uses.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchDecisions {
@@ -23,6 +33,37 @@ pub struct BatchDecisions {
     /// `per_request_stats`, indexed by request id, when the file has it: `None` for a request
     /// that was dropped, else `(queueing_ms, vanilla_ms)`.
     pub per_request_stats: Option<Vec<Option<(f64, f64)>>>,
+}
+
+impl BatchDecisions {
+    /// The queueing delay of each of the first `served` requests (see
+    /// [`served_queueing`](crate::output::served_queueing)); `None` when the file has no
+    /// `per_request_stats`. A list with fewer pairs than `served` is refused, naming `path`
+    /// (the decision file) and the index where the list ends.
+    pub fn served_queueing(
+        &self,
+        path: &Path,
+        served: usize,
+    ) -> Result<Option<Vec<Option<f64>>>, ArtifactError> {
+        let Some(stats) = &self.per_request_stats else {
+            return Ok(None);
+        };
+        crate::output::served_queueing(stats, served)
+            .map(Some)
+            .map_err(|short| stats_too_short(path, short))
+    }
+}
+
+/// The refusal of a decision file whose `per_request_stats` is shorter than the requests
+/// served.
+pub fn stats_too_short(path: &Path, short: crate::output::StatsTooShort) -> ArtifactError {
+    let (at, expected, found) = short.field_parts();
+    ArtifactError::Field {
+        path: path.to_path_buf(),
+        at,
+        expected,
+        found,
+    }
 }
 
 /// Reads a batch-decision pickle (`{model}_1_fixed_30.pickle`, `{model}_azure.pickle`).
@@ -72,17 +113,24 @@ pub(crate) fn fast_batch_decisions(bytes: &[u8]) -> Option<BatchDecisions> {
     let Some(V::List(decisions)) = lite.field(dict, 0) else {
         return None;
     };
+    // An empty list is refused by the generic path.
+    if lite.len(decisions) == 0 {
+        return None;
+    }
     // As `int_of`, then a supported size (numpy integers are left to the generic path).
     let mut batching_decision = Vec::with_capacity(lite.len(decisions));
     for v in lite.elements(decisions) {
         let V::Int(n) = v else { return None };
         batching_decision.push(usize::try_from(n).ok().and_then(BatchSize::exact)?);
     }
-    // As `float_of`.
-    let ms = |v: V| match v {
-        V::Float(x) => Some(x),
-        V::Int(i) => Some(i as f64),
-        _ => None,
+    // As `float_of`, then a plausible time (the generic path words the refusal).
+    let ms = |v: V| {
+        match v {
+            V::Float(x) => Some(x),
+            V::Int(i) => Some(i as f64),
+            _ => None,
+        }
+        .filter(|&x| plausible_ms(x))
     };
     let per_request_stats = match lite.field(dict, 1) {
         None => None,
@@ -157,10 +205,17 @@ fn batch_decisions_from_value(path: &Path, value: &Value) -> Result<BatchDecisio
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if batching_decision.is_empty() {
+        return Err(field(
+            "batching_decision".into(),
+            "a non-empty list of batch sizes (an empty list serves no request)",
+            "an empty list".into(),
+        ));
+    }
 
     const STATS: &str = "a list of None or (queueing_ms, vanilla_ms) pairs";
     const PAIR: &str = "None or a (queueing_ms, vanilla_ms) pair";
-    const MS: &str = "a time in ms (float or int)";
+    const MS: &str = "a time in ms from 0 to 1e9 (float or int)";
     let per_request_stats = match dict_get(dict, "per_request_stats") {
         None => None,
         Some(Value::List(items)) => Some(
@@ -171,13 +226,15 @@ fn batch_decisions_from_value(path: &Path, value: &Value) -> Result<BatchDecisio
                     Value::None => Ok(None),
                     Value::Tuple(pair) | Value::List(pair) if pair.len() == 2 => {
                         let ms = |k: usize| {
-                            float_of(&pair[k]).ok_or_else(|| {
-                                field(
-                                    format!("per_request_stats[{i}][{k}]"),
-                                    MS,
-                                    describe(&pair[k]),
-                                )
-                            })
+                            float_of(&pair[k])
+                                .filter(|&x| plausible_ms(x))
+                                .ok_or_else(|| {
+                                    field(
+                                        format!("per_request_stats[{i}][{k}]"),
+                                        MS,
+                                        describe(&pair[k]),
+                                    )
+                                })
                         };
                         Ok(Some((ms(0)?, ms(1)?)))
                     }

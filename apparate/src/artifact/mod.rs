@@ -35,7 +35,9 @@ mod samples;
 pub mod value;
 pub mod write;
 
-pub use decisions::{batch_decisions_from_bytes, read_batch_decisions, BatchDecisions};
+pub use decisions::{
+    batch_decisions_from_bytes, read_batch_decisions, stats_too_short, BatchDecisions, MAX_STATS_MS,
+};
 pub use error::{ArtifactError, PickleProblem};
-pub use profile::{is_cv_arch, read_latency_tables};
+pub use profile::{is_cv_arch, profile_paths, read_latency_tables, MAX_PROFILE_LATENCY_MS};
 pub use samples::{ramp_data_from_bytes, read_ramp_data};

@@ -14,7 +14,13 @@ use serde_pickle::{HashableValue, Value};
 use super::error::ArtifactError;
 use super::lite::{self, Lite, V};
 use super::value::{decode_pickle, describe, dict_get, float_of};
+use crate::input_file::read_regular;
 use crate::sim::{LatencyTable, LatencyTables, RampCost, BATCH_SIZES};
+
+/// The largest latency (ms) a profile may hold for the modules the tables read: 10^6 ms, a
+/// thousand seconds for one forward pass of one batch (the artifact's profiles hold tens to
+/// hundreds of ms). Larger values, like negative ones, NaN and infinities, are refused.
+pub const MAX_PROFILE_LATENCY_MS: f64 = 1e6;
 
 /// Whether the artifact treats `arch` as a CV model (its name contains `vgg` or `resnet`);
 /// everything else is NLP. This picks the profile layout here and the signal policy in the
@@ -37,6 +43,9 @@ pub fn is_cv_arch(arch: &str) -> bool {
 ///   root's `fwd_latency_orig`.
 ///
 /// A missing file is [`ArtifactError::MissingProfile`] naming the file and the batch size.
+/// Every latency read must lie in `0 ..= MAX_PROFILE_LATENCY_MS`, the whole model's `V` must
+/// be above 0, and no ramp may attach after the model ends or cost more than the whole model
+/// (`v_r <= V`, `o_r <= V`); a refusal names the file holding the value and the node.
 ///
 /// The batch sizes are read concurrently, each first by the fast path (module `lite`); a batch
 /// size it declines is read by the generic path, in batch-size order, so the result and the
@@ -58,6 +67,17 @@ pub fn read_latency_tables(profile_dir: &Path, arch: &str) -> Result<LatencyTabl
     #[allow(clippy::expect_used)]
     let tables = LatencyTables::new(tables).expect("one table per entry of BATCH_SIZES");
     Ok(tables)
+}
+
+/// The profile files [`read_latency_tables`] reads for batch size `bs`: the vanilla tree (CV
+/// only), then the early-exit tree.
+pub fn profile_paths(profile_dir: &Path, arch: &str, bs: usize) -> Vec<PathBuf> {
+    let input = TableInput::new(profile_dir, arch, bs);
+    input
+        .vanilla
+        .into_iter()
+        .chain([input.early_exit])
+        .collect()
 }
 
 /// The profile files of one batch size.
@@ -103,10 +123,10 @@ impl TableInput {
     /// The fast path; `None` where it declines (unreadable files included), and then the
     /// generic path gives the result or the error.
     fn fast(&self) -> Option<LatencyTable> {
-        let p_bytes = std::fs::read(&self.early_exit).ok()?;
+        let p_bytes = read_regular(&self.early_exit).ok()?;
         match &self.vanilla {
             Some(q_path) => {
-                let q_bytes = std::fs::read(q_path).ok()?;
+                let q_bytes = read_regular(q_path).ok()?;
                 fast_cv_table(&q_bytes, &p_bytes)
             }
             None => fast_nlp_table(&p_bytes),
@@ -215,7 +235,7 @@ pub(crate) fn read_latency_tables_generic(
 }
 
 fn read_profile(path: &Path, bs: usize) -> Result<Value, ArtifactError> {
-    let bytes = std::fs::read(path).map_err(|source| {
+    let bytes = read_regular(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             ArtifactError::MissingProfile {
                 path: path.to_path_buf(),
@@ -258,6 +278,14 @@ trait ProfileTree<'t> {
     fn full_name_mismatch(&self, node: &Self::Node, full_name: &str, found: &str) -> Self::Error;
     /// A `BranchPoint` with no child named `name` among its `count` children.
     fn missing_child(&self, node: &Self::Node, name: &str, count: usize) -> Self::Error;
+    /// A latency that is a valid number but impossible where it is: `expected` says why.
+    fn bad_latency(
+        &self,
+        node: &Self::Node,
+        attr: Attr,
+        expected: String,
+        found: f64,
+    ) -> Self::Error;
 
     fn name(&self, node: &Self::Node) -> Result<&'t str, Self::Error> {
         self.str_attr(node, Attr::Name)
@@ -275,18 +303,73 @@ trait ProfileTree<'t> {
     }
 }
 
+/// The whole model's latency `V`, read at `attr` of `root`: above 0.
+fn whole_model_ms<'t, T: ProfileTree<'t>>(
+    tree: &T,
+    root: &T::Node,
+    attr: Attr,
+) -> Result<f64, T::Error> {
+    let v = tree.latency(root, attr)?;
+    if v > 0.0 {
+        Ok(v)
+    } else {
+        Err(tree.bad_latency(
+            root,
+            attr,
+            "the whole model's latency, above 0 ms".into(),
+            v,
+        ))
+    }
+}
+
+/// A ramp's latency `x` (read at `attr` of `node`) against the whole model's `V`: neither the
+/// vanilla work up to a ramp nor a ramp itself can take longer than the whole model.
+fn within_model<'t, T: ProfileTree<'t>>(
+    tree: &T,
+    node: &T::Node,
+    attr: Attr,
+    x: f64,
+    v: f64,
+    v_from: &str,
+) -> Result<f64, T::Error> {
+    if x <= v {
+        return Ok(x);
+    }
+    let what = match attr {
+        Attr::FwdLatency => "a ramp cannot cost more than the final exit",
+        _ => "a ramp cannot attach after the model ends",
+    };
+    Err(tree.bad_latency(
+        node,
+        attr,
+        format!("at most the whole model's latency V = {v:?} ms ({v_from}): {what}"),
+        x,
+    ))
+}
+
 /// Spec §3.1: pre-order walk for `branch_net` nodes.
 fn nlp_table<'t, T: ProfileTree<'t>>(tree: &T) -> Result<LatencyTable, T::Error> {
     let root = tree.root()?;
+    let v_total = whole_model_ms(tree, &root, Attr::VanillaUpToMe)?;
+    const V_FROM: &str = "the root's vanilla_latency_up_until_me";
     let mut ramps = Vec::new();
     // Explicit stack, children pushed in reverse: pre-order, root excluded.
     let mut pending: Vec<T::Node> = tree.children(&root)?.collect();
     pending.reverse();
     while let Some(node) = pending.pop() {
         if tree.name(&node)? == "branch_net" {
+            let up_to = tree.latency(&node, Attr::VanillaUpToMe)?;
+            let ramp = tree.latency(&node, Attr::FwdLatency)?;
             ramps.push(RampCost {
-                vanilla_up_to_ms: tree.latency(&node, Attr::VanillaUpToMe)?,
-                ramp_ms: tree.latency(&node, Attr::FwdLatency)?,
+                vanilla_up_to_ms: within_model(
+                    tree,
+                    &node,
+                    Attr::VanillaUpToMe,
+                    up_to,
+                    v_total,
+                    V_FROM,
+                )?,
+                ramp_ms: within_model(tree, &node, Attr::FwdLatency, ramp, v_total, V_FROM)?,
             });
         }
         let at = pending.len();
@@ -298,14 +381,16 @@ fn nlp_table<'t, T: ProfileTree<'t>>(tree: &T) -> Result<LatencyTable, T::Error>
     }
     Ok(LatencyTable {
         ramps,
-        vanilla_ms: tree.latency(&root, Attr::VanillaUpToMe)?,
+        vanilla_ms: v_total,
     })
 }
 
 /// Spec §3.2: vanilla modules (tree Q) at the paths of `BranchPoint`s of the early-exit tree P.
 fn cv_table<'t, T: ProfileTree<'t>>(q: &T, p: &T) -> Result<LatencyTable, T::Error> {
     let q_root = q.root()?;
+    let v_total = whole_model_ms(q, &q_root, Attr::FwdLatencyOrig)?;
     let p_root = p.root()?;
+    const V_FROM: &str = "the vanilla profile's fwd_latency_orig";
     let mut ramps = Vec::new();
     let mut resolved = HashMap::new();
     let mut pending = vec![q_root.clone()];
@@ -318,9 +403,18 @@ fn cv_table<'t, T: ProfileTree<'t>>(q: &T, p: &T) -> Result<LatencyTable, T::Err
                     return Err(p.full_name_mismatch(&found, full_name, p_full_name));
                 }
                 let branch = p.child_named(&found, "branch_net")?;
+                let up_to = q.latency(&q_node, Attr::VanillaUpToMe)?;
+                let ramp = p.latency(&branch, Attr::FwdLatency)?;
                 ramps.push(RampCost {
-                    vanilla_up_to_ms: q.latency(&q_node, Attr::VanillaUpToMe)?,
-                    ramp_ms: p.latency(&branch, Attr::FwdLatency)?,
+                    vanilla_up_to_ms: within_model(
+                        q,
+                        &q_node,
+                        Attr::VanillaUpToMe,
+                        up_to,
+                        v_total,
+                        "its fwd_latency_orig",
+                    )?,
+                    ramp_ms: within_model(p, &branch, Attr::FwdLatency, ramp, v_total, V_FROM)?,
                 });
             }
         }
@@ -333,7 +427,7 @@ fn cv_table<'t, T: ProfileTree<'t>>(q: &T, p: &T) -> Result<LatencyTable, T::Err
     }
     Ok(LatencyTable {
         ramps,
-        vanilla_ms: q.latency(&q_root, Attr::FwdLatencyOrig)?,
+        vanilla_ms: v_total,
     })
 }
 
@@ -375,6 +469,11 @@ fn lookup<'t, 'n, T: ProfileTree<'t>>(
     }
     resolved.insert(full_name, node.clone());
     Ok(Some(node))
+}
+
+/// Whether `x` is a latency a profile may hold (see [`MAX_PROFILE_LATENCY_MS`]).
+fn plausible_latency(x: f64) -> bool {
+    (0.0..=MAX_PROFILE_LATENCY_MS).contains(&x)
 }
 
 /// The attributes the table algorithms read.
@@ -458,8 +557,8 @@ impl<'t> ProfileTree<'t> for LiteTree<'t> {
     fn latency(&self, node: &u32, attr: Attr) -> Result<f64, ()> {
         // As `float_of`: a Python float or int (numpy scalars are left to the generic path).
         match self.field(*node, attr) {
-            Some(V::Float(x)) if x.is_finite() => Ok(x),
-            Some(V::Int(i)) => Ok(i as f64),
+            Some(V::Float(x)) if plausible_latency(x) => Ok(x),
+            Some(V::Int(i)) if plausible_latency(i as f64) => Ok(i as f64),
             _ => Err(()),
         }
     }
@@ -478,6 +577,8 @@ impl<'t> ProfileTree<'t> for LiteTree<'t> {
     fn full_name_mismatch(&self, _: &u32, _: &str, _: &str) {}
 
     fn missing_child(&self, _: &u32, _: &str, _: usize) {}
+
+    fn bad_latency(&self, _: &u32, _: Attr, _: String, _: f64) {}
 }
 
 /// The generic path's tree: `serde-pickle` values, errors naming the file and the node.
@@ -548,10 +649,10 @@ impl<'v> ProfileTree<'v> for ValueTree<'v> {
 
     fn latency(&self, node: &Node<'v>, attr: Attr) -> Result<f64, ArtifactError> {
         let attr = attr.key();
-        const EXPECTED: &str = "a finite latency in ms (float or int)";
+        const EXPECTED: &str = "a latency in ms from 0 to 1e6 (float or int)";
         let v = self.attr(node, attr, EXPECTED)?;
         match float_of(v) {
-            Some(x) if x.is_finite() => Ok(x),
+            Some(x) if plausible_latency(x) => Ok(x),
             _ => Err(self.field(node, attr, EXPECTED, describe(v))),
         }
     }
@@ -603,6 +704,16 @@ impl<'v> ProfileTree<'v> for ValueTree<'v> {
             format!("\"{full_name}\", the path it was found at"),
             format!("str {found:?}"),
         )
+    }
+
+    fn bad_latency(
+        &self,
+        node: &Node<'v>,
+        attr: Attr,
+        expected: String,
+        found: f64,
+    ) -> ArtifactError {
+        self.field(node, attr.key(), expected, format!("{found:?}"))
     }
 
     fn missing_child(&self, node: &Node<'v>, name: &str, count: usize) -> ArtifactError {

@@ -49,9 +49,10 @@ pub(crate) fn decode_with(
     })
 }
 
-/// `std::fs::read` with the path in the error.
+/// Reads a whole input file, refusing anything but a regular file
+/// ([`crate::input_file::read_regular`]), with the path in the error.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ArtifactError> {
-    std::fs::read(path).map_err(|source| ArtifactError::Io {
+    crate::input_file::read_regular(path).map_err(|source| ArtifactError::Io {
         path: path.to_path_buf(),
         source,
     })

@@ -68,13 +68,57 @@ pub struct ExtraColumns {
 
 /// Queueing delay of each of the first `served` requests in served order: the k-th served
 /// request is the k-th non-`None` entry of a decision file's `per_request_stats`, as the
-/// artifact's plotting scripts align them; `None` past the end of the stats.
+/// artifact's plotting scripts align them. Stats with fewer pairs than `served` are refused
+/// ([`StatsTooShort`]), never padded.
 pub fn served_queueing(
     per_request_stats: &[Option<(f64, f64)>],
     served: usize,
-) -> Vec<Option<f64>> {
-    let mut queueing = per_request_stats.iter().flatten().map(|&(q, _)| q);
-    (0..served).map(|_| queueing.next()).collect()
+) -> Result<Vec<Option<f64>>, StatsTooShort> {
+    let queueing: Vec<Option<f64>> = per_request_stats
+        .iter()
+        .flatten()
+        .map(|&(q, _)| Some(q))
+        .take(served)
+        .collect();
+    if queueing.len() < served {
+        return Err(StatsTooShort {
+            len: per_request_stats.len(),
+            pairs: queueing.len(),
+            served,
+        });
+    }
+    Ok(queueing)
+}
+
+/// `per_request_stats` holds fewer `(queueing_ms, vanilla_ms)` pairs than requests were served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatsTooShort {
+    /// Entries in the list (pairs and `None`s).
+    pub len: usize,
+    /// Pairs among them.
+    pub pairs: usize,
+    /// Requests served.
+    pub served: usize,
+}
+
+impl StatsTooShort {
+    /// Where the list ends (`per_request_stats[len]`), what was expected there and what was
+    /// found, for an [`ArtifactError::Field`](crate::artifact::ArtifactError::Field).
+    pub fn field_parts(&self) -> (String, String, String) {
+        (
+            format!("per_request_stats[{}]", self.len),
+            format!(
+                "a (queueing_ms, vanilla_ms) pair for each of the {} requests served (pair {} of {})",
+                self.served,
+                self.pairs + 1,
+                self.served
+            ),
+            format!(
+                "the end of the list ({} entries, {} of them pairs)",
+                self.len, self.pairs
+            ),
+        )
+    }
 }
 
 /// Writes all five result files of a run into `dir` (created if missing).

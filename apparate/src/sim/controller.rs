@@ -2,7 +2,7 @@
 
 use super::bootstrap::{bootstrap, Bootstrap};
 use super::config::RampConfig;
-pub use super::error::SimError;
+pub use super::error::{Culprit, SimError};
 use super::evaluate::{batch_performance, exit_stats, ramp_utilities, EvalData};
 use super::family::{accuracy_floor, Family};
 use super::history::History;

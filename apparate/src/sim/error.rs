@@ -69,3 +69,44 @@ pub enum SimError {
         batch: usize,
     },
 }
+
+/// The input that holds the value a [`SimError`] is about, so that callers that know the
+/// files can name the right one (the simulator itself reads no file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Culprit {
+    /// A command-line flag or task parameter (`--batch_size`), no file.
+    Flags,
+    /// The bootstrap pickle.
+    Bootstrap,
+    /// The simulation pickle (compared with the bootstrap pickle).
+    Simulation,
+    /// The profile pickles of one batch size.
+    Profile {
+        /// The batch size.
+        batch_size: usize,
+    },
+    /// The simulation pickle together with the batch decisions (the stream is too short for
+    /// the first batch); for the uniform scheme, the simulation pickle alone.
+    SimulationAndDecisions,
+    /// A bug of the simulator, not of any input.
+    Internal,
+}
+
+impl SimError {
+    /// Which input holds the offending value.
+    pub fn culprit(&self) -> Culprit {
+        match self {
+            SimError::UnsupportedBatchSize { .. } | SimError::BatchTooLarge { .. } => {
+                Culprit::Flags
+            }
+            SimError::EmptyBootstrap { .. } => Culprit::Bootstrap,
+            SimError::RampCountMismatch { .. } => Culprit::Simulation,
+            SimError::LatencyTableTooShort { batch_size, .. }
+            | SimError::BadVanillaLatency { batch_size, .. } => Culprit::Profile {
+                batch_size: *batch_size,
+            },
+            SimError::NothingServed { .. } => Culprit::SimulationAndDecisions,
+            SimError::HistoryMisaligned { .. } => Culprit::Internal,
+        }
+    }
+}

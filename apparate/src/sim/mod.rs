@@ -19,7 +19,7 @@ pub mod samples;
 pub mod tuning;
 
 pub use controller::{
-    run_bootstrap, simulate, simulate_after_bootstrap, Batching, Mode, Overrides, RunSpec,
+    run_bootstrap, simulate, simulate_after_bootstrap, Batching, Culprit, Mode, Overrides, RunSpec,
     SimError, StaticRamps,
 };
 pub use family::Family;

@@ -28,9 +28,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(Sha256::digest(bytes).as_slice())
 }
 
-/// SHA-256 of a file's bytes, in hex, read in 256 KiB blocks.
+/// SHA-256 of a file's bytes, in hex, read in 256 KiB blocks. Only regular files are read
+/// (see [`crate::input_file::open_regular`]), up to the size they had when opened.
 pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
+    let (file, len) = crate::input_file::open_regular(path)?;
+    let mut file = file.take(len);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {

@@ -747,12 +747,18 @@ impl Plan {
                     continue;
                 }
                 let path = dir.join(&rel);
-                if !path.is_file() {
-                    if first_missing.is_none() {
-                        first_missing = Some((label(&spec), path.clone()));
+                // A path that exists but is not a regular file (a FIFO, a device, a folder)
+                // is refused as unreadable, naming what it is; only an absent one is missing.
+                match crate::input_file::check_regular(&path) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        if first_missing.is_none() {
+                            first_missing = Some((label(&spec), path.clone()));
+                        }
+                        missing.insert(name, label(&spec));
+                        continue;
                     }
-                    missing.insert(name, label(&spec));
-                    continue;
+                    Err(source) => return Err(SpecError::InputRead { path, source }),
                 }
                 let d = file_sha256(&path).map_err(|source| SpecError::InputRead {
                     path: path.clone(),

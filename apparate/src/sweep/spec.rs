@@ -180,10 +180,11 @@ impl SweepSpec {
 
     /// Reads and parses a spec file; relative paths are resolved against its folder.
     pub fn load(path: &Path) -> Result<SweepSpec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            crate::input_file::read_regular_to_string(path).map_err(|source| SpecError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let base = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),

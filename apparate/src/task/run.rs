@@ -1,13 +1,16 @@
 //! Executing one task.
 
 use super::{BatchingScheme, Inputs, TaskSpec, TaskTrace};
-use crate::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data, ArtifactError};
+use crate::artifact::{
+    profile_paths, read_batch_decisions, read_latency_tables, read_ramp_data, stats_too_short,
+    ArtifactError,
+};
 use crate::batching::{BatchingOutcome, RequestTrace, Scheme, ServingTimes, TfServeParams};
 use crate::output::{served_queueing, write_run, ExtraColumns, OutputError};
 use crate::sim::pyfmt::{py_float, py_str};
 use crate::sim::{
-    run_bootstrap, simulate_after_bootstrap, BatchSize, Batching, LatencyTables, Mode, RampData,
-    RunResult, RunSpec, SimError, Summary, BATCH_SIZES,
+    run_bootstrap, simulate_after_bootstrap, BatchSize, Batching, Culprit, LatencyTables, Mode,
+    RampData, RunResult, RunSpec, SimError, Summary, BATCH_SIZES,
 };
 use crate::traces::{generate, TraceGenError, TraceSpec};
 use crate::workload::{self, WorkloadError};
@@ -50,16 +53,55 @@ pub enum TaskError {
         message: String,
     },
     /// The simulator refused the inputs.
-    #[error("simulating {what}: {source}")]
+    #[error("{}simulating {what}: {source}", files_prefix(files))]
     Sim {
         /// Which run (Apparate, oracle, static).
         what: &'static str,
+        /// The artifact input files holding the offending value (empty for the embedded
+        /// workload and for parameters).
+        files: Vec<PathBuf>,
         /// Cause.
         source: SimError,
     },
     /// Writing a result file failed (retryable).
     #[error(transparent)]
     Output(#[from] OutputError),
+}
+
+/// `a.pickle and b.pickle: `, or nothing for no file.
+fn files_prefix(files: &[PathBuf]) -> String {
+    if files.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    format!("{}: ", names.join(" and "))
+}
+
+/// The artifact input files that hold the value a simulator refusal is about.
+fn culprit_files(spec: &TaskSpec, e: &SimError) -> Vec<PathBuf> {
+    let Inputs::Artifact { dir } = &spec.inputs else {
+        return Vec::new();
+    };
+    let files = spec.input_files();
+    let file = |k: usize| files.get(k).map(|f| dir.join(f));
+    match e.culprit() {
+        Culprit::Flags | Culprit::Internal => Vec::new(),
+        Culprit::Bootstrap => file(0).into_iter().collect(),
+        Culprit::Simulation => file(1).into_iter().chain(file(0)).collect(),
+        Culprit::Profile { batch_size } => {
+            profile_paths(&dir.join("profile_pickles_bs"), &spec.arch(), batch_size)
+        }
+        Culprit::SimulationAndDecisions => {
+            let decisions = match (&spec.trace, spec.params.batching) {
+                (_, BatchingScheme::Uniform) => None,
+                (TaskTrace::ArtifactDecisions { file, .. }, _) => {
+                    Some(dir.join("batch_decisions").join(file))
+                }
+                (TaskTrace::Generated { .. }, _) => None,
+            };
+            file(1).into_iter().chain(decisions).collect()
+        }
+    }
 }
 
 /// What a finished task reports besides its files.
@@ -102,10 +144,13 @@ fn load(spec: &TaskSpec) -> Result<Loaded, TaskError> {
     }
 }
 
-/// Batch sizes and the per-request stats they came with (`None` for the uniform scheme).
+/// Batch sizes and the per-request stats they came with (`None` for the uniform scheme and
+/// for a decision file without `per_request_stats`).
 struct Batches {
     decisions: Option<Vec<BatchSize>>,
     stats: Option<Vec<Option<(f64, f64)>>>,
+    /// The decision file the stats were read from (`None` for a generated trace).
+    stats_file: Option<PathBuf>,
 }
 
 fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError> {
@@ -114,9 +159,11 @@ fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError
         return Ok(Batches {
             decisions: None,
             stats: None,
+            stats_file: None,
         });
     }
-    let (decisions, stats): (Vec<usize>, Vec<Option<(f64, f64)>>) = match &spec.trace {
+    type Stats = Option<Vec<Option<(f64, f64)>>>;
+    let (decisions, stats, stats_file): (Vec<usize>, Stats, Option<PathBuf>) = match &spec.trace {
         TaskTrace::ArtifactDecisions { file, .. } => {
             let Inputs::Artifact { dir } = &spec.inputs else {
                 return Err(TaskError::TraceMismatch {
@@ -124,10 +171,12 @@ fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError
                     message: format!("recorded decisions ({file}) need artifact inputs"),
                 });
             };
-            let d = read_batch_decisions(&dir.join("batch_decisions").join(file))?;
+            let path = dir.join("batch_decisions").join(file);
+            let d = read_batch_decisions(&path)?;
             (
                 d.batching_decision.iter().map(|b| b.get()).collect(),
-                d.per_request_stats.unwrap_or_default(),
+                d.per_request_stats,
+                Some(path),
             )
         }
         TaskTrace::Generated { spec: tspec, .. } => {
@@ -139,7 +188,7 @@ fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError
                 tables,
             )?
             .outcome;
-            (out.batching_decision, out.per_request_stats)
+            (out.batching_decision, Some(out.per_request_stats), None)
         }
     };
     let decisions = decisions
@@ -153,7 +202,8 @@ fn batches(spec: &TaskSpec, tables: &LatencyTables) -> Result<Batches, TaskError
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Batches {
         decisions: Some(decisions),
-        stats: Some(stats),
+        stats,
+        stats_file,
     })
 }
 
@@ -231,6 +281,7 @@ pub fn run_task(spec: &TaskSpec, dir: &Path) -> Result<TaskOutcome, TaskError> {
     let boot_out = run_bootstrap(&spec_for(Mode::Apparate), &inputs.tables, &inputs.boot).map_err(
         |source| TaskError::Sim {
             what: "bootstrap",
+            files: culprit_files(spec, &source),
             source,
         },
     )?;
@@ -242,13 +293,31 @@ pub fn run_task(spec: &TaskSpec, dir: &Path) -> Result<TaskOutcome, TaskError> {
             &inputs.boot,
             &inputs.sim,
         )
-        .map_err(|source| TaskError::Sim { what, source })
+        .map_err(|source| TaskError::Sim {
+            what,
+            files: culprit_files(spec, &source),
+            source,
+        })
     };
     let apparate = run(Mode::Apparate, "Apparate")?;
     let oracle = run(Mode::Oracle, "the oracle")?;
     let fixed = run(Mode::Static(spec.params.static_ramps), "static early exits")?;
     let n = apparate.requests.len();
-    let queueing_ms = b.stats.as_deref().map(|stats| served_queueing(stats, n));
+    let queueing_ms = match &b.stats {
+        None => None,
+        Some(stats) => Some(
+            served_queueing(stats, n).map_err(|short| match &b.stats_file {
+                Some(path) => TaskError::Input(stats_too_short(path, short)),
+                None => TaskError::TraceMismatch {
+                    trace: spec.trace.name().to_string(),
+                    message: format!(
+                        "batching gave {} per-request pairs but {} requests were served",
+                        short.pairs, short.served
+                    ),
+                },
+            })?,
+        ),
+    };
     let extra = ExtraColumns {
         queueing_ms,
         optimal_ms: Some(oracle.requests.inference_ms.clone()),

@@ -12,8 +12,7 @@
 //! reads must have as many fields as the header. Fields are split at commas; the files have no
 //! quoting. Errors name the file, the line and (for counts) the column.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -69,7 +68,7 @@ pub struct FunctionCounts {
 #[derive(Debug, Error)]
 pub enum AzureCsvError {
     /// The file cannot be opened or read.
-    #[error("cannot read Azure trace file {}", path.display())]
+    #[error("{}: cannot read the Azure trace file: {source}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -163,11 +162,12 @@ pub enum AzureCsvError {
 
 /// Reads the function `pick` from the CSV file at `path`.
 pub fn read_function(path: &Path, pick: &FunctionPick) -> Result<FunctionCounts, AzureCsvError> {
-    let file = File::open(path).map_err(|source| AzureCsvError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_function(BufReader::new(file), path, pick)
+    let (file, len) =
+        crate::input_file::open_regular(path).map_err(|source| AzureCsvError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    parse_function(BufReader::new(file.take(len)), path, pick)
 }
 
 /// Reads the function `pick` from CSV text in `reader`; `path` only names the source in errors.
