@@ -644,3 +644,51 @@ fn issue11_values_at_the_edges_of_the_ranges_plan_and_generate() {
         );
     }
 }
+
+/// Issue #11 item 7: an `azure_csv` trace is read at plan time, so a function that is not in
+/// the file, or has no invocations, is refused by `plan` naming the key, not by every task.
+#[test]
+fn issue11_an_azure_csv_function_that_is_missing_or_empty_is_refused_by_plan() {
+    let dir = crate::util::fresh_temp_dir("azure-plan");
+    let minutes: Vec<String> = (1..=1440).map(|m| m.to_string()).collect();
+    let zeros = vec!["0"; 1440].join(",");
+    let ones = vec!["1"; 1440].join(",");
+    std::fs::write(
+        dir.join("day.csv"),
+        format!(
+            "HashOwner,HashApp,HashFunction,Trigger,{}\no,a,f0,http,{zeros}\no,a,f1,http,{ones}\n",
+            minutes.join(",")
+        ),
+    )
+    .expect("csv");
+    let spec = |function: &str| {
+        let text = cv_with_trace(&format!(
+            "kind = \"azure_csv\"\npath = \"day.csv\"\nfunction = {function}"
+        ));
+        SweepSpec::from_toml(&text, "test.toml", &dir)
+            .expect("parses")
+            .plan()
+    };
+    let plan = spec("{ row = 1 }").expect("a busy function plans");
+    assert_eq!(plan.len(), 1);
+    let e = spec("{ row = 0 }").expect_err("empty").to_string();
+    assert!(
+        e.starts_with("traces.v.function: the function has no invocations"),
+        "{e}"
+    );
+    let e = spec("{ row = 7 }").expect_err("missing").to_string();
+    assert!(e.starts_with("traces.v: ") && e.contains("day.csv"), "{e}");
+    let e = spec("{ hash_function = \"nope\" }")
+        .expect_err("missing hash")
+        .to_string();
+    assert!(e.starts_with("traces.v: ") && e.contains("nope"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The embedded CV spec with `[traces.v]` replaced by `body`.
+fn cv_with_trace(body: &str) -> String {
+    format!("{EMBEDDED_HEAD}{CV_GRID}").replace(
+        "[traces.v]\nkind = \"fixed\"\nqps = 30",
+        &format!("[traces.v]\n{body}"),
+    )
+}

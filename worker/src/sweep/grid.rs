@@ -479,6 +479,20 @@ fn parse_trace(
             *path = p;
         }
     }
+    if let TraceSpec::AzureCsv { .. } = &spec {
+        // The file decides whether the function exists, how many requests the cap keeps and
+        // whether any is left: read it once now rather than fail every task later.
+        match crate::traces::generate(&spec) {
+            Ok(arrivals) if arrivals.is_empty() => {
+                return Err(invalid(
+                    format!("{key}.function"),
+                    "the function has no invocations in the file: its trace would be empty",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(trace_error(&key, &spec, e)),
+        }
+    }
     Ok(TraceTemplate::Generated {
         spec,
         n_from_stream,
