@@ -205,21 +205,33 @@ fn stats_of(frames: &[(u32, &DataFrame)]) -> PolarsResult<HashMap<u32, TaskStats
 /// 1,000,000 minutes (6·10^10 ms), so anything past this is a corrupt value, not a wait.
 pub const MAX_LATENCY_MS: f64 = 1e12;
 
-/// Latency columns and the range of their (non-null) values. A queueing delay may round a hair
-/// below 0; the inference latencies may not.
-const LATENCY_COLUMNS: [(&str, f64); 5] = [
-    ("inference_ms", 0.0),
-    ("vanilla_ms", 0.0),
-    ("queueing_ms", -MAX_LATENCY_MS),
-    ("optimal_ms", 0.0),
-    ("static_ms", 0.0),
+/// How a latency column's (non-null) values are bounded below.
+#[derive(Clone, Copy, PartialEq)]
+enum Floor {
+    /// Inference takes time: `> 0` (a win divides by the vanilla latency).
+    Positive,
+    /// A queueing delay may be 0, or round a hair below it: `>= -MAX_LATENCY_MS`.
+    Any,
+}
+
+/// The latency columns and their floors.
+const LATENCY_COLUMNS: [(&str, Floor); 5] = [
+    ("inference_ms", Floor::Positive),
+    ("vanilla_ms", Floor::Positive),
+    ("queueing_ms", Floor::Any),
+    ("optimal_ms", Floor::Positive),
+    ("static_ms", Floor::Positive),
 ];
 
 /// Checks that every latency of a frame is a finite number of ms in its column's range, so that
 /// no percentile, table or figure is computed from NaN, an infinity or a value like -1e308.
 /// The error names the column, how many rows are bad, and the first one.
 pub fn check_latencies(df: &DataFrame) -> Result<(), String> {
-    for (name, lo) in LATENCY_COLUMNS {
+    for (name, floor) in LATENCY_COLUMNS {
+        let fits = |v: f64| match floor {
+            Floor::Positive => v > 0.0 && v <= MAX_LATENCY_MS,
+            Floor::Any => (-MAX_LATENCY_MS..=MAX_LATENCY_MS).contains(&v),
+        };
         let Ok(column) = df.column(name) else {
             continue; // required columns are checked when the file is read
         };
@@ -228,7 +240,7 @@ pub fn check_latencies(df: &DataFrame) -> Result<(), String> {
         let mut first: Option<(usize, f64)> = None;
         for (row, v) in values.into_iter().enumerate() {
             let Some(v) = v else { continue };
-            if !(lo..=MAX_LATENCY_MS).contains(&v) {
+            if !fits(v) {
                 bad += 1;
                 first.get_or_insert((row, v));
             }
@@ -239,15 +251,14 @@ pub fn check_latencies(df: &DataFrame) -> Result<(), String> {
                 "not a number"
             } else if v.is_infinite() {
                 "infinite"
-            } else if v < lo {
-                "below the range"
-            } else {
+            } else if v > MAX_LATENCY_MS {
                 "above the range"
-            };
-            let range = if lo == 0.0 {
-                "[0, 10^12]"
             } else {
-                "[-10^12, 10^12]"
+                "below the range"
+            };
+            let range = match floor {
+                Floor::Positive => "(0, 10^12]",
+                Floor::Any => "[-10^12, 10^12]",
             };
             return Err(format!(
                 "column {name}: {bad} of {} rows are not a latency (the first, row {row}, is {what}); expected finite numbers of ms in {range}",
