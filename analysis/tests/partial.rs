@@ -108,12 +108,17 @@ fn rewrite_requests(task: &std::path::Path, poison: impl Fn(&mut [worker::output
         ),
     };
     write_requests_parquet(&path, &requests, &extra).expect("write");
-    let bytes = std::fs::metadata(&path).expect("size").len();
+    set_listed_size(task, "requests.parquet");
+}
+
+/// Sets the size the manifest of `task` lists for its file `name` to the file's size.
+fn set_listed_size(task: &std::path::Path, name: &str) {
+    let bytes = std::fs::metadata(task.join(name)).expect("size").len();
     let mpath = task.join("manifest.json");
     let mut manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&mpath).expect("manifest")).expect("json");
     for f in manifest["files"].as_array_mut().expect("files") {
-        if f["name"] == "requests.parquet" {
+        if f["name"] == name {
             f["bytes"] = bytes.into();
         }
     }
@@ -169,6 +174,28 @@ fn issue11_non_finite_latencies_skip_the_task_and_are_named_as_problems() {
     for (task, (_, poison)) in tasks.iter().zip(poisons) {
         rewrite_requests(task, poison);
     }
+    // A good task whose batches.jsonl holds a NaN threshold (the worker's layout, which the
+    // fast reader parses): its timeline is left out and named, the task stays.
+    let batches = tasks[4].join("batches.jsonl");
+    let text = std::fs::read_to_string(&batches).expect("batches");
+    let line = text
+        .lines()
+        .position(|l| !l.contains("\"thresholds\":[]"))
+        .expect("a batch with ramps");
+    let poisoned: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i != line {
+                return l.to_string();
+            }
+            let at = l.find("\"thresholds\":[").expect("thresholds") + 14;
+            let end = at + l[at..].find([',', ']']).expect("value end");
+            format!("{}NaN{}", &l[..at], &l[end..])
+        })
+        .collect();
+    std::fs::write(&batches, poisoned.join("\n") + "\n").expect("write");
+    set_listed_size(&tasks[4], "batches.jsonl");
     let outcome = analysis::build_report(&analysis::ReportOptions {
         results: dir.clone(),
         out: None,
@@ -176,7 +203,19 @@ fn issue11_non_finite_latencies_skip_the_task_and_are_named_as_problems() {
     })
     .expect("report builds");
     assert_eq!((outcome.tasks, outcome.planned), (2, 56));
-    assert_eq!(outcome.problems.len(), 4, "{:?}", outcome.problems);
+    assert_eq!(outcome.problems.len(), 5, "{:?}", outcome.problems);
+    let timeline = outcome
+        .problems
+        .iter()
+        .find(|p| p.path == batches)
+        .expect("timeline problem");
+    assert!(
+        timeline
+            .message
+            .contains(&format!("line {}: the threshold of ramp", line + 1))
+            && timeline.message.contains("timeline left out"),
+        "{timeline}"
+    );
     for (task, (column, _)) in tasks.iter().zip(poisons) {
         let key = task
             .file_name()
