@@ -585,6 +585,17 @@ fn out_of_range_specs() -> Vec<(&'static str, String, String, &'static str)> {
         ("ramp budget huge", with("ramp_budget = [1000]"), s("grid[0].ramp_budget[0]"), "expected an integer in [1, 100]"),
         ("check interval huge", with("check_interval = [10000000]"), s("grid[0].check_interval[0]"), "expected an integer in [1, 1000000]"),
     ];
+    // A list too long to check for repeats in reasonable time.
+    let many: Vec<String> = (0..10_001).map(|i| i.to_string()).collect();
+    cases.push((
+        "ten thousand and one seeds",
+        EMBEDDED_HEAD.replace(
+            "name = \"t\"\n",
+            &format!("name = \"t\"\nseeds = [{}]\n", many.join(", ")),
+        ) + CV_GRID,
+        s("seeds"),
+        "lists 10001 values; expected at most 10000",
+    ));
     // More than a million tasks: 1,000 seeds x 1,001 SLO multipliers.
     let seeds: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
     let slos: Vec<String> = (0..1001)

@@ -216,10 +216,22 @@ fn check_name(key: &str, what: &str, name: &str) -> Result<(), SpecError> {
     }
 }
 
-/// A list must be non-empty and without repeats.
+/// The most values one list of a spec may hold (`seeds`, and each list of a grid).
+pub const MAX_LIST_LEN: usize = 10_000;
+
+/// A list must be non-empty, at most [`MAX_LIST_LEN`] long and without repeats.
 fn check_list<T: PartialEq + std::fmt::Debug>(key: &str, list: &[T]) -> Result<(), SpecError> {
     if list.is_empty() {
         return Err(invalid(key, "must list at least one value"));
+    }
+    if list.len() > MAX_LIST_LEN {
+        return Err(invalid(
+            key,
+            format!(
+                "lists {} values; expected at most {MAX_LIST_LEN}",
+                list.len()
+            ),
+        ));
     }
     for (i, v) in list.iter().enumerate() {
         if list[..i].contains(v) {
