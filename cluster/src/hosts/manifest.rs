@@ -37,7 +37,8 @@ pub struct ManifestNode {
     pub sliver_type: Option<String>,
 }
 
-/// Sliver types that are a machine a worker can run on: bare-metal PCs, VMs and containers.
+/// Sliver types (compared without regard to ASCII case) that are a machine a worker can run on:
+/// bare-metal PCs, VMs and containers.
 /// Any other type (a remote blockstore, `emulab-blockstore`, or another non-compute sliver) is
 /// skipped; a node that names no sliver type is taken as a machine.
 pub const MACHINE_SLIVER_TYPES: [&str; 9] = [
@@ -56,7 +57,10 @@ impl ManifestNode {
     /// Why this node cannot run a worker, if it cannot: its sliver type is not a machine.
     pub fn not_a_machine(&self) -> Option<String> {
         let t = self.sliver_type.as_deref()?;
-        if MACHINE_SLIVER_TYPES.contains(&t) {
+        if MACHINE_SLIVER_TYPES
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(t.trim()))
+        {
             return None;
         }
         Some(format!(
