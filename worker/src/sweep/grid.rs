@@ -330,6 +330,33 @@ fn render_file(segments: &[Segment], model: &str, dataset: &str, slo: f64, bs: u
         .collect()
 }
 
+/// Names the key of a value of the wrong type in a trace's `shape` or `function` table (serde's
+/// message would name only the trace). Unknown keys are left to serde.
+fn check_sub_types(key: &str, table: &toml::Table) -> Result<(), SpecError> {
+    for (field, v) in table {
+        let (what, ok) = match field.as_str() {
+            "minutes" | "start_minute" | "row" => (
+                "a non-negative integer",
+                matches!(v, toml::Value::Integer(i) if *i >= 0),
+            ),
+            "diurnal_amplitude" | "peak_minute" | "off_fraction" | "mean_off_minutes"
+            | "minute_sigma" | "burst_size" | "burst_spread_ms" => (
+                "a number",
+                matches!(v, toml::Value::Integer(_) | toml::Value::Float(_)),
+            ),
+            "hash_function" => ("a string", v.is_str()),
+            _ => continue,
+        };
+        if !ok {
+            return Err(invalid(
+                format!("{key}.{field}"),
+                format!("expected {what}, found {} {v}", v.type_str()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn parse_trace(
     name: &str,
     table: &toml::Table,
@@ -397,6 +424,12 @@ fn parse_trace(
                 matches!(v, toml::Value::Integer(_) | toml::Value::Float(_)),
             ),
             "path" | "within_minute" => ("a string", v.is_str()),
+            "shape" | "function" => {
+                if let Some(sub) = v.as_table() {
+                    check_sub_types(&format!("{key}.{field}"), sub)?;
+                }
+                continue;
+            }
             _ => continue,
         };
         if !ok {
