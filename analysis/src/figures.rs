@@ -490,6 +490,9 @@ impl BatchLine {
     }
 }
 
+/// The largest threshold magnitude a timeline accepts (real ones are confidences in [0, 1]).
+const MAX_THRESHOLD: f64 = 1e6;
+
 /// Runs of `(batch, threshold)` points, one per stretch of batches a ramp was active.
 pub type Segments = Vec<Vec<(f64, f64)>>;
 
@@ -523,10 +526,22 @@ impl Timeline {
             if l.trim().is_empty() {
                 continue;
             }
-            let b = match BatchLine::fast(l) {
+            let b: BatchLine = match BatchLine::fast(l) {
                 Some(b) => b,
                 None => serde_json::from_str(l).map_err(|e| format!("line {}: {e}", i + 1))?,
             };
+            // (The fast path reads `NaN` and `inf` too; a figure must never show them.)
+            if let Some((r, _)) = b
+                .ramp_ids
+                .iter()
+                .zip(&b.thresholds)
+                .find(|(_, t)| !(t.is_finite() && t.abs() <= MAX_THRESHOLD))
+            {
+                return Err(format!(
+                    "line {}: the threshold of ramp {r} is not a finite number in [-10^6, 10^6]",
+                    i + 1
+                ));
+            }
             lines.push(b);
         }
         let total = lines.last().map_or(0, |b| b.batch);

@@ -201,8 +201,77 @@ fn stats_of(frames: &[(u32, &DataFrame)]) -> PolarsResult<HashMap<u32, TaskStats
     Ok(out)
 }
 
+/// The largest latency magnitude a row may hold, in ms (about 32 years): a trace spans at most
+/// 1,000,000 minutes (6·10^10 ms), so anything past this is a corrupt value, not a wait.
+pub const MAX_LATENCY_MS: f64 = 1e12;
+
+/// How a latency column's (non-null) values are bounded below.
+#[derive(Clone, Copy, PartialEq)]
+enum Floor {
+    /// Inference takes time: `> 0` (a win divides by the vanilla latency).
+    Positive,
+    /// A queueing delay may be 0, or round a hair below it: `>= -MAX_LATENCY_MS`.
+    Any,
+}
+
+/// The latency columns and their floors.
+const LATENCY_COLUMNS: [(&str, Floor); 5] = [
+    ("inference_ms", Floor::Positive),
+    ("vanilla_ms", Floor::Positive),
+    ("queueing_ms", Floor::Any),
+    ("optimal_ms", Floor::Positive),
+    ("static_ms", Floor::Positive),
+];
+
+/// Checks that every latency of a frame is a finite number of ms in its column's range, so that
+/// no percentile, table or figure is computed from NaN, an infinity or a value like -1e308.
+/// The error names the column, how many rows are bad, and the first one.
+pub fn check_latencies(df: &DataFrame) -> Result<(), String> {
+    for (name, floor) in LATENCY_COLUMNS {
+        let fits = |v: f64| match floor {
+            Floor::Positive => v > 0.0 && v <= MAX_LATENCY_MS,
+            Floor::Any => (-MAX_LATENCY_MS..=MAX_LATENCY_MS).contains(&v),
+        };
+        let Ok(column) = df.column(name) else {
+            continue; // required columns are checked when the file is read
+        };
+        let values = column.f64().map_err(|e| format!("column {name}: {e}"))?;
+        let mut bad = 0usize;
+        let mut first: Option<(usize, f64)> = None;
+        for (row, v) in values.into_iter().enumerate() {
+            let Some(v) = v else { continue };
+            if !fits(v) {
+                bad += 1;
+                first.get_or_insert((row, v));
+            }
+        }
+        if let Some((row, v)) = first {
+            // Described, not printed: the report must not show the value itself.
+            let what = if v.is_nan() {
+                "not a number"
+            } else if v.is_infinite() {
+                "infinite"
+            } else if v > MAX_LATENCY_MS {
+                "above the range"
+            } else {
+                "below the range"
+            };
+            let range = match floor {
+                Floor::Positive => "(0, 10^12]",
+                Floor::Any => "[-10^12, 10^12]",
+            };
+            return Err(format!(
+                "column {name}: {bad} of {} rows are not a latency (the first, row {row}, is {what}); expected finite numbers of ms in {range}",
+                df.height()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Decodes every task's `requests.parquet` (on `threads` threads). A file that cannot be
-/// decoded gives `None` and a [`Problem`] naming it.
+/// decoded, has no rows or holds a latency that is not one ([`check_latencies`]) gives `None`
+/// and a [`Problem`] naming the file and the task: the task is skipped.
 pub fn load_frames(
     tasks: &[LoadedTask],
     threads: usize,
@@ -232,6 +301,11 @@ pub fn load_frames(
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| Err("not read".into()));
+            let r = r.and_then(|df| {
+                check_latencies(&df)
+                    .map(|()| df)
+                    .map_err(|e| format!("task {} skipped: {e}", t.key()))
+            });
             match r {
                 Ok(df) if df.height() > 0 => Some(df),
                 Ok(_) => {

@@ -528,3 +528,182 @@ fn a_missing_artifact_file_is_refused_naming_the_file_and_the_task() {
     );
     let _ = std::fs::remove_dir_all(copy.parent().expect("parent"));
 }
+
+/// Issue #11 item 7: every numeric key of a spec, out of its documented range, is refused by
+/// `plan` with the key's path and the range, instead of passing the plan and failing (or
+/// quietly serving almost nothing in) every task. (what, spec text, key path, range fragment)
+fn out_of_range_specs() -> Vec<(&'static str, String, String, &'static str)> {
+    let cv = |grid: &str| format!("{EMBEDDED_HEAD}{grid}");
+    let grid = |from: &str, to: &str| cv(&CV_GRID.replace(from, to));
+    let with = |extra: &str| cv(&format!("{CV_GRID}{extra}\n"));
+    let trace = |body: &str| {
+        cv(CV_GRID).replace(
+            "[traces.v]\nkind = \"fixed\"\nqps = 30",
+            &format!("[traces.v]\n{body}"),
+        )
+    };
+    let synthetic = |shape: &str| {
+        trace(&format!(
+            "kind = \"synthetic_azure\"\nshape = {{ {shape} }}"
+        ))
+    };
+    let s = |x: &str| x.to_string();
+    let mut cases = vec![
+        ("sweep name with a slash", EMBEDDED_HEAD.replace("name = \"t\"", "name = \"../up\"") + CV_GRID, s("name"), "sweep name \"../up\" is not allowed"),
+        ("sweep name empty", EMBEDDED_HEAD.replace("name = \"t\"", "name = \"\"") + CV_GRID, s("name"), "use 1 to 40 characters"),
+        ("scale tiny", cv(CV_GRID).replace("scale = 0.01", "scale = 1e-300"), s("inputs.scale"), "1e-300 is out of range; expected a number in [0.001, 10]"),
+        ("scale nan", cv(CV_GRID).replace("scale = 0.01", "scale = nan"), s("inputs.scale"), "NaN is out of range"),
+        ("qps tiny", cv(CV_GRID).replace("qps = 30", "qps = 1e-300"), s("traces.v.qps"), "1e-300 is out of range; expected at least"),
+        ("qps tiny, n given", cv(CV_GRID).replace("qps = 30", "qps = 1e-9\nn = 10"), s("traces.v.qps"), "span at most 1000000 minutes"),
+        ("qps huge", cv(CV_GRID).replace("qps = 30", "qps = 1e308"), s("traces.v.qps"), "1e308 is out of range; expected a finite number of requests per second in (0, 1000000]"),
+        ("qps nan", cv(CV_GRID).replace("qps = 30", "qps = nan"), s("traces.v.qps"), "NaN is out of range"),
+        ("qps inf", cv(CV_GRID).replace("qps = 30", "qps = inf"), s("traces.v.qps"), "inf is out of range"),
+        ("n zero", cv(CV_GRID).replace("qps = 30", "qps = 30\nn = 0"), s("traces.v.n"), "expected 1 to 100,000,000 requests"),
+        ("n huge", cv(CV_GRID).replace("qps = 30", "qps = 30\nn = 100000001"), s("traces.v.n"), "expected 1 to 100,000,000 requests"),
+        ("poisson seed past u32", trace("kind = \"poisson\"\nqps = 30\nseed = 5000000000"), s("traces.v.seed"), "0 to 4294967295"),
+        ("synthetic n zero", trace("kind = \"synthetic_azure\"\nn = 0"), s("traces.v.n"), "1 to 100,000,000"),
+        ("minutes zero", synthetic("minutes = 0"), s("traces.v.shape.minutes"), "0 is out of range; expected 1 to 1,000,000"),
+        ("minutes 1e9", synthetic("minutes = 1000000000"), s("traces.v.shape.minutes"), "expected 1 to 1,000,000"),
+        ("start minute past a day", synthetic("start_minute = 1440"), s("traces.v.shape.start_minute"), "0 to 1439"),
+        ("diurnal amplitude 5", synthetic("diurnal_amplitude = 5.0"), s("traces.v.shape.diurnal_amplitude"), "5 is out of range; expected in [0, 1)"),
+        ("peak minute negative", synthetic("peak_minute = -1.0"), s("traces.v.shape.peak_minute"), "[0, 1440)"),
+        ("peak minute nan", synthetic("peak_minute = nan"), s("traces.v.shape.peak_minute"), "NaN is out of range"),
+        ("off fraction 1", synthetic("off_fraction = 1.0"), s("traces.v.shape.off_fraction"), "in [0, 1)"),
+        ("mean off minutes huge", synthetic("mean_off_minutes = 1e9"), s("traces.v.shape.mean_off_minutes"), "[1, 1000000]"),
+        ("minute sigma 1e6", synthetic("minute_sigma = 1e6"), s("traces.v.shape.minute_sigma"), "in [0, 10]"),
+        ("burst size 0", synthetic("burst_size = 0.0"), s("traces.v.shape.burst_size"), "[1, 1000000]"),
+        ("burst size nan", synthetic("burst_size = nan"), s("traces.v.shape.burst_size"), "NaN is out of range"),
+        ("burst spread inf", synthetic("burst_spread_ms = inf"), s("traces.v.shape.burst_spread_ms"), "(0, 60000]"),
+        ("minutes negative", synthetic("minutes = -5"), s("traces.v.shape.minutes"), "expected a non-negative integer, found integer -5"),
+        ("minutes fractional", synthetic("minutes = 1.5"), s("traces.v.shape.minutes"), "expected a non-negative integer"),
+        ("burst size a string", synthetic("burst_size = \"8\""), s("traces.v.shape.burst_size"), "expected a number"),
+        ("azure row negative", trace("kind = \"azure_csv\"\npath = \"Cargo.toml\"\nfunction = { row = -1 }"), s("traces.v.function.row"), "expected a non-negative integer"),
+        ("load tiny", trace("kind = \"synthetic_azure\"\nload = 1e-300"), s("traces.v.load"), "expected a load that keeps the span at most 1000000 minutes"),
+        ("load nan", trace("kind = \"synthetic_azure\"\nload = nan"), s("traces.v.load"), "NaN is out of range"),
+        ("azure cap zero", trace("kind = \"azure_csv\"\npath = \"Cargo.toml\"\ncap = 0"), s("traces.v.cap"), "1 to 100,000,000"),
+        ("slo infinite", grid("slo_multiplier = [1]", "slo_multiplier = [1e308]"), s("grid[0].slo_multiplier[0]"), "1e308 is out of range; expected a number in [1, 1000]"),
+        ("slo below the batch-1 latency", grid("slo_multiplier = [1]", "slo_multiplier = [0.5]"), s("grid[0].slo_multiplier[0]"), "[1, 1000]"),
+        ("slo nan", grid("slo_multiplier = [1]", "slo_multiplier = [nan]"), s("grid[0].slo_multiplier[0]"), "NaN is out of range"),
+        ("batch size huge", grid("batch_size = [4]", "batch_size = [4096]"), s("grid[0].batch_size[0]"), "1, 2, 4, 8, 16, 32, 64"),
+        ("accuracy budget nan", with("accuracy_budget = [nan]"), s("grid[0].accuracy_budget[0]"), "NaN is out of range; expected a number in (0, 1)"),
+        ("ramp budget huge", with("ramp_budget = [1000]"), s("grid[0].ramp_budget[0]"), "expected an integer in [1, 100]"),
+        ("check interval huge", with("check_interval = [10000000]"), s("grid[0].check_interval[0]"), "expected an integer in [1, 1000000]"),
+    ];
+    // A list too long to check for repeats in reasonable time.
+    let many: Vec<String> = (0..10_001).map(|i| i.to_string()).collect();
+    cases.push((
+        "ten thousand and one seeds",
+        EMBEDDED_HEAD.replace(
+            "name = \"t\"\n",
+            &format!("name = \"t\"\nseeds = [{}]\n", many.join(", ")),
+        ) + CV_GRID,
+        s("seeds"),
+        "lists 10001 values; expected at most 10000",
+    ));
+    // More than a million tasks: 1,000 seeds x 1,001 SLO multipliers.
+    let seeds: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+    let slos: Vec<String> = (0..1001)
+        .map(|i| format!("{}", 1.0 + i as f64 / 2.0))
+        .collect();
+    cases.push((
+        "a million tasks",
+        EMBEDDED_HEAD.replace(
+            "name = \"t\"\n",
+            &format!("name = \"t\"\nseeds = [{}]\n", seeds.join(", ")),
+        ) + &CV_GRID.replace(
+            "slo_multiplier = [1]",
+            &format!("slo_multiplier = [{}]", slos.join(", ")),
+        ),
+        s("grid[0]"),
+        "more than 1000000 tasks",
+    ));
+    cases
+}
+
+#[test]
+fn issue11_every_numeric_key_out_of_range_is_refused_by_plan_naming_the_key_and_range() {
+    for (what, text, key, want) in out_of_range_specs() {
+        let msg = error_of(&text);
+        assert!(
+            msg.starts_with(&format!("{key}: ")) && msg.contains(want) && !msg.contains('\n'),
+            "{what}: expected one line `{key}: ...{want}...`, got:\n{msg}"
+        );
+    }
+}
+
+#[test]
+fn issue11_values_at_the_edges_of_the_ranges_plan_and_generate() {
+    use apparate::traces::{generate, MAX_SPAN_MINUTES};
+    // The slowest rate the 700 requests of a 0.01-scale video may have, and a shape at its
+    // documented limits: both plan, and every task's trace generates within the span.
+    let n = stream_len("auburn", 0.01).expect("auburn");
+    let slowest = (n - 1) as f64 / (MAX_SPAN_MINUTES as f64 * 60.0);
+    let text = format!(
+        "{}[traces.s]\nkind = \"synthetic_azure\"\nn = 50\nshape = {{ minutes = 1000000, start_minute = 1439, peak_minute = 1439.5, diurnal_amplitude = 0.99, off_fraction = 0.5, mean_off_minutes = 1000000.0, minute_sigma = 10.0, burst_size = 1000000.0, burst_spread_ms = 60000.0 }}\n{}",
+        EMBEDDED_HEAD.replace("qps = 30", &format!("qps = {slowest:e}")),
+        CV_GRID
+            .replace("traces = [\"v\"]", "traces = [\"v\", \"s\"]")
+            .replace("slo_multiplier = [1]", "slo_multiplier = [1, 1000]")
+    );
+    let plan = plan_of(&text).expect("valid at the edges");
+    for t in plan.tasks() {
+        let TaskTrace::Generated { spec, .. } = &t.spec.trace else {
+            panic!("generated")
+        };
+        let arrivals = generate(spec).expect("generates");
+        let last = arrivals.last().copied().expect("arrivals");
+        // (The fixed trace's gaps are summed one by one, so its end may round a hair past.)
+        assert!(
+            last <= MAX_SPAN_MINUTES as f64 * 60_000.0 * (1.0 + 1e-12),
+            "{last}"
+        );
+    }
+}
+
+/// Issue #11 item 7: an `azure_csv` trace is read at plan time, so a function that is not in
+/// the file, or has no invocations, is refused by `plan` naming the key, not by every task.
+#[test]
+fn issue11_an_azure_csv_function_that_is_missing_or_empty_is_refused_by_plan() {
+    let dir = crate::util::fresh_temp_dir("azure-plan");
+    let minutes: Vec<String> = (1..=1440).map(|m| m.to_string()).collect();
+    let zeros = vec!["0"; 1440].join(",");
+    let ones = vec!["1"; 1440].join(",");
+    std::fs::write(
+        dir.join("day.csv"),
+        format!(
+            "HashOwner,HashApp,HashFunction,Trigger,{}\no,a,f0,http,{zeros}\no,a,f1,http,{ones}\n",
+            minutes.join(",")
+        ),
+    )
+    .expect("csv");
+    let spec = |function: &str| {
+        let text = cv_with_trace(&format!(
+            "kind = \"azure_csv\"\npath = \"day.csv\"\nfunction = {function}"
+        ));
+        SweepSpec::from_toml(&text, "test.toml", &dir)
+            .expect("parses")
+            .plan()
+    };
+    let plan = spec("{ row = 1 }").expect("a busy function plans");
+    assert_eq!(plan.len(), 1);
+    let e = spec("{ row = 0 }").expect_err("empty").to_string();
+    assert!(
+        e.starts_with("traces.v.function: the function has no invocations"),
+        "{e}"
+    );
+    let e = spec("{ row = 7 }").expect_err("missing").to_string();
+    assert!(e.starts_with("traces.v: ") && e.contains("day.csv"), "{e}");
+    let e = spec("{ hash_function = \"nope\" }")
+        .expect_err("missing hash")
+        .to_string();
+    assert!(e.starts_with("traces.v: ") && e.contains("nope"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The embedded CV spec with `[traces.v]` replaced by `body`.
+fn cv_with_trace(body: &str) -> String {
+    format!("{EMBEDDED_HEAD}{CV_GRID}").replace(
+        "[traces.v]\nkind = \"fixed\"\nqps = 30",
+        &format!("[traces.v]\n{body}"),
+    )
+}

@@ -644,6 +644,21 @@ fn the_azure_trace_through_generate_is_capped_exactly() {
             within_minute: Spread::Even,
             seed: 0,
         };
+        if cap == 0 {
+            // An empty trace serves nothing: refused (issue #11), naming the parameter.
+            let err = generate(&spec).expect_err("cap 0");
+            assert!(
+                matches!(
+                    err,
+                    TraceGenError::InvalidParameter {
+                        parameter: "cap",
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+            continue;
+        }
         let arrivals = generate(&spec).expect("valid");
         assert_eq!(arrivals.len() as u64, cap.min(8632), "cap {cap}");
         assert!(is_non_decreasing(&arrivals));

@@ -13,6 +13,8 @@ pub mod ssh;
 pub mod workers;
 
 pub use error::{Error, Result};
-pub use hosts::{load_hosts, Host, LoadOptions, LoginChoice};
+pub use hosts::{
+    load_host_list, load_hosts, Host, HostList, LoadOptions, LoginChoice, SkippedNode,
+};
 pub use session::{run_with_cluster, ClusterRun, ClusterRunError, OnUnusable, Session};
 pub use ssh::SshConfig;

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use cluster::preflight::{table, Requirements};
 use cluster::session::{per_host, PerHost};
-use cluster::{load_hosts, LoadOptions, LoginChoice, OnUnusable, Session, SshConfig};
+use cluster::{load_host_list, LoadOptions, LoginChoice, OnUnusable, Session, SshConfig};
 
 #[derive(Parser)]
 #[command(
@@ -154,6 +154,14 @@ impl Common {
     }
 
     fn hosts(&self) -> Result<Vec<cluster::Host>> {
+        let list = self.host_list()?;
+        for s in &list.skipped {
+            eprintln!("skipped {}: {}", s.name, s.reason);
+        }
+        Ok(list.hosts)
+    }
+
+    fn host_list(&self) -> Result<cluster::HostList> {
         let options = LoadOptions {
             login: self
                 .login_user
@@ -162,7 +170,7 @@ impl Common {
             work_dir: self.work_dir.clone(),
             ssh_args: self.ssh_args.clone(),
         };
-        Ok(load_hosts(&self.hosts, &options)?)
+        Ok(load_host_list(&self.hosts, &options)?)
     }
 }
 

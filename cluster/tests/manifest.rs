@@ -228,3 +228,148 @@ fn inventory_errors_name_the_key_or_the_host() {
     let e = load_hosts(&path, &LoadOptions::default()).expect_err("empty");
     assert!(e.to_string().contains("no hosts"), "{e}");
 }
+
+/// Issue #11 item 11: a real-shaped manifest (three logins per node, two LANs, links, site info,
+/// execute services, a Xen VM, a Docker container, a remote blockstore with logins, a delay
+/// node): only the machines become hosts; the others are skipped, each with its reason.
+#[test]
+fn issue11_blockstores_and_other_non_machine_slivers_are_skipped_with_the_reason() {
+    use cluster::{load_host_list, SkippedNode};
+    let list = load_host_list(
+        &fixture("clemson-blockstore-two-lans.xml"),
+        &as_user("alice"),
+    )
+    .expect("load");
+    let names: Vec<&str> = list.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["gpu0", "gpu1", "vm0", "ctr0"]);
+    assert!(list
+        .hosts
+        .iter()
+        .all(|h| h.user.as_deref() == Some("alice")));
+    assert_eq!(list.hosts[0].address, "clnode201.clemson.cloudlab.us");
+    assert_eq!(list.hosts[0].lan, ip("10.10.1.1"), "the first LAN");
+    assert_eq!(list.hosts[0].hardware.as_deref(), Some("r7525"));
+    assert_eq!(list.hosts[2].port, Some(26010));
+    assert_eq!(list.hosts[3].lan, ip("10.20.1.4"));
+    let skipped: Vec<(&str, &str)> = list
+        .skipped
+        .iter()
+        .map(|SkippedNode { name, reason }| (name.as_str(), reason.as_str()))
+        .collect();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert_eq!(skipped[0].0, "dataset");
+    assert!(
+        skipped[0]
+            .1
+            .starts_with("sliver type \"emulab-blockstore\" is not a machine"),
+        "{}",
+        skipped[0].1
+    );
+    assert_eq!(skipped[1].0, "shaper");
+    assert!(skipped[1].1.contains("\"delay\""), "{}", skipped[1].1);
+    // The plain list (what `coordinator sweep --cluster` uses) has the same hosts.
+    let hosts = load_hosts(
+        &fixture("clemson-blockstore-two-lans.xml"),
+        &as_user("alice"),
+    )
+    .expect("load");
+    assert_eq!(hosts, list.hosts);
+    // The skipped nodes need no login for the chosen user (bob has none on the blockstore).
+    let bob =
+        load_host_list(&fixture("clemson-blockstore-two-lans.xml"), &as_user("bob")).expect("bob");
+    assert_eq!(bob.hosts.len(), 4);
+}
+
+#[test]
+fn issue11_an_inventory_excludes_manifest_nodes_by_name() {
+    use cluster::load_host_list;
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::copy(
+        fixture("clemson-blockstore-two-lans.xml"),
+        dir.path().join("m.xml"),
+    )
+    .expect("copy");
+    let path = dir.path().join("cluster.toml");
+    // carol has no login on ctr0: excluding it is what makes carol's list loadable.
+    std::fs::write(
+        &path,
+        "manifest = \"m.xml\"\nlogin_user = \"carol\"\nexclude = [\"ctr0\", \"vm0\"]\n",
+    )
+    .expect("write");
+    let list = load_host_list(&path, &LoadOptions::default()).expect("load");
+    let names: Vec<&str> = list.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["gpu0", "gpu1"]);
+    let skipped: Vec<(&str, &str)> = list
+        .skipped
+        .iter()
+        .map(|s| (s.name.as_str(), s.reason.as_str()))
+        .collect();
+    assert_eq!(
+        skipped.iter().map(|s| s.0).collect::<Vec<_>>(),
+        ["vm0", "ctr0", "dataset", "shaper"]
+    );
+    assert!(
+        skipped[0].1.contains("excluded by the inventory"),
+        "{skipped:?}"
+    );
+
+    std::fs::write(
+        &path,
+        "manifest = \"m.xml\"\nexclude = [\"gpu0\", \"gpu9\"]\n",
+    )
+    .expect("write");
+    let e = load_host_list(&path, &LoadOptions::default()).expect_err("unknown node");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("cluster.toml")
+            && msg.contains("exclude[1]")
+            && msg.contains("no node \"gpu9\"")
+            && msg.contains("gpu0, gpu1, vm0, ctr0, dataset, shaper")
+            && !msg.contains('\n'),
+        "{msg}"
+    );
+
+    std::fs::write(&path, "exclude = [\"gpu0\"]\n[[host]]\naddress = \"x\"\n").expect("write");
+    let e = load_host_list(&path, &LoadOptions::default()).expect_err("no manifest");
+    assert!(e.to_string().contains("no `manifest"), "{e}");
+
+    std::fs::write(
+        &path,
+        "manifest = \"m.xml\"\nexclude = [\"gpu0\", \"gpu1\", \"vm0\", \"ctr0\"]\n",
+    )
+    .expect("write");
+    let e = load_host_list(&path, &LoadOptions::default()).expect_err("nothing left");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("no node can run a worker")
+            && msg.contains("gpu0: excluded by the inventory")
+            && msg.contains("dataset: sliver type \"emulab-blockstore\""),
+        "{msg}"
+    );
+}
+
+/// `cluster hosts` lists the machines on stdout and says on stderr which nodes it skipped and
+/// why.
+#[test]
+fn issue11_cluster_hosts_says_which_nodes_it_skipped() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cluster"))
+        .arg("hosts")
+        .arg("--hosts")
+        .arg(fixture("clemson-blockstore-two-lans.xml"))
+        .args(["--login-user", "alice"])
+        .output()
+        .expect("cluster runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let hosts: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(hosts, ["gpu0", "gpu1", "vm0", "ctr0"], "{stdout}");
+    assert!(
+        stderr.contains("skipped dataset: sliver type \"emulab-blockstore\" is not a machine")
+            && stderr.contains("skipped shaper: sliver type \"delay\""),
+        "{stderr}"
+    );
+}

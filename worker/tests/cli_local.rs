@@ -474,3 +474,58 @@ fn worker_local_runs_the_analysis_binary_beside_it_or_says_how_to_build_it() {
     assert!(!args.exists(), "--no-report runs nothing");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// Issue #11 item 7: a spec whose trace would serve almost nothing (`qps = 1e-300`: 1 of 700
+/// requests) or whose SLO is infinite is refused by `worker plan` and `worker --local` before
+/// any task runs, in one line naming the key and its range.
+#[test]
+fn issue11_out_of_range_values_are_refused_by_plan_and_local_before_any_task() {
+    let tmp = fresh_temp_dir("local-ranges");
+    let out = tmp.join("out");
+    let spec = tmp.join("spec.toml");
+    let base = "name = \"ranges\"\n[inputs]\nkind = \"embedded\"\nscale = 0.01\n[traces.v]\nkind = \"fixed\"\nqps = 30\n[[grid]]\nname = \"cv\"\nmodels = [\"resnet18\"]\ndatasets = [\"auburn\"]\ntraces = [\"v\"]\nslo_multiplier = [2]\nbatch_size = [4]\n";
+    for (from, to, want) in [
+        (
+            "qps = 30",
+            "qps = 1e-300",
+            "traces.v.qps: 1e-300 is out of range; expected at least",
+        ),
+        (
+            "slo_multiplier = [2]",
+            "slo_multiplier = [1e308]",
+            "grid[0].slo_multiplier[0]: 1e308 is out of range; expected a number in [1, 1000]",
+        ),
+        (
+            "kind = \"fixed\"\nqps = 30",
+            "kind = \"synthetic_azure\"\nshape = { burst_size = nan }",
+            "traces.v.shape.burst_size: NaN is out of range",
+        ),
+    ] {
+        std::fs::write(&spec, base.replace(from, to)).expect("write spec");
+        let plan = Command::new(worker_bin())
+            .args(["plan", "--spec"])
+            .arg(&spec)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("worker plan runs");
+        let local = local(&spec, &out, None);
+        for o in [plan, local] {
+            let stderr = text(&o.stderr);
+            assert!(!o.status.success(), "{to}: accepted\n{stderr}");
+            let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(want)).collect();
+            assert_eq!(lines.len(), 1, "{to}: one line with {want:?}:\n{stderr}");
+            assert!(!out.exists(), "{to}: nothing written");
+        }
+    }
+    std::fs::write(&spec, base).expect("write spec");
+    let plan = Command::new(worker_bin())
+        .args(["plan", "--spec"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("worker plan runs");
+    assert_ok(&plan);
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -11,7 +11,7 @@ use crate::ids::TaskKey;
 use crate::sim::family::ACC_LOSS_BUDGET_ACTUAL;
 use crate::sim::{Family, Overrides, StaticRamps, BATCH_SIZES};
 use crate::task::{BatchingScheme, Inputs, TaskParams, TaskSpec, TaskTrace};
-use crate::traces::{minutes_for_load, TraceSpec, MAX_REQUESTS};
+use crate::traces::{minutes_for_load, span_for_load, TraceGenError, TraceSpec, MAX_SPAN_MINUTES};
 use crate::workload;
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -142,6 +142,60 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> SpecError {
     }
 }
 
+/// The most tasks one sweep may expand to (its `sweep.json` lists every key).
+pub const MAX_TASKS: usize = 1_000_000;
+
+/// Range of `grid[i].slo_multiplier[j]`: below 1 no request can meet its SLO (the fastest a
+/// request is served is the batch-1 latency the SLO is a multiple of).
+pub const SLO_MULTIPLIER_RANGE: (f64, f64) = (1.0, 1000.0);
+
+/// Range of `inputs.scale`: at 0.001 a video is 70 frames, the smallest stream that is still a
+/// workload.
+pub const SCALE_RANGE: (f64, f64) = (0.001, 10.0);
+
+/// Most ramps a `ramp_budget` may allow (no model has more ramp sites).
+pub const MAX_RAMP_BUDGET: usize = 100;
+
+/// Most batches a `check_interval` may span.
+pub const MAX_CHECK_INTERVAL: usize = 1_000_000;
+
+/// A number as messages show it: plain for ordinary magnitudes, `1e-300` / `1e308` for extreme
+/// ones (Rust's `Display` would write out hundreds of digits).
+pub(crate) fn num(x: f64) -> String {
+    let a = x.abs();
+    if !x.is_finite() || a == 0.0 || (1e-4..1e15).contains(&a) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
+}
+
+/// A trace parameter out of range, as a spec error at `traces.{name}.{parameter}` (shape
+/// parameters of a synthetic Azure trace under `.shape`).
+fn trace_error(key: &str, spec: &TraceSpec, e: TraceGenError) -> SpecError {
+    match e {
+        TraceGenError::InvalidParameter {
+            parameter,
+            value,
+            expected,
+            ..
+        } => {
+            let shape = matches!(spec, TraceSpec::SyntheticAzure { .. })
+                && !matches!(parameter, "n" | "seed");
+            let at = if shape {
+                format!("{key}.shape.{parameter}")
+            } else {
+                format!("{key}.{parameter}")
+            };
+            invalid(
+                at,
+                format!("{} is out of range; expected {expected}", num(value)),
+            )
+        }
+        other => invalid(key, other.to_string()),
+    }
+}
+
 /// Names usable in file names: `[a-z0-9_-]`, starting with a letter or digit, at most 40.
 fn check_name(key: &str, what: &str, name: &str) -> Result<(), SpecError> {
     let ok = !name.is_empty()
@@ -162,10 +216,22 @@ fn check_name(key: &str, what: &str, name: &str) -> Result<(), SpecError> {
     }
 }
 
-/// A list must be non-empty and without repeats.
+/// The most values one list of a spec may hold (`seeds`, and each list of a grid).
+pub const MAX_LIST_LEN: usize = 10_000;
+
+/// A list must be non-empty, at most [`MAX_LIST_LEN`] long and without repeats.
 fn check_list<T: PartialEq + std::fmt::Debug>(key: &str, list: &[T]) -> Result<(), SpecError> {
     if list.is_empty() {
         return Err(invalid(key, "must list at least one value"));
+    }
+    if list.len() > MAX_LIST_LEN {
+        return Err(invalid(
+            key,
+            format!(
+                "lists {} values; expected at most {MAX_LIST_LEN}",
+                list.len()
+            ),
+        ));
     }
     for (i, v) in list.iter().enumerate() {
         if list[..i].contains(v) {
@@ -264,6 +330,33 @@ fn render_file(segments: &[Segment], model: &str, dataset: &str, slo: f64, bs: u
         .collect()
 }
 
+/// Names the key of a value of the wrong type in a trace's `shape` or `function` table (serde's
+/// message would name only the trace). Unknown keys are left to serde.
+fn check_sub_types(key: &str, table: &toml::Table) -> Result<(), SpecError> {
+    for (field, v) in table {
+        let (what, ok) = match field.as_str() {
+            "minutes" | "start_minute" | "row" => (
+                "a non-negative integer",
+                matches!(v, toml::Value::Integer(i) if *i >= 0),
+            ),
+            "diurnal_amplitude" | "peak_minute" | "off_fraction" | "mean_off_minutes"
+            | "minute_sigma" | "burst_size" | "burst_spread_ms" => (
+                "a number",
+                matches!(v, toml::Value::Integer(_) | toml::Value::Float(_)),
+            ),
+            "hash_function" => ("a string", v.is_str()),
+            _ => continue,
+        };
+        if !ok {
+            return Err(invalid(
+                format!("{key}.{field}"),
+                format!("expected {what}, found {} {v}", v.type_str()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn parse_trace(
     name: &str,
     table: &toml::Table,
@@ -311,6 +404,16 @@ fn parse_trace(
     };
     // Name the key of a value of the wrong type (serde's message would not).
     for (field, v) in &t {
+        if field == "seed" && kind == "poisson" {
+            if let toml::Value::Integer(i) = v {
+                if u32::try_from(*i).is_err() {
+                    return Err(invalid(
+                        format!("{key}.seed"),
+                        format!("{i} is out of range; expected a numpy seed, 0 to 4294967295"),
+                    ));
+                }
+            }
+        }
         let (what, ok) = match field.as_str() {
             "n" | "seed" | "cap" => (
                 "a non-negative integer",
@@ -321,6 +424,12 @@ fn parse_trace(
                 matches!(v, toml::Value::Integer(_) | toml::Value::Float(_)),
             ),
             "path" | "within_minute" => ("a string", v.is_str()),
+            "shape" | "function" => {
+                if let Some(sub) = v.as_table() {
+                    check_sub_types(&format!("{key}.{field}"), sub)?;
+                }
+                continue;
+            }
             _ => continue,
         };
         if !ok {
@@ -359,7 +468,7 @@ fn parse_trace(
             if !(x.is_finite() && x > 0.0 && x <= 100.0) {
                 return Err(invalid(
                     load_key,
-                    format!("{x} is out of range; expected a number in (0, 100]"),
+                    format!("{} is out of range; expected a number in (0, 100]", num(x)),
                 ));
             }
             if t.get("shape")
@@ -394,33 +503,12 @@ fn parse_trace(
     let mut spec: TraceSpec = toml::Value::Table(t)
         .try_into()
         .map_err(|e: toml::de::Error| invalid(&key, e.message().to_string()))?;
-    let check_n = |n: usize| {
-        if (1..=MAX_REQUESTS).contains(&n) {
-            Ok(())
-        } else {
-            Err(invalid(
-                format!("{key}.n"),
-                format!("{n} is out of range; expected 1 to {MAX_REQUESTS} requests"),
-            ))
-        }
-    };
-    let check_qps = |qps: f64| {
-        if qps.is_finite() && qps > 0.0 {
-            Ok(())
-        } else {
-            Err(invalid(
-                format!("{key}.qps"),
-                format!("{qps} is out of range; expected a finite number > 0"),
-            ))
-        }
-    };
+    // `n` may still be a placeholder here (the stream length, set per task); every task's
+    // trace is checked again with its own `n` and span (`check_grid`).
+    spec.check().map_err(|e| trace_error(&key, &spec, e))?;
     let mut digest = None;
     match &mut spec {
-        TraceSpec::Fixed { n, qps } | TraceSpec::Poisson { n, qps, .. } => {
-            check_n(*n)?;
-            check_qps(*qps)?;
-        }
-        TraceSpec::SyntheticAzure { n, .. } => check_n(*n)?,
+        TraceSpec::Fixed { .. } | TraceSpec::Poisson { .. } | TraceSpec::SyntheticAzure { .. } => {}
         TraceSpec::AzureCsv { path, .. } => {
             let p = resolve(base, path);
             if !p.is_file() {
@@ -434,6 +522,20 @@ fn parse_trace(
                 source,
             })?);
             *path = p;
+        }
+    }
+    if let TraceSpec::AzureCsv { .. } = &spec {
+        // The file decides whether the function exists, how many requests the cap keeps and
+        // whether any is left: read it once now rather than fail every task later.
+        match crate::traces::generate(&spec) {
+            Ok(arrivals) if arrivals.is_empty() => {
+                return Err(invalid(
+                    format!("{key}.function"),
+                    "the function has no invocations in the file: its trace would be empty",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(trace_error(&key, &spec, e)),
         }
     }
     Ok(TraceTemplate::Generated {
@@ -550,11 +652,15 @@ fn check_grid(
     }
     check_list(&at("batching"), &g.batching)?;
     check_list(&at("slo_multiplier"), &g.slo_multiplier)?;
+    let (slo_lo, slo_hi) = SLO_MULTIPLIER_RANGE;
     for (i, &s) in g.slo_multiplier.iter().enumerate() {
-        if !(s.is_finite() && s > 0.0) {
+        if !(slo_lo..=slo_hi).contains(&s) {
             return Err(invalid(
                 format!("grid[{gi}].slo_multiplier[{i}]"),
-                format!("{s} is out of range; expected a finite number > 0"),
+                format!(
+                    "{} is out of range; expected a number in [{slo_lo}, {slo_hi}] (a multiple of the model's batch-1 latency)",
+                    num(s)
+                ),
             ));
         }
     }
@@ -575,33 +681,38 @@ fn check_grid(
                 if !(a > 0.0 && a < 1.0) {
                     return Err(invalid(
                         format!("grid[{gi}].accuracy_budget[{i}]"),
-                        format!("{a} is out of range; expected a number in (0, 1), e.g. 0.01"),
+                        format!(
+                            "{} is out of range; expected a number in (0, 1), e.g. 0.01",
+                            num(a)
+                        ),
                     ));
                 }
             }
             list.iter().map(|&a| Some(a)).collect()
         }
     };
-    let positive =
-        |field: &str, list: &Option<Vec<usize>>| -> Result<Vec<Option<usize>>, SpecError> {
-            match list {
-                None => Ok(vec![None]),
-                Some(list) => {
-                    check_list(&at(field), list)?;
-                    for (i, &v) in list.iter().enumerate() {
-                        if v == 0 {
-                            return Err(invalid(
-                                format!("grid[{gi}].{field}[{i}]"),
-                                "0 is out of range; expected an integer >= 1",
-                            ));
-                        }
+    let positive = |field: &str,
+                    max: usize,
+                    list: &Option<Vec<usize>>|
+     -> Result<Vec<Option<usize>>, SpecError> {
+        match list {
+            None => Ok(vec![None]),
+            Some(list) => {
+                check_list(&at(field), list)?;
+                for (i, &v) in list.iter().enumerate() {
+                    if !(1..=max).contains(&v) {
+                        return Err(invalid(
+                            format!("grid[{gi}].{field}[{i}]"),
+                            format!("{v} is out of range; expected an integer in [1, {max}]"),
+                        ));
                     }
-                    Ok(list.iter().map(|&v| Some(v)).collect())
                 }
+                Ok(list.iter().map(|&v| Some(v)).collect())
             }
-        };
-    let ramp_budget = positive("ramp_budget", &g.ramp_budget)?;
-    let check_interval = positive("check_interval", &g.check_interval)?;
+        }
+    };
+    let ramp_budget = positive("ramp_budget", MAX_RAMP_BUDGET, &g.ramp_budget)?;
+    let check_interval = positive("check_interval", MAX_CHECK_INTERVAL, &g.check_interval)?;
     let static_ramps = match &g.static_ramps {
         None => vec![StaticRamps::AllSites],
         Some(list) => {
@@ -617,6 +728,13 @@ fn check_grid(
             }
         }
     }
+    check_task_traces(
+        gi,
+        g,
+        traces,
+        scale,
+        spec.seeds.first().copied().unwrap_or(0),
+    )?;
     let mut plan = GridPlan {
         name: g.name.clone(),
         family,
@@ -642,13 +760,123 @@ fn check_grid(
     Ok(plan)
 }
 
+/// Checks the generated trace of every (dataset, model, trace) of a grid as its tasks will run
+/// it: with the stream length as `n` and the span a `load` gives the model.
+fn check_task_traces(
+    gi: usize,
+    g: &GridSpec,
+    traces: &BTreeMap<String, TraceTemplate>,
+    scale: Option<f64>,
+    seed: u64,
+) -> Result<(), SpecError> {
+    for dataset in &g.datasets {
+        for model in &g.models {
+            for name in &g.traces {
+                let Some(TraceTemplate::Generated {
+                    spec,
+                    n_from_stream,
+                    seed_from_task,
+                    load,
+                    ..
+                }) = traces.get(name)
+                else {
+                    continue;
+                };
+                let key = format!("traces.{name}");
+                let task = format!("for {model} on {dataset} (grid[{gi}])");
+                let t = task_trace(
+                    spec,
+                    *n_from_stream,
+                    *seed_from_task,
+                    None,
+                    scale,
+                    model,
+                    dataset,
+                    seed,
+                );
+                if let (Some(load), TraceSpec::SyntheticAzure { n, .. }) = (load, &t) {
+                    if let Some(preset) = workload::models::preset(model) {
+                        let span = span_for_load(*n, preset.v1_ms, *load);
+                        if !(span.is_finite() && span <= MAX_SPAN_MINUTES as f64) {
+                            return Err(invalid(
+                                format!("{key}.load"),
+                                format!(
+                                    "{} spreads {n} requests over {} minutes {task}; expected a load that keeps the span at most {MAX_SPAN_MINUTES} minutes",
+                                    num(*load),
+                                    num(span)
+                                ),
+                            ));
+                        }
+                    }
+                }
+                let t = task_trace(
+                    spec,
+                    *n_from_stream,
+                    *seed_from_task,
+                    *load,
+                    scale,
+                    model,
+                    dataset,
+                    seed,
+                );
+                t.check().map_err(|e| match trace_error(&key, &t, e) {
+                    SpecError::Invalid { key, problem } => {
+                        invalid(key, format!("{problem} {task}"))
+                    }
+                    other => other,
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The trace a task of `model` on `dataset` with `seed` runs: `spec` with `n` (the dataset's
+/// stream length, embedded inputs at `scale`), the seed and the span a `load` gives the model
+/// filled in.
+#[allow(clippy::too_many_arguments)]
+fn task_trace(
+    spec: &TraceSpec,
+    n_from_stream: bool,
+    seed_from_task: bool,
+    load: Option<f64>,
+    scale: Option<f64>,
+    model: &str,
+    dataset: &str,
+    seed: u64,
+) -> TraceSpec {
+    let mut spec = spec.clone();
+    if let Some(scale) = scale {
+        if n_from_stream {
+            let len = workload::dataset_family(dataset)
+                .map_or(2, |f| workload::family_trace_len(f, scale));
+            match &mut spec {
+                TraceSpec::Fixed { n, .. }
+                | TraceSpec::Poisson { n, .. }
+                | TraceSpec::SyntheticAzure { n, .. } => *n = len,
+                TraceSpec::AzureCsv { .. } => {}
+            }
+        }
+    }
+    if seed_from_task {
+        if let TraceSpec::SyntheticAzure { seed: s, .. } = &mut spec {
+            *s = seed;
+        }
+    }
+    if let (Some(load), TraceSpec::SyntheticAzure { n, shape, .. }) = (load, &mut spec) {
+        // Models are checked against the presets for embedded inputs.
+        if let Some(preset) = workload::models::preset(model) {
+            shape.minutes = minutes_for_load(*n, preset.v1_ms, load);
+        }
+    }
+    spec
+}
+
 impl Plan {
     /// Checks `spec` (names, ranges, references, and for artifact inputs that every input file
     /// of every task exists) and hashes every input file. Nothing is run or written.
     pub fn new(spec: SweepSpec) -> Result<Plan, SpecError> {
-        if spec.name.trim().is_empty() {
-            return Err(invalid("name", "must not be empty"));
-        }
+        check_name("name", "sweep name", &spec.name)?;
         check_list("seeds", &spec.seeds)?;
         let (inputs, scale) = match (spec.inputs.kind, spec.inputs.scale, &spec.inputs.dir) {
             (InputsKind::Embedded, _, Some(_)) => {
@@ -659,10 +887,14 @@ impl Plan {
             }
             (InputsKind::Embedded, scale, None) => {
                 let scale = scale.unwrap_or(1.0);
-                if !(scale > 0.0 && scale <= 10.0) {
+                let (lo, hi) = SCALE_RANGE;
+                if !(lo..=hi).contains(&scale) {
                     return Err(invalid(
                         "inputs.scale",
-                        format!("{scale} is out of range; expected a number in (0, 10]"),
+                        format!(
+                            "{} is out of range; expected a number in [{lo}, {hi}] (1.0 = paper scale)",
+                            num(scale)
+                        ),
                     ));
                 }
                 (Inputs::Embedded { scale }, Some(scale))
@@ -713,7 +945,15 @@ impl Plan {
             gp.offset = offset;
             offset = offset
                 .checked_add(gp.len)
-                .ok_or_else(|| invalid("grid", "expands to too many tasks"))?;
+                .filter(|&n| n <= MAX_TASKS)
+                .ok_or_else(|| {
+                    invalid(
+                        format!("grid[{gi}]"),
+                        format!(
+                            "the sweep expands to more than {MAX_TASKS} tasks (the product of every list's length and the seeds, summed over the grids); split it into several sweeps"
+                        ),
+                    )
+                })?;
             grids.push(gp);
         }
         let mut plan = Plan {
@@ -901,34 +1141,22 @@ impl Plan {
                 load,
                 ..
             }) => {
-                let mut spec = spec.clone();
-                if let Inputs::Embedded { scale } = self.inputs {
-                    if *n_from_stream {
-                        let len = workload::dataset_family(dataset)
-                            .map_or(2, |f| workload::family_trace_len(f, scale));
-                        match &mut spec {
-                            TraceSpec::Fixed { n, .. }
-                            | TraceSpec::Poisson { n, .. }
-                            | TraceSpec::SyntheticAzure { n, .. } => *n = len,
-                            TraceSpec::AzureCsv { .. } => {}
-                        }
-                    }
-                }
-                if *seed_from_task {
-                    if let TraceSpec::SyntheticAzure { seed: s, .. } = &mut spec {
-                        *s = seed;
-                    }
-                }
-                if let (Some(load), TraceSpec::SyntheticAzure { n, shape, .. }) = (load, &mut spec)
-                {
-                    // Models are checked against the presets for embedded inputs.
-                    if let Some(preset) = workload::models::preset(model) {
-                        shape.minutes = minutes_for_load(*n, preset.v1_ms, *load);
-                    }
-                }
+                let scale = match self.inputs {
+                    Inputs::Embedded { scale } => Some(scale),
+                    Inputs::Artifact { .. } => None,
+                };
                 TaskTrace::Generated {
                     name: trace_name.clone(),
-                    spec,
+                    spec: task_trace(
+                        spec,
+                        *n_from_stream,
+                        *seed_from_task,
+                        *load,
+                        scale,
+                        model,
+                        dataset,
+                        seed,
+                    ),
                 }
             }
             None => unreachable!("grid traces are checked against [traces]"),

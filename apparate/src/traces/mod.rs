@@ -42,11 +42,23 @@ pub use azure::{azure_csv_trace, AzureCsvError, FunctionPick, Spread};
 pub use fixed::fixed_rate;
 pub use poisson::poisson;
 pub use shape::ShapeStats;
-pub use synthetic_azure::{minutes_for_load, synthetic_azure, SyntheticShape, SyntheticTrace};
+pub use synthetic_azure::{
+    minutes_for_load, span_for_load, synthetic_azure, SyntheticShape, SyntheticTrace,
+};
 
 /// The most requests a generated trace may hold (800 MB of arrivals), so that a typo in a sweep
 /// spec fails with a message instead of exhausting memory.
 pub const MAX_REQUESTS: usize = 100_000_000;
+
+/// The longest span a generated trace may cover, in minutes (about 694 days). Arrival times stay
+/// below 6·10^10 ms, where an `f64` still resolves 10^-5 ms, so deadlines (`arrival + slo`) and
+/// queueing delays keep their precision; a rate so low that the requests would spread further
+/// (e.g. `qps = 1e-300`, arrivals 10^303 ms apart) is refused instead of serving one request.
+pub const MAX_SPAN_MINUTES: usize = 1_000_000;
+
+/// The highest request rate of a `fixed` or `poisson` trace (requests per second); gaps below a
+/// microsecond are no longer a rate anyone serves.
+pub const MAX_QPS: f64 = 1_000_000.0;
 
 /// What trace to generate. Serialised with a `kind` tag, e.g. in TOML:
 ///
@@ -131,10 +143,73 @@ impl TraceSpec {
             TraceSpec::SyntheticAzure { .. } => "synthetic_azure",
         }
     }
+
+    /// Checks every parameter against its documented range without generating anything (an
+    /// `azure_csv` file is not opened: its function and counts are checked when it is read).
+    /// [`generate`] runs the same checks first; a sweep plan runs them on every task's trace.
+    ///
+    /// * `n`: 1 to [`MAX_REQUESTS`];
+    /// * `qps` (`fixed`, `poisson`): finite, in (0, [`MAX_QPS`]], and at least
+    ///   `(n - 1) / (MAX_SPAN_MINUTES · 60)` so that the trace spans at most [`MAX_SPAN_MINUTES`];
+    /// * `cap` (`azure_csv`): 1 to [`MAX_REQUESTS`];
+    /// * `shape` (`synthetic_azure`): see [`SyntheticShape::check`].
+    pub fn check(&self) -> Result<(), TraceGenError> {
+        let kind = self.kind();
+        match self {
+            TraceSpec::Fixed { n, qps } | TraceSpec::Poisson { n, qps, .. } => {
+                check_count(kind, "n", *n as u64)?;
+                check_rate(kind, *n, *qps)
+            }
+            TraceSpec::AzureCsv { cap, .. } => check_count(kind, "cap", *cap),
+            TraceSpec::SyntheticAzure { n, shape, .. } => {
+                check_count(kind, "n", *n as u64)?;
+                shape.check()
+            }
+        }
+    }
 }
 
-/// The arrival times (ms) `spec` describes.
+/// A request count (`n`, `cap`) must be 1 to [`MAX_REQUESTS`].
+fn check_count(kind: &'static str, parameter: &'static str, n: u64) -> Result<(), TraceGenError> {
+    if n == 0 || n > MAX_REQUESTS as u64 {
+        return Err(TraceGenError::InvalidParameter {
+            kind,
+            parameter,
+            value: n as f64,
+            expected: "1 to 100,000,000 requests".into(),
+        });
+    }
+    Ok(())
+}
+
+/// A rate must be finite, in (0, [`MAX_QPS`]], and keep `n` requests within
+/// [`MAX_SPAN_MINUTES`].
+fn check_rate(kind: &'static str, n: usize, qps: f64) -> Result<(), TraceGenError> {
+    let bad = |expected: String| TraceGenError::InvalidParameter {
+        kind,
+        parameter: "qps",
+        value: qps,
+        expected,
+    };
+    if !(qps.is_finite() && qps > 0.0 && qps <= MAX_QPS) {
+        return Err(bad(
+            "a finite number of requests per second in (0, 1000000]".into(),
+        ));
+    }
+    let span_s = n.saturating_sub(1) as f64 / qps;
+    let max_s = MAX_SPAN_MINUTES as f64 * 60.0;
+    if span_s > max_s {
+        return Err(bad(format!(
+            "at least {} requests per second, so that its {n} requests span at most {MAX_SPAN_MINUTES} minutes",
+            n.saturating_sub(1) as f64 / max_s
+        )));
+    }
+    Ok(())
+}
+
+/// The arrival times (ms) `spec` describes (after [`TraceSpec::check`]).
 pub fn generate(spec: &TraceSpec) -> Result<Vec<f64>, TraceGenError> {
+    spec.check()?;
     match spec {
         TraceSpec::Fixed { n, qps } => fixed_rate(*n, *qps),
         TraceSpec::Poisson { n, qps, seed } => poisson(*n, *qps, *seed),
@@ -164,7 +239,7 @@ pub enum TraceGenError {
         /// Its value.
         value: f64,
         /// What is allowed.
-        expected: &'static str,
+        expected: String,
     },
     /// The Azure CSV file cannot be used (the error names the file, line and column).
     #[error(transparent)]
@@ -182,7 +257,7 @@ fn check_n(kind: &'static str, n: usize) -> Result<(), TraceGenError> {
             kind,
             parameter: "n",
             value: n as f64,
-            expected: "at most 100,000,000 requests",
+            expected: "at most 100,000,000 requests".into(),
         });
     }
     Ok(())
@@ -199,7 +274,7 @@ fn check_positive(
             kind,
             parameter,
             value,
-            expected: "a finite number > 0",
+            expected: "a finite number > 0".into(),
         });
     }
     Ok(())

@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use super::azure::MINUTE_MS;
 use super::rng::{det_math, Xoshiro256StarStar};
-use super::{check_n, TraceGenError};
+use super::{check_n, TraceGenError, MAX_SPAN_MINUTES};
 
 /// Minutes per day, the diurnal cycle's period.
 const DAY_MINUTES: f64 = 1440.0;
@@ -57,24 +57,24 @@ const DAY_MINUTES: f64 = 1440.0;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SyntheticShape {
-    /// Minutes the trace spans (default 1,440, one day).
+    /// Minutes the trace spans, 1 to 1,000,000 (default 1,440, one day).
     pub minutes: usize,
-    /// Minute of day of the trace's first minute (default 0, midnight).
+    /// Minute of day of the trace's first minute, 0 to 1,439 (default 0, midnight).
     pub start_minute: usize,
     /// Relative amplitude `a` of the diurnal cycle, in `[0, 1)` (default 0.6).
     pub diurnal_amplitude: f64,
-    /// Minute of day of the diurnal peak (default 840, 14:00).
+    /// Minute of day of the diurnal peak, in `[0, 1440)` (default 840, 14:00).
     pub peak_minute: f64,
     /// Long-run fraction of minutes in the off state, in `[0, 1)` (default 0.05).
     pub off_fraction: f64,
-    /// Mean length of an off run in minutes, at least 1 (default 2). With `off_fraction` it must
+    /// Mean length of an off run in minutes, 1 to 1,000,000 (default 2). With `off_fraction` it must
     /// satisfy `off_fraction / (1 - off_fraction) <= mean_off_minutes`.
     pub mean_off_minutes: f64,
     /// Log-standard-deviation of an on minute's lognormal intensity factor, `>= 0` (default 1.0).
     pub minute_sigma: f64,
-    /// Mean number of requests per burst within a minute, at least 1 (default 8).
+    /// Mean number of requests per burst within a minute, 1 to 1,000,000 (default 8).
     pub burst_size: f64,
-    /// Mean delay (ms) of a request after its burst's centre, positive (default 500).
+    /// Mean delay (ms) of a request after its burst's centre, in `(0, 60000]` (default 500).
     pub burst_spread_ms: f64,
 }
 
@@ -99,12 +99,19 @@ impl Default for SyntheticShape {
 /// `load = 1` the requests arrive on average exactly as fast as the model serves them one by
 /// one, so queues form and batches grow in the busy minutes.
 pub fn minutes_for_load(n: usize, batch1_ms: f64, load: f64) -> usize {
-    let minutes = (n as f64 * batch1_ms / (load * MINUTE_MS)).ceil();
+    let minutes = span_for_load(n, batch1_ms, load);
     if minutes.is_finite() && minutes >= 1.0 {
         minutes as usize
     } else {
         1
     }
+}
+
+/// [`minutes_for_load`] before it is made a count: `ceil(n · batch1_ms / (load · 60,000))`, which
+/// can be 0, above [`MAX_SPAN_MINUTES`] or not finite (a sweep plan refuses a load that gives
+/// a span outside 1 to [`MAX_SPAN_MINUTES`]).
+pub fn span_for_load(n: usize, batch1_ms: f64, load: f64) -> f64 {
+    (n as f64 * batch1_ms / (load * MINUTE_MS)).ceil()
 }
 
 /// A synthetic trace: the per-minute counts and the arrivals.
@@ -165,15 +172,40 @@ impl SyntheticShape {
             kind: "synthetic_azure",
             parameter,
             value,
-            expected,
+            expected: expected.into(),
         }
+    }
+
+    /// Checks every parameter against its range (the `parameter` of the error is the field's
+    /// name):
+    ///
+    /// | field | range |
+    /// |---|---|
+    /// | `minutes` | 1 to [`MAX_SPAN_MINUTES`] |
+    /// | `start_minute` | 0 to 1,439 (a minute of the day) |
+    /// | `diurnal_amplitude` | `[0, 1)` |
+    /// | `peak_minute` | `[0, 1440)` |
+    /// | `off_fraction` | `[0, 1)` |
+    /// | `mean_off_minutes` | 1 to 1,000,000, and at least `off_fraction / (1 - off_fraction)` |
+    /// | `minute_sigma` | `[0, 10]` |
+    /// | `burst_size` | 1 to 1,000,000 |
+    /// | `burst_spread_ms` | `(0, 60000]` (at most a minute) |
+    pub fn check(&self) -> Result<(), TraceGenError> {
+        self.validate().map(|_| ())
     }
 
     /// Checks the parameters and derives the chain's switching probabilities.
     fn validate(&self) -> Result<Switch, TraceGenError> {
         let bad = Self::invalid;
-        if self.minutes == 0 || self.minutes > 1_000_000 {
+        if self.minutes == 0 || self.minutes > MAX_SPAN_MINUTES {
             return Err(bad("minutes", self.minutes as f64, "1 to 1,000,000"));
+        }
+        if self.start_minute >= DAY_MINUTES as usize {
+            return Err(bad(
+                "start_minute",
+                self.start_minute as f64,
+                "a minute of the day, 0 to 1439",
+            ));
         }
         if !(0.0..1.0).contains(&self.diurnal_amplitude) {
             return Err(bad(
@@ -182,22 +214,22 @@ impl SyntheticShape {
                 "in [0, 1)",
             ));
         }
-        if !self.peak_minute.is_finite() {
+        if !(0.0..DAY_MINUTES).contains(&self.peak_minute) {
             return Err(bad(
                 "peak_minute",
                 self.peak_minute,
-                "a finite minute of day",
+                "a minute of the day in [0, 1440)",
             ));
         }
         if !(0.0..1.0).contains(&self.off_fraction) {
             return Err(bad("off_fraction", self.off_fraction, "in [0, 1)"));
         }
         let odds = self.off_fraction / (1.0 - self.off_fraction);
-        if !(self.mean_off_minutes >= 1.0 && self.mean_off_minutes.is_finite()) {
+        if !(1.0..=1e6).contains(&self.mean_off_minutes) {
             return Err(bad(
                 "mean_off_minutes",
                 self.mean_off_minutes,
-                "a finite number >= 1",
+                "a number in [1, 1000000]",
             ));
         }
         if odds > self.mean_off_minutes {
@@ -207,17 +239,21 @@ impl SyntheticShape {
                 "at least off_fraction / (1 - off_fraction) (on runs cannot be shorter than a minute)",
             ));
         }
-        if !(self.minute_sigma >= 0.0 && self.minute_sigma <= 10.0) {
+        if !(0.0..=10.0).contains(&self.minute_sigma) {
             return Err(bad("minute_sigma", self.minute_sigma, "in [0, 10]"));
         }
-        if !(self.burst_size >= 1.0 && self.burst_size.is_finite()) {
-            return Err(bad("burst_size", self.burst_size, "a finite number >= 1"));
+        if !(1.0..=1e6).contains(&self.burst_size) {
+            return Err(bad(
+                "burst_size",
+                self.burst_size,
+                "a number in [1, 1000000]",
+            ));
         }
-        if !(self.burst_spread_ms > 0.0 && self.burst_spread_ms.is_finite()) {
+        if !(self.burst_spread_ms > 0.0 && self.burst_spread_ms <= MINUTE_MS) {
             return Err(bad(
                 "burst_spread_ms",
                 self.burst_spread_ms,
-                "a finite number of ms > 0",
+                "a number of ms in (0, 60000]",
             ));
         }
         let off_to_on = 1.0 / self.mean_off_minutes;

@@ -4,6 +4,7 @@
 //! # Optional: take the hosts from a Cloudlab manifest (relative to this file) ...
 //! manifest = "manifest.xml"
 //! login_user = "alice"          # which of a node's logins to use (default: yours, else the first)
+//! exclude = ["nfs", "node3"]    # manifest nodes (client_id) that get no worker
 //!
 //! [defaults]                    # for every host, unless the host says otherwise
 //! user = "alice"
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{expand_work_dir, Host, LoadOptions, LoginChoice, DEFAULT_WORK_DIR};
+use super::{expand_work_dir, Host, LoadOptions, LoginChoice, SkippedNode, DEFAULT_WORK_DIR};
 use crate::error::{Error, Result};
 
 /// The inventory file's shape.
@@ -38,6 +39,9 @@ pub struct Inventory {
     pub manifest: Option<PathBuf>,
     /// Which login of a manifest node to use.
     pub login_user: Option<String>,
+    /// Manifest nodes (by `client_id`) that get no worker; each must be a node of the manifest.
+    #[serde(default)]
+    pub exclude: Vec<String>,
     /// Settings for every host.
     #[serde(default)]
     pub defaults: Defaults,
@@ -86,7 +90,18 @@ pub struct InventoryHost {
 }
 
 /// Reads an inventory's text. `path` locates a referenced manifest and names the file in errors.
+/// Manifest nodes that are excluded or not a machine are left out (see
+/// [`super::load_host_list`], which also reports them).
 pub fn load_inventory_str(text: &str, path: &Path, options: &LoadOptions) -> Result<Vec<Host>> {
+    load_inventory_list(text, path, options).map(|(hosts, _)| hosts)
+}
+
+/// [`load_inventory_str`] with the skipped manifest nodes.
+pub(crate) fn load_inventory_list(
+    text: &str,
+    path: &Path,
+    options: &LoadOptions,
+) -> Result<(Vec<Host>, Vec<SkippedNode>)> {
     let inv: Inventory = toml::from_str(text).map_err(|source| Error::InventoryToml {
         path: path.to_path_buf(),
         source,
@@ -97,6 +112,13 @@ pub fn load_inventory_str(text: &str, path: &Path, options: &LoadOptions) -> Res
         .or_else(|| inv.defaults.work_dir.clone())
         .unwrap_or_else(|| DEFAULT_WORK_DIR.to_string());
     let mut hosts = Vec::new();
+    let mut skipped = Vec::new();
+    if inv.manifest.is_none() && !inv.exclude.is_empty() {
+        return Err(Error::Inventory {
+            path: path.to_path_buf(),
+            message: "exclude: names manifest nodes, but there is no `manifest = \"FILE\"`".into(),
+        });
+    }
     if let Some(manifest) = &inv.manifest {
         let manifest_path = path
             .parent()
@@ -107,6 +129,19 @@ pub fn load_inventory_str(text: &str, path: &Path, options: &LoadOptions) -> Res
             source,
         })?;
         let nodes = super::parse_manifest(&text, &manifest_path)?;
+        for (i, name) in inv.exclude.iter().enumerate() {
+            if !nodes.iter().any(|n| &n.client_id == name) {
+                let known: Vec<&str> = nodes.iter().map(|n| n.client_id.as_str()).collect();
+                return Err(Error::Inventory {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "exclude[{i}]: {} has no node {name:?} (its nodes: {})",
+                        manifest_path.display(),
+                        known.join(", ")
+                    ),
+                });
+            }
+        }
         let login = match (&options.login, &inv.login_user) {
             (LoginChoice::Auto, Some(u)) => LoginChoice::User(u.clone()),
             (choice, _) => choice.clone(),
@@ -116,7 +151,14 @@ pub fn load_inventory_str(text: &str, path: &Path, options: &LoadOptions) -> Res
             work_dir: Some(template.clone()),
             ssh_args: Vec::new(),
         };
-        for mut h in super::manifest::nodes_to_hosts(nodes, &manifest_path, &manifest_options)? {
+        let (manifest_hosts, manifest_skipped) = super::manifest::nodes_to_hosts(
+            nodes,
+            &manifest_path,
+            &manifest_options,
+            &inv.exclude,
+        )?;
+        skipped = manifest_skipped;
+        for mut h in manifest_hosts {
             h.user = h.user.or_else(|| inv.defaults.user.clone());
             h.port = h.port.or(inv.defaults.port);
             h.ssh_args = inv.defaults.ssh_options.clone();
@@ -139,11 +181,11 @@ pub fn load_inventory_str(text: &str, path: &Path, options: &LoadOptions) -> Res
             ssh_args,
         });
     }
-    if hosts.is_empty() {
+    if hosts.is_empty() && skipped.is_empty() {
         return Err(Error::Inventory {
             path: path.to_path_buf(),
             message: "no hosts: give `manifest = \"FILE\"` or at least one [[host]]".into(),
         });
     }
-    Ok(hosts)
+    Ok((hosts, skipped))
 }

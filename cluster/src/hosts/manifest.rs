@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use super::{expand_work_dir, Host, LoadOptions, DEFAULT_WORK_DIR};
+use super::{expand_work_dir, Host, LoadOptions, SkippedNode, DEFAULT_WORK_DIR};
 use crate::error::{Error, Result};
 
 /// One `<login>` of a node's `<services>`.
@@ -33,6 +33,41 @@ pub struct ManifestNode {
     pub hardware: Option<String>,
     /// The `<host name=...>` of the node (a DNS name), used when it lists no login.
     pub host_name: Option<String>,
+    /// Its `<sliver_type name=...>` (`raw-pc`, `emulab-xen`, `emulab-blockstore`, ...), if given.
+    pub sliver_type: Option<String>,
+}
+
+/// Sliver types (compared without regard to ASCII case) that are a machine a worker can run on:
+/// bare-metal PCs, VMs and containers.
+/// Any other type (a remote blockstore, `emulab-blockstore`, or another non-compute sliver) is
+/// skipped; a node that names no sliver type is taken as a machine.
+pub const MACHINE_SLIVER_TYPES: [&str; 9] = [
+    "raw-pc",
+    "raw",
+    "default-vm",
+    "emulab-xen",
+    "xen-vm",
+    "emulab-kvm",
+    "emulab-openvz",
+    "emulab-docker",
+    "docker-container",
+];
+
+impl ManifestNode {
+    /// Why this node cannot run a worker, if it cannot: its sliver type is not a machine.
+    pub fn not_a_machine(&self) -> Option<String> {
+        let t = self.sliver_type.as_deref()?;
+        if MACHINE_SLIVER_TYPES
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(t.trim()))
+        {
+            return None;
+        }
+        Some(format!(
+            "sliver type {t:?} is not a machine (a worker needs one of: {})",
+            MACHINE_SLIVER_TYPES.join(", ")
+        ))
+    }
 }
 
 /// Which login to use when a node lists several.
@@ -134,12 +169,16 @@ pub fn parse_manifest(text: &str, path: &Path) -> Result<Vec<ManifestNode>> {
         let host_name = children(node, "host")
             .find_map(|h| attr(h, "name"))
             .map(str::to_string);
+        let sliver_type = children(node, "sliver_type")
+            .find_map(|t| attr(t, "name"))
+            .map(str::to_string);
         nodes.push(ManifestNode {
             client_id,
             logins,
             lan,
             hardware,
             host_name,
+            sliver_type,
         });
     }
     if nodes.is_empty() {
@@ -183,15 +222,34 @@ fn local_user() -> Option<String> {
         .find(|u| !u.is_empty())
 }
 
-/// Turns manifest nodes into hosts, choosing each node's login.
+/// Turns manifest nodes into hosts, choosing each node's login. Nodes named in `exclude` and
+/// nodes that are not a machine ([`ManifestNode::not_a_machine`]) are skipped (second list),
+/// before any login is chosen.
 pub(crate) fn nodes_to_hosts(
     nodes: Vec<ManifestNode>,
     path: &Path,
     options: &LoadOptions,
-) -> Result<Vec<Host>> {
+    exclude: &[String],
+) -> Result<(Vec<Host>, Vec<SkippedNode>)> {
     let me = local_user();
     let template = options.work_dir.as_deref().unwrap_or(DEFAULT_WORK_DIR);
-    nodes
+    let mut skipped = Vec::new();
+    let mut usable = Vec::new();
+    for node in nodes {
+        let reason = if exclude.contains(&node.client_id) {
+            Some("excluded by the inventory (`exclude`)".to_string())
+        } else {
+            node.not_a_machine()
+        };
+        match reason {
+            Some(reason) => skipped.push(SkippedNode {
+                name: node.client_id,
+                reason,
+            }),
+            None => usable.push(node),
+        }
+    }
+    let hosts = usable
         .into_iter()
         .map(|node| {
             let login = choose_login(&node, &options.login, me.as_deref()).map_err(|message| {
@@ -226,5 +284,6 @@ pub(crate) fn nodes_to_hosts(
                 ssh_args: Vec::new(),
             })
         })
-        .collect()
+        .collect::<Result<Vec<Host>>>()?;
+    Ok((hosts, skipped))
 }

@@ -4,7 +4,9 @@ mod inventory;
 mod manifest;
 
 pub use inventory::{load_inventory_str, Inventory};
-pub use manifest::{choose_login, parse_manifest, Login, LoginChoice, ManifestNode};
+pub use manifest::{
+    choose_login, parse_manifest, Login, LoginChoice, ManifestNode, MACHINE_SLIVER_TYPES,
+};
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -119,22 +121,63 @@ pub struct LoadOptions {
     pub ssh_args: Vec<String>,
 }
 
+/// A manifest node that gets no worker, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedNode {
+    /// The node's `client_id`.
+    pub name: String,
+    /// Why: its sliver type is not a machine (a remote blockstore, ...), or the inventory
+    /// excludes it.
+    pub reason: String,
+}
+
+/// The hosts of a hosts file, and the manifest nodes skipped on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostList {
+    /// Machines that can run a worker, in file order.
+    pub hosts: Vec<Host>,
+    /// Manifest nodes that are not such machines or are excluded, in file order.
+    pub skipped: Vec<SkippedNode>,
+}
+
 /// Reads hosts from `path`: a Cloudlab manifest (XML, recognised by its first non-blank
-/// character `<`) or a TOML inventory (which may itself point at a manifest).
-pub fn load_hosts(path: &Path, options: &LoadOptions) -> Result<Vec<Host>> {
+/// character `<`) or a TOML inventory (which may itself point at a manifest). Manifest nodes
+/// that cannot run a worker (see [`ManifestNode::not_a_machine`]) or that the inventory
+/// excludes are left out and listed in [`HostList::skipped`]; a file that leaves no host at all
+/// is an error naming every skipped node and why.
+pub fn load_host_list(path: &Path, options: &LoadOptions) -> Result<HostList> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut hosts = if text.trim_start().starts_with('<') {
+    let (mut hosts, skipped) = if text.trim_start().starts_with('<') {
         let nodes = parse_manifest(&text, path)?;
-        manifest::nodes_to_hosts(nodes, path, options)?
+        manifest::nodes_to_hosts(nodes, path, options, &[])?
     } else {
-        load_inventory_str(&text, path, options)?
+        inventory::load_inventory_list(&text, path, options)?
     };
+    if hosts.is_empty() && !skipped.is_empty() {
+        let why: Vec<String> = skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.name, s.reason))
+            .collect();
+        return Err(Error::Manifest {
+            path: path.to_path_buf(),
+            message: format!("no node can run a worker ({})", why.join("; ")),
+        });
+    }
     for h in &mut hosts {
         h.ssh_args.extend(options.ssh_args.iter().cloned());
     }
     validate(&hosts, path)?;
-    Ok(hosts)
+    Ok(HostList { hosts, skipped })
+}
+
+/// [`load_host_list`]'s hosts; each skipped node is logged (`info`) with its reason.
+pub fn load_hosts(path: &Path, options: &LoadOptions) -> Result<Vec<Host>> {
+    let list = load_host_list(path, options)?;
+    for s in &list.skipped {
+        tracing::info!(node = %s.name, "manifest node skipped: {}", s.reason);
+    }
+    Ok(list.hosts)
 }

@@ -129,7 +129,7 @@ pub fn azure_csv_trace(
             kind: "azure_csv",
             parameter: "cap",
             value: cap as f64,
-            expected: "a cap that keeps at most 100,000,000 requests of the function",
+            expected: "a cap that keeps at most 100,000,000 requests of the function".into(),
         });
     }
     Ok(spread_arrivals(&kept, spread, seed))
