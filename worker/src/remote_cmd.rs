@@ -4,7 +4,8 @@
 //! fetches missing artifact inputs (checked against their SHA-256, cached by digest), runs it
 //! with the code of `worker --local` (`apparate::local::execute`) on a blocking thread into a
 //! scratch folder and streams the files back in chunks. A heartbeat task on the async runtime
-//! renews the leases (simulation never runs there, so heartbeats never stall). When the
+//! renews the leases (simulation, hashing and copying inputs, reading result files never run
+//! there: they go to `spawn_blocking`, so heartbeats never stall). When the
 //! coordinator is away, calls are retried with exponential backoff.
 //!
 //! Signals: the first SIGINT/SIGTERM stops pulling and lets running tasks finish and upload;
@@ -820,14 +821,34 @@ async fn fetch_inputs(
                 fail(format!("{e:#}"))
             })?;
         }
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
-        }
-        if std::fs::hard_link(&cached, &target).is_err() {
-            std::fs::copy(&cached, &target).map_err(|e| fail(e.to_string()))?;
-        }
+        blocking(move || link_or_copy(&cached, &target))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
     }
     Ok(dir)
+}
+
+/// Runs blocking file work (hashing, copying, syncing a fetched input) on tokio's blocking
+/// pool, off the async runtime: its two threads also carry the heartbeats, which must not wait
+/// behind a large input.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| std::io::Error::other(format!("the file thread died: {e}")))?
+}
+
+/// Places a cached input at `target` (creating its folder): a hard link, or a copy where the
+/// cache is on another file system.
+fn link_or_copy(cached: &Path, target: &Path) -> std::io::Result<()> {
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if std::fs::hard_link(cached, target).is_err() {
+        std::fs::copy(cached, target)?;
+    }
+    Ok(())
 }
 
 async fn fetch_one(
@@ -843,7 +864,7 @@ async fn fetch_one(
     };
     let mut stream = w.client().fetch_input(req).await?.into_inner();
     let tmp = cached.with_extension(format!("part-{}-{}", std::process::id(), attempt.get()));
-    {
+    let f = {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;
         let mut written: u64 = 0;
@@ -860,9 +881,17 @@ async fn fetch_one(
             }
             f.write_all(&chunk.data)?;
         }
-        f.sync_all()?;
-    }
-    let digest = file_sha256(&tmp)?;
+        f
+    };
+    let digest = {
+        let tmp = tmp.clone();
+        blocking(move || {
+            f.sync_all()?;
+            drop(f);
+            file_sha256(&tmp)
+        })
+        .await?
+    };
     if digest != input.sha256 {
         let _ = std::fs::remove_file(&tmp);
         bail!(
