@@ -120,6 +120,7 @@ struct Worker {
     held: Mutex<HashSet<AttemptId>>,
     /// Attempts the coordinator no longer accepts.
     revoked: Mutex<HashSet<AttemptId>>,
+    /// Milliseconds between heartbeats, as the coordinator said at registration.
     heartbeat_every: AtomicU64,
     stopping: AtomicBool,
     heartbeats_paused: AtomicBool,
@@ -145,6 +146,14 @@ enum SlotEnd {
     /// Stopping after a signal, or a fatal error already sent on the channel.
     Stopped,
 }
+
+/// The heartbeat interval (ms) until registration replaces it with the coordinator's
+/// (`RegisterReply.heartbeat_interval_ms`: the lease divided by the coordinator's
+/// `HEARTBEATS_PER_LEASE`, a quarter of it, so that a lease survives two lost heartbeats in a
+/// row). The heartbeat loop only starts once registered, so no heartbeat is timed by this
+/// value; it is still a safe one: a quarter of a 4 s lease, more often than the coordinator's
+/// default lease of 10 s asks for (every 2.5 s), never too rarely for a lease of 4 s or more.
+const HEARTBEAT_MS_BEFORE_REGISTER: u64 = 1000;
 
 /// Exponential backoff for calls while the coordinator is away.
 const BACKOFF_START: Duration = Duration::from_millis(100);
@@ -256,7 +265,7 @@ async fn run_async(args: RemoteArgs) -> Result<()> {
         code_version: apparate::code_version(),
         held: Mutex::new(HashSet::new()),
         revoked: Mutex::new(HashSet::new()),
-        heartbeat_every: AtomicU64::new(1000),
+        heartbeat_every: AtomicU64::new(HEARTBEAT_MS_BEFORE_REGISTER),
         stopping: AtomicBool::new(false),
         heartbeats_paused: AtomicBool::new(false),
         stall_used: AtomicBool::new(false),
