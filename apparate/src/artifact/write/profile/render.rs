@@ -250,13 +250,7 @@ impl<'a> Renderer<'a> {
         let Body::Container(children) = &m.body else {
             unreachable!("every ramp is a container")
         };
-        let total: f64 = children
-            .iter()
-            .map(|c| match c.body {
-                Body::Leaf { weight, .. } => weight,
-                _ => weight::LINEAR,
-            })
-            .sum();
+        let total: f64 = children.iter().map(ramp_weight).sum();
         let child_values: Vec<PyValue> = children
             .iter()
             .map(|c| self.ramp_part(c, &full_name, depth + 1, o, total, v))
@@ -300,13 +294,7 @@ impl<'a> Renderer<'a> {
         let (w, children) = match &m.body {
             Body::Leaf { weight, .. } => (*weight, empty_shared(SHARED_EMPTY_CHILDREN)),
             Body::Container(kids) => {
-                let sub: f64 = kids
-                    .iter()
-                    .map(|c| match c.body {
-                        Body::Leaf { weight, .. } => weight,
-                        _ => weight::LINEAR,
-                    })
-                    .sum();
+                let sub: f64 = kids.iter().map(ramp_weight).sum();
                 let share = o * weight::LINEAR / total;
                 let values = kids
                     .iter()
@@ -336,6 +324,14 @@ impl<'a> Renderer<'a> {
             children,
         };
         profile(&attrs, m.params, m.macs, self.root_fwd)
+    }
+}
+
+/// A ramp part's share weight: a leaf's type weight, a container's that of a linear layer.
+fn ramp_weight(m: &Module) -> f64 {
+    match m.body {
+        Body::Leaf { weight, .. } => weight,
+        _ => weight::LINEAR,
     }
 }
 
