@@ -19,10 +19,23 @@ use tokio::net::TcpListener;
 
 pub use tonic::transport::ServerTlsConfig;
 
+/// Heartbeats a worker sends per lease length: the interval the coordinator tells a worker at
+/// `Register` (`RegisterReply.heartbeat_interval_ms`) is the lease divided by this, at least
+/// 1 ms.
+///
+/// A lease expires one lease length after its last renewal (found by the tick loop, which runs
+/// every eighth of a lease). With four heartbeats per lease, two in a row can be lost (or come
+/// late) and the third still renews the lease with a quarter of it to spare, for call latency
+/// and the worker's timer (it sleeps one interval after each call returns, so the beats drift
+/// a little later). Only after three lost in a row does the fourth come at the lease's end,
+/// too late: a worker cut off for about one lease loses its tasks promptly, while a lost
+/// packet or two never costs a running task.
+pub const HEARTBEATS_PER_LEASE: u64 = 4;
+
 /// Options of a sweep.
 #[derive(Clone, Debug)]
 pub struct SweepOptions {
-    /// Lease duration (workers heartbeat every quarter of it).
+    /// Lease duration (workers heartbeat [`HEARTBEATS_PER_LEASE`] times per lease).
     pub lease: Duration,
     /// Counted attempts (lost workers, retryable failures) before a task fails for good.
     pub max_attempts: u32,

@@ -353,7 +353,7 @@ impl Coordinator for Service {
         let lease_ms = u64::try_from(self.shared.lease.as_millis()).unwrap_or(u64::MAX);
         Ok(Response::new(pb::RegisterReply {
             worker_id: id.get(),
-            heartbeat_interval_ms: (lease_ms / 4).max(1),
+            heartbeat_interval_ms: (lease_ms / crate::HEARTBEATS_PER_LEASE).max(1),
             lease_ms,
         }))
     }

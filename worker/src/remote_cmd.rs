@@ -4,7 +4,8 @@
 //! fetches missing artifact inputs (checked against their SHA-256, cached by digest), runs it
 //! with the code of `worker --local` (`apparate::local::execute`) on a blocking thread into a
 //! scratch folder and streams the files back in chunks. A heartbeat task on the async runtime
-//! renews the leases (simulation never runs there, so heartbeats never stall). When the
+//! renews the leases (simulation, hashing and copying inputs, reading result files never run
+//! there: they go to `spawn_blocking`, so heartbeats never stall). When the
 //! coordinator is away, calls are retried with exponential backoff.
 //!
 //! Signals: the first SIGINT/SIGTERM stops pulling and lets running tasks finish and upload;
@@ -24,6 +25,7 @@
 //! stays in its backoff until `PATH` exists.
 
 use anyhow::{anyhow, bail, Context, Result};
+use apparate::ids::{AttemptId, WorkerId};
 use apparate::local::{execute, TaskFailure};
 use apparate::results::{FailureKind, ResultsDir};
 use apparate::sweep::digest::file_sha256;
@@ -102,6 +104,9 @@ type Client = CoordinatorClient<InterceptedService<Channel, Auth>>;
 
 struct Worker {
     client: Client,
+    /// The [`WorkerId`] the coordinator gave at the last registration (its raw number, so
+    /// that a re-registration can replace it); read and set through [`Worker::id`] and
+    /// [`Worker::set_id`].
     id: AtomicU64,
     slots: u32,
     has_inputs: bool,
@@ -112,9 +117,10 @@ struct Worker {
     scratch: PathBuf,
     code_version: String,
     /// Attempts running now.
-    held: Mutex<HashSet<u64>>,
+    held: Mutex<HashSet<AttemptId>>,
     /// Attempts the coordinator no longer accepts.
-    revoked: Mutex<HashSet<u64>>,
+    revoked: Mutex<HashSet<AttemptId>>,
+    /// Milliseconds between heartbeats, as the coordinator said at registration.
     heartbeat_every: AtomicU64,
     stopping: AtomicBool,
     heartbeats_paused: AtomicBool,
@@ -140,6 +146,14 @@ enum SlotEnd {
     /// Stopping after a signal, or a fatal error already sent on the channel.
     Stopped,
 }
+
+/// The heartbeat interval (ms) until registration replaces it with the coordinator's
+/// (`RegisterReply.heartbeat_interval_ms`: the lease divided by the coordinator's
+/// `HEARTBEATS_PER_LEASE`, a quarter of it, so that a lease survives two lost heartbeats in a
+/// row). The heartbeat loop only starts once registered, so no heartbeat is timed by this
+/// value; it is still a safe one: a quarter of a 4 s lease, more often than the coordinator's
+/// default lease of 10 s asks for (every 2.5 s), never too rarely for a lease of 4 s or more.
+const HEARTBEAT_MS_BEFORE_REGISTER: u64 = 1000;
 
 /// Exponential backoff for calls while the coordinator is away.
 const BACKOFF_START: Duration = Duration::from_millis(100);
@@ -251,7 +265,7 @@ async fn run_async(args: RemoteArgs) -> Result<()> {
         code_version: apparate::code_version(),
         held: Mutex::new(HashSet::new()),
         revoked: Mutex::new(HashSet::new()),
-        heartbeat_every: AtomicU64::new(1000),
+        heartbeat_every: AtomicU64::new(HEARTBEAT_MS_BEFORE_REGISTER),
         stopping: AtomicBool::new(false),
         heartbeats_paused: AtomicBool::new(false),
         stall_used: AtomicBool::new(false),
@@ -401,8 +415,20 @@ impl Worker {
         self.client.clone()
     }
 
-    fn id(&self) -> u64 {
-        self.id.load(Ordering::SeqCst)
+    fn id(&self) -> WorkerId {
+        WorkerId::new(self.id.load(Ordering::SeqCst))
+    }
+
+    fn set_id(&self, id: WorkerId) {
+        self.id.store(id.get(), Ordering::SeqCst);
+    }
+
+    /// The attempts running now.
+    fn held_attempts(&self) -> Vec<AttemptId> {
+        self.held
+            .lock()
+            .map(|h| h.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Records a reply from the coordinator (any answer, even a refusal: it is reachable).
@@ -447,12 +473,12 @@ impl Worker {
                 Ok(r) => {
                     self.touch();
                     let r = r.into_inner();
-                    self.id.store(r.worker_id, Ordering::SeqCst);
+                    let id = WorkerId::new(r.worker_id);
+                    self.set_id(id);
                     self.heartbeat_every
                         .store(r.heartbeat_interval_ms.max(1), Ordering::SeqCst);
                     tracing::info!(
-                        "registered as worker w{} ({} slots, lease {} ms)",
-                        r.worker_id,
+                        "registered as worker {id} ({} slots, lease {} ms)",
                         self.slots,
                         r.lease_ms
                     );
@@ -475,22 +501,17 @@ impl Worker {
     }
 
     async fn return_leases(&self) {
-        let held: Vec<u64> = self
-            .held
-            .lock()
-            .map(|h| h.iter().copied().collect())
-            .unwrap_or_default();
-        for attempt in held {
+        for attempt in self.held_attempts() {
             let req = pb::ReturnLeaseRequest {
-                worker_id: self.id(),
-                attempt_id: attempt,
+                worker_id: self.id().get(),
+                attempt_id: attempt.get(),
             };
             let _ = self.client().return_lease(req).await;
-            tracing::info!("handed back attempt a{attempt}");
+            tracing::info!("handed back attempt {attempt}");
         }
     }
 
-    fn is_revoked(&self, attempt: u64) -> bool {
+    fn is_revoked(&self, attempt: AttemptId) -> bool {
         self.revoked
             .lock()
             .map(|r| r.contains(&attempt))
@@ -505,23 +526,23 @@ async fn heartbeat_loop(w: Arc<Worker>, fatal_tx: tokio::sync::mpsc::Sender<anyh
         if w.heartbeats_paused.load(Ordering::SeqCst) {
             continue;
         }
-        let attempts: Vec<u64> = w
-            .held
-            .lock()
-            .map(|h| h.iter().copied().collect())
-            .unwrap_or_default();
         let req = pb::HeartbeatRequest {
             protocol_version: proto::PROTOCOL_VERSION,
-            worker_id: w.id(),
-            attempts,
+            worker_id: w.id().get(),
+            attempts: w.held_attempts().iter().map(|a| a.get()).collect(),
         };
         match w.client().heartbeat(req).await {
             Ok(r) => {
                 w.touch();
                 let r = r.into_inner();
                 // Attempts that finished while the heartbeat travelled are not news.
-                let still_held: Vec<u64> = match w.held.lock() {
-                    Ok(h) => r.revoked.into_iter().filter(|a| h.contains(a)).collect(),
+                let still_held: Vec<AttemptId> = match w.held.lock() {
+                    Ok(h) => r
+                        .revoked
+                        .into_iter()
+                        .map(AttemptId::new)
+                        .filter(|a| h.contains(a))
+                        .collect(),
                     Err(_) => Vec::new(),
                 };
                 if !still_held.is_empty() {
@@ -561,7 +582,9 @@ async fn slot_loop(w: Arc<Worker>, fatal_tx: tokio::sync::mpsc::Sender<anyhow::E
     let mut backoff = BACKOFF_START;
     while !w.stopping.load(Ordering::SeqCst) {
         backoff_hook(&w).await;
-        let req = pb::PullTaskRequest { worker_id: w.id() };
+        let req = pb::PullTaskRequest {
+            worker_id: w.id().get(),
+        };
         let reply = match w.client().pull_task(req).await {
             Ok(r) => {
                 w.touch();
@@ -684,37 +707,38 @@ fn planned_task(lease: &pb::Lease) -> Result<PlannedTask, String> {
 }
 
 async fn run_lease(w: &Arc<Worker>, lease: pb::Lease) {
-    let attempt = lease.attempt_id;
+    // The proto edge: from here on the attempt is typed.
+    let attempt = AttemptId::new(lease.attempt_id);
     if let Ok(mut h) = w.held.lock() {
         h.insert(attempt);
     }
-    tracing::info!("leased {} as attempt a{attempt}", lease.task_key);
+    tracing::info!("leased {} as attempt {attempt}", lease.task_key);
     let stalled = stall_hook(w, attempt).await;
-    let outcome = run_attempt(w, &lease).await;
+    let outcome = run_attempt(w, attempt, &lease).await;
     let result = match outcome {
         Ok(dir) => {
             let r = if w.is_revoked(attempt) && !stalled {
-                tracing::warn!("attempt a{attempt} was revoked; its result is dropped");
+                tracing::warn!("attempt {attempt} was revoked; its result is dropped");
                 Ok(())
             } else {
-                upload(w, &lease, &dir).await
+                upload(w, attempt, &lease, &dir).await
             };
             let _ = std::fs::remove_dir_all(dir.parent().unwrap_or(&dir));
             r
         }
-        Err(f) => report_failure(w, &lease, f).await,
+        Err(f) => report_failure(w, attempt, &lease, f).await,
     };
     if let Err(e) = result {
-        tracing::error!("attempt a{attempt} ({}): {e:#}", lease.task_key);
+        tracing::error!("attempt {attempt} ({}): {e:#}", lease.task_key);
     }
-    let _ = std::fs::remove_dir_all(w.scratch.join(format!("inputs-a{attempt}")));
+    let _ = std::fs::remove_dir_all(w.scratch.join(format!("inputs-{attempt}")));
     if let Ok(mut h) = w.held.lock() {
         h.remove(&attempt);
     }
 }
 
 /// The fault-injection hook (see the module docs). Returns whether this attempt was stalled.
-async fn stall_hook(w: &Worker, attempt: u64) -> bool {
+async fn stall_hook(w: &Worker, attempt: AttemptId) -> bool {
     let Some(path) = std::env::var_os("APPARATE_FAULT_STALL") else {
         return false;
     };
@@ -727,7 +751,7 @@ async fn stall_hook(w: &Worker, attempt: u64) -> bool {
     }
     let path = PathBuf::from(path);
     tracing::warn!(
-        "fault hook: stalling attempt a{attempt} until {} exists{}",
+        "fault hook: stalling attempt {attempt} until {} exists{}",
         path.display(),
         if silent { " (no heartbeats)" } else { "" }
     );
@@ -735,13 +759,16 @@ async fn stall_hook(w: &Worker, attempt: u64) -> bool {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     w.heartbeats_paused.store(false, Ordering::SeqCst);
-    tracing::warn!("fault hook: attempt a{attempt} resumes");
+    tracing::warn!("fault hook: attempt {attempt} resumes");
     true
 }
 
 /// Fetches the inputs and runs the task; returns the folder holding its files and manifest.
-async fn run_attempt(w: &Arc<Worker>, lease: &pb::Lease) -> Result<PathBuf, Failed> {
-    let attempt = lease.attempt_id;
+async fn run_attempt(
+    w: &Arc<Worker>,
+    attempt: AttemptId,
+    lease: &pb::Lease,
+) -> Result<PathBuf, Failed> {
     let mut task = planned_task(lease).map_err(|m| Failed {
         retryable: false,
         counts: false,
@@ -753,11 +780,11 @@ async fn run_attempt(w: &Arc<Worker>, lease: &pb::Lease) -> Result<PathBuf, Fail
     if let Inputs::Artifact { .. } = task.spec.inputs {
         let dir = match &w.data {
             Some(d) => d.clone(),
-            None => fetch_inputs(w, lease).await?,
+            None => fetch_inputs(w, attempt, lease).await?,
         };
         task.spec.inputs = Inputs::Artifact { dir };
     }
-    let run_dir = w.scratch.join(format!("run-a{attempt}"));
+    let run_dir = w.scratch.join(format!("run-{attempt}"));
     let code_version = w.code_version.clone();
     let joined = tokio::task::spawn_blocking(move || {
         let writer = ResultsDir::new(&run_dir).lock().map_err(|e| TaskFailure {
@@ -782,8 +809,12 @@ async fn run_attempt(w: &Arc<Worker>, lease: &pb::Lease) -> Result<PathBuf, Fail
 
 /// Makes the lease's input files available under `inputs-a<attempt>/` (hard links into the
 /// digest cache, fetched when missing) and returns that folder.
-async fn fetch_inputs(w: &Arc<Worker>, lease: &pb::Lease) -> Result<PathBuf, Failed> {
-    let dir = w.scratch.join(format!("inputs-a{}", lease.attempt_id));
+async fn fetch_inputs(
+    w: &Arc<Worker>,
+    attempt: AttemptId,
+    lease: &pb::Lease,
+) -> Result<PathBuf, Failed> {
+    let dir = w.scratch.join(format!("inputs-{attempt}"));
     for input in &lease.inputs {
         let fail = |m: String| input_unavailable(&input.path, m);
         let Some(target) = safe_join(&dir, &input.path) else {
@@ -794,32 +825,55 @@ async fn fetch_inputs(w: &Arc<Worker>, lease: &pb::Lease) -> Result<PathBuf, Fai
         }
         let cached = w.cache.join(&input.sha256);
         if !cached.exists() {
-            fetch_one(w, lease.attempt_id, input, &cached)
-                .await
-                .map_err(|e| {
-                    w.call_failed();
-                    fail(format!("{e:#}"))
-                })?;
+            fetch_one(w, attempt, input, &cached).await.map_err(|e| {
+                w.call_failed();
+                fail(format!("{e:#}"))
+            })?;
         }
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
-        }
-        if std::fs::hard_link(&cached, &target).is_err() {
-            std::fs::copy(&cached, &target).map_err(|e| fail(e.to_string()))?;
-        }
+        blocking(move || link_or_copy(&cached, &target))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
     }
     Ok(dir)
 }
 
-async fn fetch_one(w: &Worker, attempt: u64, input: &pb::InputFile, cached: &Path) -> Result<()> {
+/// Runs blocking file work (hashing, copying, syncing a fetched input) on tokio's blocking
+/// pool, off the async runtime: its two threads also carry the heartbeats, which must not wait
+/// behind a large input.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| std::io::Error::other(format!("the file thread died: {e}")))?
+}
+
+/// Places a cached input at `target` (creating its folder): a hard link, or a copy where the
+/// cache is on another file system.
+fn link_or_copy(cached: &Path, target: &Path) -> std::io::Result<()> {
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if std::fs::hard_link(cached, target).is_err() {
+        std::fs::copy(cached, target)?;
+    }
+    Ok(())
+}
+
+async fn fetch_one(
+    w: &Worker,
+    attempt: AttemptId,
+    input: &pb::InputFile,
+    cached: &Path,
+) -> Result<()> {
     let req = pb::FetchInputRequest {
-        worker_id: w.id(),
-        attempt_id: attempt,
+        worker_id: w.id().get(),
+        attempt_id: attempt.get(),
         path: input.path.clone(),
     };
     let mut stream = w.client().fetch_input(req).await?.into_inner();
-    let tmp = cached.with_extension(format!("part-{}-{attempt}", std::process::id()));
-    {
+    let tmp = cached.with_extension(format!("part-{}-{}", std::process::id(), attempt.get()));
+    let f = {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;
         let mut written: u64 = 0;
@@ -836,9 +890,17 @@ async fn fetch_one(w: &Worker, attempt: u64, input: &pb::InputFile, cached: &Pat
             }
             f.write_all(&chunk.data)?;
         }
-        f.sync_all()?;
-    }
-    let digest = file_sha256(&tmp)?;
+        f
+    };
+    let digest = {
+        let tmp = tmp.clone();
+        blocking(move || {
+            f.sync_all()?;
+            drop(f);
+            file_sha256(&tmp)
+        })
+        .await?
+    };
     if digest != input.sha256 {
         let _ = std::fs::remove_file(&tmp);
         bail!(
@@ -861,10 +923,15 @@ fn safe_join(root: &Path, rel: &str) -> Option<PathBuf> {
     plain.then(|| root.join(p))
 }
 
-async fn report_failure(w: &Worker, lease: &pb::Lease, f: Failed) -> Result<()> {
+async fn report_failure(
+    w: &Worker,
+    attempt: AttemptId,
+    lease: &pb::Lease,
+    f: Failed,
+) -> Result<()> {
     let req = pb::TaskFailed {
-        worker_id: w.id(),
-        attempt_id: lease.attempt_id,
+        worker_id: w.id().get(),
+        attempt_id: attempt.get(),
         task_key: lease.task_key.clone(),
         retryable: f.retryable,
         counts_toward_limit: f.counts,
@@ -877,7 +944,7 @@ async fn report_failure(w: &Worker, lease: &pb::Lease, f: Failed) -> Result<()> 
                 w.touch();
                 let r = r.into_inner();
                 if r.accepted {
-                    tracing::warn!("reported the failure of attempt a{}", lease.attempt_id);
+                    tracing::warn!("reported the failure of attempt {attempt}");
                 } else {
                     tracing::warn!("failure report ignored: {}", r.reason);
                 }
@@ -896,14 +963,14 @@ async fn report_failure(w: &Worker, lease: &pb::Lease, f: Failed) -> Result<()> 
 
 /// Streams the task's files (all but the manifest, which the coordinator writes) and the
 /// outcome from the local manifest.
-async fn upload(w: &Worker, lease: &pb::Lease, dir: &Path) -> Result<()> {
+async fn upload(w: &Worker, attempt: AttemptId, lease: &pb::Lease, dir: &Path) -> Result<()> {
     let mpath = dir.join(apparate::results::MANIFEST_FILE);
     let bytes =
         std::fs::read(&mpath).with_context(|| format!("cannot read {}", mpath.display()))?;
     let manifest = apparate::results::parse_manifest(&mpath, &bytes).map_err(|p| anyhow!("{p}"))?;
     let header = pb::ResultHeader {
-        worker_id: w.id(),
-        attempt_id: lease.attempt_id,
+        worker_id: w.id().get(),
+        attempt_id: attempt.get(),
         task_key: lease.task_key.clone(),
         files: manifest
             .files
@@ -964,17 +1031,13 @@ async fn upload(w: &Worker, lease: &pb::Lease, dir: &Path) -> Result<()> {
                 w.touch();
                 let r = r.into_inner();
                 if r.accepted {
-                    tracing::info!("result of attempt a{} accepted", lease.attempt_id);
+                    tracing::info!("result of attempt {attempt} accepted");
                 } else {
-                    tracing::warn!(
-                        "result of attempt a{} rejected: {}",
-                        lease.attempt_id,
-                        r.reason
-                    );
+                    tracing::warn!("result of attempt {attempt} rejected: {}", r.reason);
                 }
                 return Ok(());
             }
-            (Err(s), _) if transient(&s) && !w.is_revoked(lease.attempt_id) => {
+            (Err(s), _) if transient(&s) && !w.is_revoked(attempt) => {
                 w.call_failed();
                 tracing::warn!("upload failed ({}); retrying in {backoff:?}", s.message());
                 tokio::time::sleep(backoff).await;
