@@ -389,8 +389,9 @@ pub fn generate(plan: &Plan, out: &Path, invocation: &str) -> Result<GenDataRepo
         "profile_pickles_bs",
         "batch_decisions",
     ] {
+        // Created inside the user's folder: a link there is refused, never written through.
         let path = out.join(d);
-        std::fs::create_dir_all(&path).map_err(|cause| WriteError::Io { path, cause })?;
+        crate::safe_write::real_dir(&path).map_err(|cause| WriteError::Io { path, cause })?;
     }
     let pairs: usize = plan.models.iter().map(|m| m.datasets.len()).sum();
     let mut done = 0;

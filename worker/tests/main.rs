@@ -42,3 +42,9 @@ mod artifact_writers;
 
 /// `worker gen-data`: its output replayed by `worker simulate` equals the embedded task.
 mod gen_data;
+
+/// Issue #11: result integrity (only a real run's files make a task complete).
+mod issue11_integrity;
+
+/// Issue #11: no writer follows a symbolic link in a folder the user gives.
+mod issue11_links;
