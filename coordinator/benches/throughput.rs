@@ -3,7 +3,8 @@
 //! `cargo bench -p coordinator --bench throughput [-- TASKS WORKERS]` serves a plan of TASKS
 //! tasks (the paper's CV grid over many seeds; default 2,016) on loopback with the real gRPC
 //! service, ledger, SQLite store and results directory, and WORKERS (default 32) in-process
-//! gRPC clients that lease a task, upload a one-file result of 64 bytes and pull again. Nothing
+//! gRPC clients that lease a task, upload a result of the six files a task produces, 64 bytes
+//! each, and pull again (before issue #11 it was one file; figures before it are not comparable). Nothing
 //! is simulated: the figure is the coordinator's cost per task (lease + result accepted:
 //! received, digest checked, staged, manifest written, renamed into `tasks/`, ledger updated).
 //!
@@ -80,11 +81,15 @@ async fn fake_worker(addr: String, counter: std::sync::Arc<std::sync::atomic::At
                         worker_id: reg.worker_id,
                         attempt_id: lease.attempt_id,
                         task_key: lease.task_key,
-                        files: vec![pb::ResultFile {
-                            name: "summary.json".into(),
-                            size: data.len() as u64,
-                            sha256: sha.clone(),
-                        }],
+                        // A result holds exactly the files a task produces (issue #11).
+                        files: worker::task::RESULT_FILES
+                            .iter()
+                            .map(|name| pb::ResultFile {
+                                name: (*name).into(),
+                                size: data.len() as u64,
+                                sha256: sha.clone(),
+                            })
+                            .collect(),
                         num_requests: 1,
                         summary_lines: vec!["bench".into()],
                         started_unix_ms: 0,
@@ -92,14 +97,17 @@ async fn fake_worker(addr: String, counter: std::sync::Arc<std::sync::atomic::At
                         total_ms: 0,
                     })),
                 };
-                let body = pb::ResultChunk {
-                    chunk: Some(pb::result_chunk::Chunk::Data(pb::FileData {
-                        file: 0,
-                        data: data.clone(),
-                    })),
-                };
+                let mut chunks = vec![header];
+                for file in 0..worker::task::RESULT_FILES.len() as u32 {
+                    chunks.push(pb::ResultChunk {
+                        chunk: Some(pb::result_chunk::Chunk::Data(pb::FileData {
+                            file,
+                            data: data.clone(),
+                        })),
+                    });
+                }
                 let r = client
-                    .upload_result(tokio_stream::iter(vec![header, body]))
+                    .upload_result(tokio_stream::iter(chunks))
                     .await
                     .expect("upload")
                     .into_inner();
