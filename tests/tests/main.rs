@@ -10,5 +10,5 @@ mod crashes;
 mod distributed;
 /// Artifact inputs fetched from the coordinator; a corrupt one.
 mod inputs;
-/// Tokens and fencing: a wrong token, a superseded attempt's result.
+/// Tokens and fencing: a wrong token, a superseded attempt's result, a forged upload.
 mod security;

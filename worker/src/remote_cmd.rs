@@ -13,7 +13,9 @@
 //! Fault injection for tests (documented in `tests/README.md`): with
 //! `APPARATE_FAULT_STALL=PATH` the worker stalls after its first lease until `PATH` exists, then
 //! runs and uploads that task even if its lease was lost meanwhile; with
-//! `APPARATE_FAULT_STALL_SILENT=1` it also sends no heartbeats while stalled.
+//! `APPARATE_FAULT_STALL_SILENT=1` it also sends no heartbeats while stalled; with
+//! `APPARATE_FAULT_FORGE=FILE` its first upload is not the task's result but `FILE` alone (a
+//! hostile worker, issue #11; the coordinator must refuse it).
 
 use anyhow::{anyhow, bail, Context, Result};
 use proto::v1 as pb;
@@ -103,6 +105,8 @@ struct Worker {
     stopping: AtomicBool,
     heartbeats_paused: AtomicBool,
     stall_used: AtomicBool,
+    /// The forging fault hook was used (it acts once).
+    forge_used: AtomicBool,
 }
 
 /// Exponential backoff for calls while the coordinator is away.
@@ -213,6 +217,7 @@ async fn run_async(args: RemoteArgs) -> Result<()> {
         stopping: AtomicBool::new(false),
         heartbeats_paused: AtomicBool::new(false),
         stall_used: AtomicBool::new(false),
+        forge_used: AtomicBool::new(false),
     });
     let signals = Signals::install();
     w.register().await?;
@@ -748,10 +753,28 @@ async fn upload(w: &Worker, lease: &pb::Lease, dir: &Path) -> Result<()> {
         run_ms: manifest.timings.run_ms,
         total_ms: manifest.timings.total_ms,
     };
+    let mut header = header;
+    let mut paths: Vec<PathBuf> = manifest.files.iter().map(|f| dir.join(&f.name)).collect();
+    if let Some(forged) = std::env::var_os("APPARATE_FAULT_FORGE") {
+        if !w.forge_used.swap(true, Ordering::SeqCst) {
+            let forged = PathBuf::from(forged);
+            let bytes = std::fs::read(&forged)
+                .with_context(|| format!("fault hook: cannot read {}", forged.display()))?;
+            tracing::warn!("fault hook: uploading {} as the result", forged.display());
+            header.files = vec![pb::ResultFile {
+                name: forged
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                size: bytes.len() as u64,
+                sha256: worker::sweep::digest::sha256_hex(&bytes),
+            }];
+            paths = vec![forged];
+        }
+    }
     let mut backoff = BACKOFF_START;
     for _ in 0..8 {
         let (tx, rx) = tokio::sync::mpsc::channel::<pb::ResultChunk>(4);
-        let files: Vec<PathBuf> = manifest.files.iter().map(|f| dir.join(&f.name)).collect();
+        let files: Vec<PathBuf> = paths.clone();
         let first = pb::ResultChunk {
             chunk: Some(pb::result_chunk::Chunk::Header(header.clone())),
         };
