@@ -299,3 +299,55 @@ fn issue11_a_manifest_that_is_a_link_or_lists_a_file_twice_is_not_complete() {
     assert!(matches!(p, ManifestProblem::FileSet { .. }), "{p:?}");
     rerun_replaces_it(&root, &task, "expected exactly");
 }
+
+#[test]
+fn issue11_a_manifest_whose_outcome_is_not_its_files_is_not_complete() {
+    let (root, plan, task, dir) = copy("outcome");
+    let real = read_manifest(&dir);
+    // Forged summary lines (what `output_<grid>.txt` is made of).
+    let mut m = real.clone();
+    m.summary_lines = vec!["resnet18 auburn 99.99 99.99".into()];
+    write_manifest(&dir, &m);
+    let (p, text) = invalid(&root, &plan, &task);
+    assert!(matches!(p, ManifestProblem::NotThisTask { .. }), "{p:?}");
+    assert!(
+        text.contains("summary lines are not the last lines of log.txt"),
+        "{text}"
+    );
+    // Another request count.
+    let mut m = real;
+    m.num_requests += 1;
+    write_manifest(&dir, &m);
+    let (p, text) = invalid(&root, &plan, &task);
+    assert!(matches!(p, ManifestProblem::NotThisTask { .. }), "{p:?}");
+    assert!(text.contains("summary.json says"), "{text}");
+    rerun_replaces_it(&root, &task, "summary.json says");
+}
+
+#[test]
+fn issue11_fifos_and_an_oversized_manifest_are_refused_without_hanging() {
+    let (root, plan, task, dir) = copy("fifo");
+    // A FIFO in place of a result file, and one beside it: never opened.
+    std::fs::remove_file(dir.join("log.txt")).expect("remove");
+    let mkfifo = |p: &Path| {
+        let ok = Command::new("mkfifo").arg(p).status().expect("mkfifo runs");
+        assert!(ok.success());
+    };
+    mkfifo(&dir.join("log.txt"));
+    let (p, _) = invalid(&root, &plan, &task);
+    assert!(matches!(p, ManifestProblem::File { .. }), "{p:?}");
+    std::fs::remove_file(dir.join("log.txt")).expect("remove");
+    let pristine_dir = ResultsDir::new(pristine()).task_dir(&task.key);
+    std::fs::copy(pristine_dir.join("log.txt"), dir.join("log.txt")).expect("restore");
+    mkfifo(&dir.join("evil"));
+    let (p, _) = invalid(&root, &plan, &task);
+    assert!(matches!(p, ManifestProblem::FileSet { .. }), "{p:?}");
+    std::fs::remove_file(dir.join("evil")).expect("remove");
+    // A manifest far larger than any real one is not read into memory.
+    let f = std::fs::File::create(dir.join(MANIFEST_FILE)).expect("manifest");
+    f.set_len(1 << 40).expect("sparse 1 TiB");
+    let (p, text) = invalid(&root, &plan, &task);
+    assert!(matches!(p, ManifestProblem::Unreadable { .. }), "{p:?}");
+    assert!(text.contains("more than any"), "{text}");
+    rerun_replaces_it(&root, &task, "more than any");
+}

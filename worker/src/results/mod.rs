@@ -21,7 +21,9 @@
 //!   its own spec, input digests and code version hash to ([`crate::sweep::key::task_key`]);
 //!   when the planned task is known, the manifest's key, code version, location-free spec and
 //!   input digests are the planned task's;
-//! * the manifest lists exactly those files, and each has the listed size and SHA-256.
+//! * the manifest lists exactly those files, and each has the listed size and SHA-256;
+//! * its outcome is the files' own: `num_requests` is `summary.json`'s, the summary lines are
+//!   the last lines of `log.txt`.
 //!
 //! A folder that fails any of these is not complete: it is re-run (and replaced), as a damaged
 //! one. Hashing every file costs a read of the results (about 1.5 GB for the default grid), so
@@ -608,6 +610,12 @@ fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
             "expected a regular file, found a symbolic link or something else",
         ));
     }
+    if m.len() > MAX_MANIFEST_BYTES {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, more than any result's manifest or summary ({MAX_MANIFEST_BYTES})",
+            m.len()
+        )));
+    }
     std::fs::read(path)
 }
 
@@ -695,6 +703,7 @@ fn check_result_files(
             });
         }
     }
+    check_outcome(dir, manifest)?;
     if digests == Digests::Verify {
         for f in &manifest.files {
             let p = dir.join(&f.name);
@@ -713,6 +722,77 @@ fn check_result_files(
         }
     }
     Ok(())
+}
+
+/// The manifest's outcome is the files' own: `num_requests` is `summary.json`'s and the summary
+/// lines are the last lines of `log.txt` (so they are covered by those files' digests).
+fn check_outcome(dir: &Path, manifest: &Manifest) -> Result<(), ManifestProblem> {
+    let mpath = dir.join(MANIFEST_FILE);
+    let summary_path = dir.join("summary.json");
+    let summary: serde_json::Value = read_regular_file(&summary_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| ManifestProblem::FileSet {
+            path: summary_path.clone(),
+            what: format!("not a summary: {e}"),
+        })?;
+    let n = summary
+        .get("num_requests")
+        .and_then(serde_json::Value::as_u64);
+    if n != Some(manifest.num_requests as u64) {
+        return Err(not_this_task(
+            &mpath,
+            &format!(
+                "num_requests is {}, summary.json says {}",
+                manifest.num_requests,
+                n.map_or_else(|| "nothing".to_string(), |n| n.to_string())
+            ),
+        ));
+    }
+    let log_path = dir.join("log.txt");
+    let tail = read_tail(&log_path, LOG_TAIL_BYTES).map_err(|e| ManifestProblem::File {
+        path: log_path.clone(),
+        expected: 0,
+        found: format!("cannot read it: {e}"),
+    })?;
+    let text = String::from_utf8_lossy(&tail);
+    let lines: Vec<&str> = text.lines().collect();
+    let k = manifest.summary_lines.len();
+    let matches = k <= MAX_SUMMARY_LINES
+        && lines.len() >= k
+        && lines[lines.len() - k..]
+            .iter()
+            .zip(&manifest.summary_lines)
+            .all(|(a, b)| *a == b.as_str());
+    if !matches {
+        return Err(not_this_task(
+            &mpath,
+            "its summary lines are not the last lines of log.txt",
+        ));
+    }
+    Ok(())
+}
+
+/// The most summary lines a task has (NLP: 2).
+const MAX_SUMMARY_LINES: usize = 2;
+/// How much of the end of `log.txt` is read to find the summary lines.
+const LOG_TAIL_BYTES: u64 = 64 * 1024;
+/// The largest manifest read (real ones are a few KB).
+const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The last `max` bytes of a regular file.
+fn read_tail(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let m = std::fs::symlink_metadata(path)?;
+    if !m.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut f = File::open(path)?;
+    let start = m.len().saturating_sub(max);
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    f.take(max).read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 /// Lists the regular files of `dir` (sorted by name, `manifest.json` excluded) with their sizes
