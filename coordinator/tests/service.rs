@@ -320,3 +320,44 @@ async fn issue11_an_upload_that_is_not_a_result_is_refused_and_fails_the_attempt
     assert!(failure.message.contains("not a result of"), "{failure:?}");
     s.stop().await;
 }
+
+/// Issue #11: the ledger database is never opened through a symbolic link in `--out`.
+#[test]
+fn issue11_a_linked_ledger_database_is_refused_naming_it() {
+    let dir = std::env::temp_dir().join(format!("coord-svc-ledger-link-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "precious\n").expect("victim");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).expect("out");
+    for name in ["ledger.sqlite", "ledger.sqlite-wal"] {
+        let linked = out.join(name);
+        std::os::unix::fs::symlink(&victim, &linked).expect("link");
+        let plan = SweepSpec::from_toml(SPEC, "test", &out)
+            .expect("spec")
+            .plan()
+            .expect("plan");
+        let writer = ResultsDir::new(&out).lock().expect("lock");
+        let opts = SweepOptions {
+            lease: Duration::from_secs(10),
+            max_attempts: 3,
+            max_failures_in_row: 3,
+            token: "t".into(),
+        };
+        let err = match Sweep::start(&plan, writer, &opts) {
+            Ok(_) => panic!("a linked {name} must be refused"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(&linked.display().to_string()) && err.contains("symbolic link"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "precious\n"
+        );
+        std::fs::remove_file(&linked).expect("unlink");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
