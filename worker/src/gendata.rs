@@ -383,6 +383,11 @@ pub fn generate(plan: &Plan, out: &Path, invocation: &str) -> Result<GenDataRepo
         models.push((mp, tables, record));
     }
 
+    // The user's folder (created as it resolves); our folders inside it must be real ones.
+    std::fs::create_dir_all(out).map_err(|cause| WriteError::Io {
+        path: out.to_path_buf(),
+        cause,
+    })?;
     for d in [
         "bootstrap_pickles",
         "simulation_pickles",
