@@ -665,14 +665,22 @@ async fn fetch_one(w: &Worker, attempt: u64, input: &pb::InputFile, cached: &Pat
         path: input.path.clone(),
     };
     let mut stream = w.client().fetch_input(req).await?.into_inner();
-    let tmp = cached.with_extension(format!("part-{}-{attempt}", std::process::id()));
-    {
+    // A fresh temporary file beside the cache entry (created exclusively: never through a
+    // link), renamed into place once its digest is checked.
+    let (tmp, mut f) = worker::safe_write::create_temp_beside(cached)?;
+    let received = async {
         use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
         while let Some(chunk) = stream.message().await? {
             f.write_all(&chunk.data)?;
         }
         f.sync_all()?;
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    drop(f);
+    if let Err(e) = received {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     let digest = file_sha256(&tmp)?;
     if digest != input.sha256 {
