@@ -1,7 +1,7 @@
 //! The report's figures, drawn with plotters into PNG and SVG with the font shipped in
 //! `assets/` (DejaVu Sans, registered from bytes: nothing depends on system fonts).
 
-use crate::error::AnalysisError;
+use crate::error::{io_err, AnalysisError};
 use crate::tables::Spread;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -99,19 +99,32 @@ pub fn save<P: Plot>(plot: &P, base: &Path) -> Result<[PathBuf; 2], AnalysisErro
         let path = path.to_path_buf();
         move |message: String| AnalysisError::Figure { path, message }
     };
+    // The backends write to a path: they draw into a fresh private folder beside the figures
+    // (nothing else can have put a link there), and each file is renamed into place, replacing
+    // a link at the destination rather than writing through it.
+    let dir = base.parent().unwrap_or(Path::new("."));
+    let scratch = apparate::safe_write::TempDir::new_in(dir).map_err(io_err(dir))?;
+    let (png_tmp, svg_tmp) = (scratch.path().join("f.png"), scratch.path().join("f.svg"));
     {
-        let root =
-            crate::crisp::CrispText::new(BitMapBackend::new(&png, plot.size())).into_drawing_area();
+        let root = crate::crisp::CrispText::new(BitMapBackend::new(&png_tmp, plot.size()))
+            .into_drawing_area();
         root.fill(&WHITE).map_err(e2s).map_err(fail(&png))?;
         plot.draw(&root).map_err(fail(&png))?;
         root.present().map_err(e2s).map_err(fail(&png))?;
     }
     {
-        let root = SVGBackend::new(&svg, plot.size()).into_drawing_area();
+        let root = SVGBackend::new(&svg_tmp, plot.size()).into_drawing_area();
         root.fill(&WHITE).map_err(e2s).map_err(fail(&svg))?;
         plot.draw(&root).map_err(fail(&svg))?;
         root.present().map_err(e2s).map_err(fail(&svg))?;
     }
+    let durability = apparate::safe_write::Durability::Flush;
+    scratch
+        .publish("f.png", &png, durability)
+        .map_err(io_err(&png))?;
+    scratch
+        .publish("f.svg", &svg, durability)
+        .map_err(io_err(&svg))?;
     Ok([png, svg])
 }
 

@@ -3,7 +3,7 @@
 //! [`Problem`] naming the file; the task is skipped and the report goes on.
 
 use crate::error::{io_err, AnalysisError};
-use apparate::results::{parse_manifest, Manifest, MANIFEST_FILE};
+use apparate::results::{verify_task_dir, Digests, Manifest, ManifestProblem};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -106,8 +106,9 @@ impl Inventory {
     }
 }
 
-/// Reads `sweep.json` and validates every `tasks/<key>/`: the manifest (format, version,
-/// shape), the files it lists (present, same size) and the schema of `requests.parquet`.
+/// Reads `sweep.json` and validates every `tasks/<key>/` with the workers' completeness check
+/// (exactly the files a task produces, each with its listed size and SHA-256; a manifest whose
+/// key is its folder's and its own spec's) and the schema of `requests.parquet`.
 pub fn discover(root: &Path) -> Result<Inventory, AnalysisError> {
     let tasks_dir = root.join("tasks");
     if !tasks_dir.is_dir() {
@@ -180,38 +181,11 @@ pub fn discover(root: &Path) -> Result<Inventory, AnalysisError> {
     })
 }
 
+/// The check every writer applies ([`verify_task_dir`]: exactly the files a task produces,
+/// regular files with the listed sizes and SHA-256, a manifest whose key is its folder's and
+/// its own spec's), then the columns of `requests.parquet`.
 fn check_task(dir: &Path) -> Result<Manifest, Problem> {
-    let mpath = dir.join(MANIFEST_FILE);
-    let bytes = std::fs::read(&mpath).map_err(|e| Problem {
-        path: mpath.clone(),
-        message: format!("cannot read the manifest: {e}"),
-    })?;
-    let manifest = parse_manifest(&mpath, &bytes).map_err(|e| Problem {
-        path: mpath.clone(),
-        message: strip_path(&e.to_string(), &mpath),
-    })?;
-    for f in &manifest.files {
-        let p = dir.join(&f.name);
-        match std::fs::metadata(&p) {
-            Ok(m) if m.len() == f.bytes => {}
-            Ok(m) => {
-                return Err(Problem {
-                    path: p,
-                    message: format!(
-                        "{} bytes, the manifest lists {} (truncated or replaced?)",
-                        m.len(),
-                        f.bytes
-                    ),
-                })
-            }
-            Err(e) => {
-                return Err(Problem {
-                    path: p,
-                    message: format!("listed in the manifest but unreadable: {e}"),
-                })
-            }
-        }
-    }
+    let manifest = verify_task_dir(dir, None, Digests::Verify).map_err(problem_of)?;
     let rpath = dir.join("requests.parquet");
     check_parquet(&rpath).map_err(|message| Problem {
         path: rpath,
@@ -240,6 +214,27 @@ fn check_parquet(path: &Path) -> Result<(), String> {
     } else {
         Err(format!("missing column(s) {}", missing.join(", ")))
     }
+}
+
+/// A [`ManifestProblem`] as a [`Problem`] naming the file (or folder) it is about.
+fn problem_of(e: ManifestProblem) -> Problem {
+    let path = match &e {
+        ManifestProblem::Unreadable { path, .. }
+        | ManifestProblem::Malformed { path, .. }
+        | ManifestProblem::WrongFormat { path, .. }
+        | ManifestProblem::NewerVersion { path, .. }
+        | ManifestProblem::Mismatch { path, .. }
+        | ManifestProblem::NotAFolder { path, .. }
+        | ManifestProblem::NotThisTask { path, .. }
+        | ManifestProblem::FileSet { path, .. }
+        | ManifestProblem::Digest { path, .. }
+        | ManifestProblem::File { path, .. } => path.clone(),
+    };
+    let message = match &e {
+        ManifestProblem::Unreadable { source, .. } => format!("cannot read the manifest: {source}"),
+        _ => strip_path(&e.to_string(), &path),
+    };
+    Problem { path, message }
 }
 
 /// The worker's manifest errors start with the path; the problem carries it separately.

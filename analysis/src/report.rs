@@ -60,8 +60,15 @@ pub mod paper {
     pub const TAIL_VS_STATIC: (f64, f64) = (0.9, 9.4);
 }
 
+/// Writes `path` through a temporary file in the same folder renamed into place: a symbolic
+/// link at `path` is replaced, never written through.
 fn write(path: &Path, text: &str) -> Result<(), AnalysisError> {
-    std::fs::write(path, text).map_err(io_err(path))
+    apparate::safe_write::write_bytes(
+        path,
+        apparate::safe_write::Durability::Flush,
+        text.as_bytes(),
+    )
+    .map_err(io_err(path))
 }
 
 fn range_text(v: &[f64], digits: usize) -> String {
@@ -184,15 +191,24 @@ fn safe_name(key: &str) -> String {
 /// unwritable output folder is an error.
 pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError> {
     let start = Instant::now();
-    let out = opts
-        .out
-        .clone()
-        .unwrap_or_else(|| opts.results.join("report"));
+    // `--out` is the user's folder (used as it resolves); the default `report/` and the
+    // folders inside the output are ours: a link there is refused, never written through.
+    let out = match &opts.out {
+        Some(out) => {
+            std::fs::create_dir_all(out).map_err(io_err(out))?;
+            out.clone()
+        }
+        None => {
+            let out = opts.results.join("report");
+            apparate::safe_write::real_dir(&out).map_err(io_err(&out))?;
+            out
+        }
+    };
     let tables_dir = out.join("tables");
     let fig_dir = out.join("figures");
     let task_fig_dir = fig_dir.join("tasks");
-    for d in [&out, &tables_dir, &fig_dir, &task_fig_dir] {
-        std::fs::create_dir_all(d).map_err(io_err(d))?;
+    for d in [&tables_dir, &fig_dir, &task_fig_dir] {
+        apparate::safe_write::real_dir(d).map_err(io_err(d))?;
     }
     let mut inv = load::discover(&opts.results)?;
     tracing::info!(

@@ -21,3 +21,6 @@ mod worker_hook;
 
 /// Small units: percentiles, base64, timelines, CSV.
 mod units;
+
+/// Issue #11: no writes through links; only verified task folders count.
+mod issue11;

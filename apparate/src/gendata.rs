@@ -383,14 +383,20 @@ pub fn generate(plan: &Plan, out: &Path, invocation: &str) -> Result<GenDataRepo
         models.push((mp, tables, record));
     }
 
+    // The user's folder (created as it resolves); our folders inside it must be real ones.
+    std::fs::create_dir_all(out).map_err(|cause| WriteError::Io {
+        path: out.to_path_buf(),
+        cause,
+    })?;
     for d in [
         "bootstrap_pickles",
         "simulation_pickles",
         "profile_pickles_bs",
         "batch_decisions",
     ] {
+        // Created inside the user's folder: a link there is refused, never written through.
         let path = out.join(d);
-        std::fs::create_dir_all(&path).map_err(|cause| WriteError::Io { path, cause })?;
+        crate::safe_write::real_dir(&path).map_err(|cause| WriteError::Io { path, cause })?;
     }
     let pairs: usize = plan.models.iter().map(|m| m.datasets.len()).sum();
     let mut done = 0;

@@ -12,6 +12,7 @@ pub mod logging;
 pub mod output;
 pub mod report_hook;
 pub mod results;
+pub mod safe_write;
 pub mod sim;
 pub mod sweep;
 pub mod task;

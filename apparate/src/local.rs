@@ -189,12 +189,7 @@ enum Event {
 /// Counts the tasks of `plan` already complete in `out` (one pass over the manifests).
 pub fn count_complete(plan: &Plan, out: &ResultsWriter) -> usize {
     plan.tasks()
-        .filter(|t| {
-            matches!(
-                out.dir().status(t, plan.code_version()),
-                TaskStatus::Complete(_)
-            )
-        })
+        .filter(|t| matches!(out.status(t, plan.code_version()), TaskStatus::Complete(_)))
         .count()
 }
 
@@ -204,7 +199,7 @@ fn work(plan: &Plan, out: &ResultsWriter, next: &AtomicUsize, tx: &mpsc::Sender<
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(task) = plan.task(i) else { return };
-        let result = match out.dir().status(&task, cv) {
+        let result = match out.status(&task, cv) {
             TaskStatus::Complete(_) => {
                 if tx.send(Event::Skipped).is_err() {
                     return;

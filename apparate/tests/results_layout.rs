@@ -1,12 +1,11 @@
 //! The results directory: manifest format versions (a frozen v1 fixture), completeness checks,
 //! the writer's lock.
 
-use crate::util::{auburn_data, fresh_temp_dir};
+use crate::util::{fresh_temp_dir, one_task_plan};
 use apparate::results::{
-    parse_manifest, FormatVersion, Manifest, ManifestProblem, ResultFile, ResultsDir, ResultsError,
-    TaskStatus, Timings, FORMAT_VERSION,
+    parse_manifest, FormatVersion, ManifestProblem, ResultsDir, ResultsError, TaskStatus,
+    FORMAT_VERSION,
 };
-use apparate::sweep::{Plan, PlannedTask, SweepSpec};
 use std::path::{Path, PathBuf};
 
 fn fixture() -> (PathBuf, Vec<u8>) {
@@ -63,26 +62,6 @@ fn a_manifest_of_a_newer_major_is_refused_naming_both_versions_and_a_newer_minor
     ));
 }
 
-fn one_task_plan() -> Plan {
-    let text = format!(
-        "name = \"a\"\n[inputs]\nkind = \"artifact\"\ndir = {:?}\n[traces.fixed_30]\nsource = \"artifact_decisions\"\nfile = \"resnet18_1_fixed_30.pickle\"\n[[grid]]\nname = \"cv\"\nmodels = [\"resnet18\"]\ndatasets = [\"auburn\"]\ntraces = [\"fixed_30\"]\nslo_multiplier = [1]\nbatch_size = [4]\n",
-        auburn_data().display().to_string()
-    );
-    SweepSpec::from_toml(&text, "test", Path::new("."))
-        .expect("parses")
-        .plan()
-        .expect("valid")
-}
-
-fn fake_manifest(task: &PlannedTask, code_version: &str, files: Vec<ResultFile>) -> Manifest {
-    let timings = Timings {
-        started_unix_ms: 0,
-        run_ms: 0,
-        total_ms: 0,
-    };
-    Manifest::new(task, code_version, files, 1, vec!["line".into()], timings)
-}
-
 #[test]
 fn a_task_counts_as_complete_only_with_a_matching_manifest_and_all_its_files() {
     let plan = one_task_plan();
@@ -92,18 +71,19 @@ fn a_task_counts_as_complete_only_with_a_matching_manifest_and_all_its_files() {
     let dir = ResultsDir::new(&root);
     assert!(matches!(dir.status(&task, cv), TaskStatus::Missing));
     let writer = dir.lock().expect("lock");
-    // Commit a task folder by hand: one result file.
-    let staged = writer.stage(&task.key).expect("stage");
-    std::fs::write(staged.join("log.txt"), "hello\n").expect("write");
-    let files = apparate::results::describe_files(&staged).expect("describe");
-    assert_eq!(files.len(), 1);
-    assert_eq!(files[0].bytes, 6);
-    writer
-        .commit(&staged, &fake_manifest(&task, cv, files.clone()))
-        .expect("commit");
-    assert!(!staged.exists(), "staging folder renamed away");
+    // A real run of the task, committed.
+    let manifest = apparate::local::execute(&task, &writer, cv).expect("the task runs");
+    let names: Vec<&str> = manifest.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, apparate::task::RESULT_FILES);
+    assert!(
+        std::fs::read_dir(dir.staging_root())
+            .expect("staging")
+            .next()
+            .is_none(),
+        "staging folder renamed away"
+    );
     match dir.status(&task, cv) {
-        TaskStatus::Complete(m) => assert_eq!(m.summary_lines, vec!["line".to_string()]),
+        TaskStatus::Complete(m) => assert_eq!(m.summary_lines, manifest.summary_lines),
         other => panic!("{other:?}"),
     }
     // Another code version: not complete.
@@ -113,22 +93,17 @@ fn a_task_counts_as_complete_only_with_a_matching_manifest_and_all_its_files() {
     ));
     // A truncated result file: not complete, the message names the file.
     let log = dir.task_dir(&task.key).join("log.txt");
+    let size = std::fs::metadata(&log).expect("log").len();
     std::fs::write(&log, "hel").expect("truncate");
     match dir.status(&task, cv) {
         TaskStatus::Invalid(p @ ManifestProblem::File { .. }) => {
-            assert!(
-                p.to_string().contains("log.txt: expected 6 bytes, found 3"),
-                "{p}"
-            )
+            let expected = format!("log.txt: expected {size} bytes, found 3");
+            assert!(p.to_string().contains(&expected), "{p}")
         }
         other => panic!("{other:?}"),
     }
-    // Committing again replaces the incomplete folder.
-    let staged = writer.stage(&task.key).expect("stage");
-    std::fs::write(staged.join("log.txt"), "hello\n").expect("write");
-    writer
-        .commit(&staged, &fake_manifest(&task, cv, files))
-        .expect("commit over an incomplete folder");
+    // Running it again replaces the incomplete folder.
+    apparate::local::execute(&task, &writer, cv).expect("the task runs again");
     assert!(matches!(dir.status(&task, cv), TaskStatus::Complete(_)));
     drop(writer);
     let _ = std::fs::remove_dir_all(&root);

@@ -44,3 +44,15 @@ pub fn copy_tree(src: &std::path::Path, dst: &std::path::Path) {
 pub fn auburn_data() -> PathBuf {
     golden_dir().join("cv-resnet18-auburn").join("data")
 }
+
+/// A plan of one task: resnet18 × auburn over the golden scenario's artifact inputs.
+pub fn one_task_plan() -> apparate::sweep::Plan {
+    let text = format!(
+        "name = \"a\"\n[inputs]\nkind = \"artifact\"\ndir = {:?}\n[traces.fixed_30]\nsource = \"artifact_decisions\"\nfile = \"resnet18_1_fixed_30.pickle\"\n[[grid]]\nname = \"cv\"\nmodels = [\"resnet18\"]\ndatasets = [\"auburn\"]\ntraces = [\"fixed_30\"]\nslo_multiplier = [1]\nbatch_size = [4]\n",
+        auburn_data().display().to_string()
+    );
+    apparate::sweep::SweepSpec::from_toml(&text, "test", std::path::Path::new("."))
+        .expect("parses")
+        .plan()
+        .expect("valid")
+}

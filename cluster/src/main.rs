@@ -311,9 +311,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
 fn save(dir: &Path, host: &str, text: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{host}.log"));
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    write_replacing(&path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     println!("{host}: {}", path.display());
     Ok(())
+}
+
+/// Writes `path` through a new temporary file beside it (created exclusively: never through a
+/// link) renamed into place, so a symbolic link at `path` is replaced, never followed (the
+/// rule of `apparate::safe_write`, which this crate does not link).
+fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn exit(failed: usize) -> ExitCode {

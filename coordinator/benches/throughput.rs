@@ -3,7 +3,8 @@
 //! `cargo bench -p coordinator --bench throughput [-- TASKS WORKERS]` serves a plan of TASKS
 //! tasks (the paper's CV grid over many seeds; default 2,016) on loopback with the real gRPC
 //! service, ledger, SQLite store and results directory, and WORKERS (default 32) in-process
-//! gRPC clients that lease a task, upload a one-file result of 64 bytes and pull again. Nothing
+//! gRPC clients that lease a task, upload a result of the six files a task produces (tiny ones,
+//! `summary.json` and `log.txt` consistent with the header's outcome) and pull again (before issue #11 it was one file; figures before it are not comparable). Nothing
 //! is simulated: the figure is the coordinator's cost per task (lease + result accepted:
 //! received, digest checked, staged, manifest written, renamed into `tasks/`, ledger updated).
 //!
@@ -61,8 +62,25 @@ async fn fake_worker(addr: String, counter: std::sync::Arc<std::sync::atomic::At
         .await
         .expect("register")
         .into_inner();
-    let data = vec![b'x'; 64];
-    let sha = apparate::sweep::digest::hex(Sha256::digest(&data).as_slice());
+    // Six tiny files; `summary.json` and `log.txt` agree with the outcome the header states,
+    // as the coordinator checks (issue #11).
+    let bodies: Vec<Vec<u8>> = apparate::task::RESULT_FILES
+        .iter()
+        .map(|name| match *name {
+            "summary.json" => b"{\"num_requests\": 1}\n".to_vec(),
+            "log.txt" => b"args: bench\nbench\n".to_vec(),
+            _ => vec![b'x'; 64],
+        })
+        .collect();
+    let files: Vec<pb::ResultFile> = apparate::task::RESULT_FILES
+        .iter()
+        .zip(&bodies)
+        .map(|(name, data)| pb::ResultFile {
+            name: (*name).into(),
+            size: data.len() as u64,
+            sha256: apparate::sweep::digest::hex(Sha256::digest(data).as_slice()),
+        })
+        .collect();
     loop {
         // The server stops as soon as the sweep is finished: an error here is the end.
         let Ok(reply) = client
@@ -81,11 +99,8 @@ async fn fake_worker(addr: String, counter: std::sync::Arc<std::sync::atomic::At
                         worker_id: reg.worker_id,
                         attempt_id: lease.attempt_id,
                         task_key: lease.task_key,
-                        files: vec![pb::ResultFile {
-                            name: "summary.json".into(),
-                            size: data.len() as u64,
-                            sha256: sha.clone(),
-                        }],
+                        // A result holds exactly the files a task produces (issue #11).
+                        files: files.clone(),
                         num_requests: 1,
                         summary_lines: vec!["bench".into()],
                         started_unix_ms: 0,
@@ -93,14 +108,17 @@ async fn fake_worker(addr: String, counter: std::sync::Arc<std::sync::atomic::At
                         total_ms: 0,
                     })),
                 };
-                let body = pb::ResultChunk {
-                    chunk: Some(pb::result_chunk::Chunk::Data(pb::FileData {
-                        file: 0,
-                        data: data.clone(),
-                    })),
-                };
+                let mut chunks = vec![header];
+                for (file, data) in bodies.iter().enumerate() {
+                    chunks.push(pb::ResultChunk {
+                        chunk: Some(pb::result_chunk::Chunk::Data(pb::FileData {
+                            file: file as u32,
+                            data: data.clone(),
+                        })),
+                    });
+                }
                 let r = client
-                    .upload_result(tokio_stream::iter(vec![header, body]))
+                    .upload_result(tokio_stream::iter(chunks))
                     .await
                     .expect("upload")
                     .into_inner();

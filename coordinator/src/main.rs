@@ -233,8 +233,12 @@ async fn serve_until_done(
 ) -> Result<usize> {
     let addr = listener.local_addr()?;
     let addr_file = args.out.join("coordinator.addr");
-    std::fs::write(&addr_file, format!("{addr}\n"))
-        .with_context(|| format!("cannot write {}", addr_file.display()))?;
+    apparate::safe_write::write_bytes(
+        &addr_file,
+        apparate::safe_write::Durability::Flush,
+        format!("{addr}\n").as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", addr_file.display()))?;
     println!("listening on {addr}");
     std::io::stdout().flush()?;
     let shared = sweep.shared();

@@ -4,7 +4,13 @@
 //! A result is received into `tasks/.tmp/<key>-<attempt>/`, each file checked against the size
 //! and SHA-256 the worker announced, and committed (manifest written; synced, renamed into
 //! `tasks/` and recorded by the group committer, [`crate::commit`]) only if its attempt is
-//! still the current one.
+//! still the current one. A result must hold exactly the files a task produces
+//! ([`apparate::task::RESULT_FILES`]), each with the size and digest announced; the manifest the
+//! coordinator writes is the leased task's, and the staged folder is checked with
+//! [`apparate::results::check_staged`] (the check `worker --local` applies) before it is
+//! committed. Anything else is refused (`accepted: false` with the reason), nothing is
+//! committed, and the attempt fails (retryable, counted: after `--max-attempts` such
+//! attempts the task fails with kind `invalid_result`).
 
 use crate::commit::{CommitError, CommitJob};
 use crate::ids::{AttemptId, WorkerId};
@@ -225,7 +231,10 @@ impl Shared {
                             task: planned.label(),
                             code_version: core.code_version.clone(),
                             kind,
-                            retryable: kind == FailureKind::Lost,
+                            retryable: matches!(
+                                kind,
+                                FailureKind::Lost | FailureKind::InvalidResult
+                            ),
                             message: reason.clone(),
                             spec: planned.spec.clone(),
                         };
@@ -241,6 +250,34 @@ impl Shared {
                     tracing::info!("every task is done or failed");
                     self.finished.send_replace(true);
                 }
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Ends `attempt` as failed because its upload was not a result of its task (retryable,
+    /// counted toward `--max-attempts` and the worker's failures in a row). Nothing when the
+    /// attempt is no longer current.
+    pub(crate) fn fail_attempt(&self, worker: WorkerId, attempt: AttemptId, reason: &str) {
+        let mut core = self.lock();
+        let Ok(task) = core.ledger.current(worker, attempt) else {
+            return;
+        };
+        core.kinds.insert(task, FailureKind::InvalidResult);
+        match core.ledger.on_failure(worker, attempt, true, true, reason) {
+            Ok(events) => {
+                if !events
+                    .iter()
+                    .any(|e| matches!(e, LedgerEvent::TaskFailed { .. }))
+                {
+                    core.kinds.remove(&task);
+                }
+                self.act(&mut core, &events);
+            }
+            Err(e) => {
+                core.kinds.remove(&task);
+                tracing::warn!("cannot fail attempt {attempt}: {e}");
             }
         }
     }
@@ -476,20 +513,41 @@ impl Coordinator for Service {
                 .staging_root()
                 .join(format!("{}-{attempt}", planned.key))
         };
+        // From here on a refusal is the attempt's failure: its result is not a result.
+        let refuse = |reason: String| {
+            let reason = format!("not a result of {}: {reason}", header.task_key);
+            self.shared.fail_attempt(worker, attempt, &reason);
+            reject(reason)
+        };
         if header.files.is_empty() {
-            return reject("a result without files".to_string());
+            return refuse("a result without files".to_string());
         }
         let mut names = std::collections::HashSet::new();
         for f in &header.files {
             if !plain_file_name(&f.name) || !names.insert(f.name.as_str()) {
-                return reject(format!("bad or repeated result file name {:?}", f.name));
+                return refuse(format!("bad or repeated result file name {:?}", f.name));
             }
+        }
+        let expected: std::collections::HashSet<&str> =
+            apparate::task::RESULT_FILES.iter().copied().collect();
+        if names != expected {
+            let mut sent: Vec<&str> = names.into_iter().collect();
+            sent.sort_unstable();
+            return refuse(format!(
+                "files [{}], expected exactly [{}]",
+                sent.join(", "),
+                apparate::task::RESULT_FILES.join(", ")
+            ));
         }
         let received = match receive_files(&mut stream, &header, &staging).await {
             Ok(received) => received,
-            Err(reason) => {
-                let _ = std::fs::remove_dir_all(&staging);
+            Err(Refusal::Transport(reason)) => {
+                let _ = apparate::results::remove_any(&staging);
                 return reject(reason);
+            }
+            Err(Refusal::Invalid(reason)) => {
+                let _ = apparate::results::remove_any(&staging);
+                return refuse(reason);
             }
         };
         let timings = Timings {
@@ -533,6 +591,11 @@ impl Coordinator for Service {
                 .ledger
                 .on_commit_abort(attempt, Instant::now());
             return Err(Status::internal(e.to_string()));
+        }
+        // The check `worker --local` applies before it commits (and every reader after).
+        if let Err(p) = apparate::results::check_staged(&staging, &manifest) {
+            self.shared.writer.discard(&staging);
+            return refuse(p.to_string());
         }
         let (reply, outcome) = tokio::sync::oneshot::channel();
         let job = CommitJob {
@@ -725,6 +788,14 @@ impl Coordinator for Service {
     }
 }
 
+/// Why a result was not received.
+enum Refusal {
+    /// The stream or the disk failed: the attempt may upload again.
+    Transport(String),
+    /// The bytes are not what the header announced: the attempt fails.
+    Invalid(String),
+}
+
 /// Receives the files of a result into `staging`, checking sizes and digests, and returns the
 /// manifest's file list (sorted by name, as `describe_files` lists them). The files are synced
 /// later, by the group committer ([`crate::commit`]). `Err` is the reason the result is
@@ -733,15 +804,19 @@ async fn receive_files(
     stream: &mut Streaming<pb::ResultChunk>,
     header: &pb::ResultHeader,
     staging: &Path,
-) -> Result<Vec<ResultFile>, String> {
-    if staging.exists() {
-        std::fs::remove_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
-    }
-    std::fs::create_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
+) -> Result<Vec<ResultFile>, Refusal> {
+    let disk =
+        |p: &Path, e: &dyn std::fmt::Display| Refusal::Transport(format!("{}: {e}", p.display()));
+    apparate::results::remove_any(staging).map_err(|e| Refusal::Transport(e.to_string()))?;
+    std::fs::create_dir(staging).map_err(|e| disk(staging, &e))?;
     let mut files = Vec::with_capacity(header.files.len());
     for f in &header.files {
         let path = staging.join(&f.name);
-        let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| disk(&path, &e))?;
         files.push(Incoming {
             path,
             file,
@@ -753,41 +828,41 @@ async fn receive_files(
         let msg = stream
             .message()
             .await
-            .map_err(|e| format!("stream broke: {e}"))?;
+            .map_err(|e| Refusal::Transport(format!("stream broke: {e}")))?;
         let Some(msg) = msg else { break };
         let Some(pb::result_chunk::Chunk::Data(d)) = msg.chunk else {
-            return Err("a second header".to_string());
+            return Err(Refusal::Invalid("a second header".to_string()));
         };
         let (Some(meta), Some(inc)) = (
             header.files.get(d.file as usize),
             files.get_mut(d.file as usize),
         ) else {
-            return Err(format!(
+            return Err(Refusal::Invalid(format!(
                 "chunk for file #{} of {}",
                 d.file,
                 header.files.len()
-            ));
+            )));
         };
         inc.written += d.data.len() as u64;
         if inc.written > meta.size {
-            return Err(format!(
+            return Err(Refusal::Invalid(format!(
                 "{} is longer than announced ({} bytes)",
                 meta.name, meta.size
-            ));
+            )));
         }
         inc.hasher.update(&d.data);
         inc.file
             .write_all(&d.data)
-            .map_err(|e| format!("{}: {e}", inc.path.display()))?;
+            .map_err(|e| disk(&inc.path, &e))?;
     }
     let mut listed = Vec::with_capacity(files.len());
     for (meta, inc) in header.files.iter().zip(files) {
         let digest = hex(inc.hasher.finalize().as_slice());
         if inc.written != meta.size || digest != meta.sha256 {
-            return Err(format!(
+            return Err(Refusal::Invalid(format!(
                 "{}: received {} bytes with SHA-256 {digest}, announced {} bytes with {}",
                 meta.name, inc.written, meta.size, meta.sha256
-            ));
+            )));
         }
         listed.push(ResultFile {
             name: meta.name.clone(),

@@ -27,6 +27,12 @@ pub enum StoreError {
         /// The cause.
         source: rusqlite::Error,
     },
+    /// The database (or its `-wal` / `-shm` file) is a symbolic link: never written through.
+    #[error("{path}: is a symbolic link; refusing to write the ledger through it (remove it or use another --out)")]
+    Link {
+        /// The link.
+        path: PathBuf,
+    },
     /// Written by a newer coordinator.
     #[error("{path}: ledger schema {found} is newer than this coordinator's {supported}")]
     NewerVersion {
@@ -129,7 +135,21 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let conn = Connection::open(&path).map_err(e)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let p = PathBuf::from(name);
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(StoreError::Link { path: p });
+            }
+        }
+        // SQLite opens every file without following links; NOFOLLOW makes it refuse a link as
+        // the database's own path too (instead of resolving it).
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(e)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(e)?;

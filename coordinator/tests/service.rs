@@ -220,3 +220,144 @@ async fn a_result_of_an_expired_attempt_or_with_an_unsafe_name_is_rejected() {
     assert_eq!(e.expect_err("refused").code(), Code::InvalidArgument);
     s.stop().await;
 }
+
+/// Issue #11: a worker holding a live lease uploads something that is not a result of its task.
+/// Each is refused with the reason, nothing is committed, and the attempt fails (the task is
+/// leased again at once, without waiting for the lease to expire); after `--max-attempts` (3)
+/// such attempts the task fails with kind `invalid_result`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue11_an_upload_that_is_not_a_result_is_refused_and_fails_the_attempt() {
+    // A long lease: a new attempt can only come from the refusal failing the old one.
+    let s = start("issue11", Duration::from_secs(600)).await;
+    let mut c = client(&s.addr, Some("right")).await;
+    let id = c
+        .register(register_req(proto::PROTOCOL_VERSION))
+        .await
+        .expect("register")
+        .into_inner()
+        .worker_id;
+    let file = |name: &str, data: &[u8]| pb::ResultFile {
+        name: name.into(),
+        size: data.len() as u64,
+        sha256: apparate::sweep::digest::sha256_hex(data),
+    };
+    let upload = |lease: &pb::Lease, files: Vec<pb::ResultFile>, bodies: Vec<Vec<u8>>| {
+        let mut chunks = vec![pb::ResultChunk {
+            chunk: Some(pb::result_chunk::Chunk::Header(pb::ResultHeader {
+                worker_id: id,
+                attempt_id: lease.attempt_id,
+                task_key: lease.task_key.clone(),
+                files,
+                num_requests: 1,
+                summary_lines: vec!["forged".into()],
+                ..Default::default()
+            })),
+        }];
+        for (i, data) in bodies.into_iter().enumerate() {
+            chunks.push(pb::ResultChunk {
+                chunk: Some(pb::result_chunk::Chunk::Data(pb::FileData {
+                    file: i as u32,
+                    data,
+                })),
+            });
+        }
+        tokio_stream::iter(chunks)
+    };
+    let evil = b"not a result\n".to_vec();
+    let all: Vec<&str> = apparate::task::RESULT_FILES.to_vec();
+    // 1. The issue's case: one foreign file.
+    let first = lease(&mut c, id).await;
+    let r = c
+        .upload_result(upload(
+            &first,
+            vec![file("evil.txt", &evil)],
+            vec![evil.clone()],
+        ))
+        .await
+        .expect("reply")
+        .into_inner();
+    assert!(!r.accepted, "{r:?}");
+    assert!(
+        r.reason
+            .contains("files [evil.txt], expected exactly [baselines.json"),
+        "{r:?}"
+    );
+    // 2. Every file a task produces, plus one more.
+    let second = lease(&mut c, id).await;
+    assert_eq!(second.task_key, first.task_key);
+    assert!(second.attempt_id > first.attempt_id);
+    let mut files: Vec<_> = all.iter().map(|n| file(n, &evil)).collect();
+    files.push(file("evil.txt", &evil));
+    let r = c
+        .upload_result(upload(&second, files, vec![evil.clone(); all.len() + 1]))
+        .await
+        .expect("reply")
+        .into_inner();
+    assert!(!r.accepted && r.reason.contains("evil.txt"), "{r:?}");
+    // 3. The right names, but one file's bytes are not those announced.
+    let third = lease(&mut c, id).await;
+    assert!(third.attempt_id > second.attempt_id);
+    let files: Vec<_> = all.iter().map(|n| file(n, &evil)).collect();
+    let mut bodies = vec![evil.clone(); all.len()];
+    bodies[2] = b"NOT a result\n".to_vec();
+    let r = c
+        .upload_result(upload(&third, files, bodies))
+        .await
+        .expect("reply")
+        .into_inner();
+    assert!(!r.accepted && r.reason.contains("announced"), "{r:?}");
+    // Nothing was committed; three failed attempts fail the task.
+    let results = ResultsDir::new(&s.dir);
+    let key = apparate::ids::TaskKey::parse(&first.task_key).expect("key");
+    assert!(std::fs::symlink_metadata(results.task_dir(&key)).is_err());
+    let staged: Vec<_> = std::fs::read_dir(results.staging_root())
+        .expect("staging")
+        .collect();
+    assert!(staged.is_empty(), "staging cleared: {staged:?}");
+    let failure = results.read_failure(&key).expect("failure record");
+    assert_eq!(failure.kind, apparate::results::FailureKind::InvalidResult);
+    assert!(failure.retryable);
+    assert!(failure.message.contains("not a result of"), "{failure:?}");
+    s.stop().await;
+}
+
+/// Issue #11: the ledger database is never opened through a symbolic link in `--out`.
+#[test]
+fn issue11_a_linked_ledger_database_is_refused_naming_it() {
+    let dir = std::env::temp_dir().join(format!("coord-svc-ledger-link-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "precious\n").expect("victim");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).expect("out");
+    for name in ["ledger.sqlite", "ledger.sqlite-wal"] {
+        let linked = out.join(name);
+        std::os::unix::fs::symlink(&victim, &linked).expect("link");
+        let plan = SweepSpec::from_toml(SPEC, "test", &out)
+            .expect("spec")
+            .plan()
+            .expect("plan");
+        let writer = ResultsDir::new(&out).lock().expect("lock");
+        let opts = SweepOptions {
+            lease: Duration::from_secs(10),
+            max_attempts: 3,
+            max_failures_in_row: 3,
+            token: "t".into(),
+        };
+        let err = match Sweep::start(&plan, writer, &opts) {
+            Ok(_) => panic!("a linked {name} must be refused"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(&linked.display().to_string()) && err.contains("symbolic link"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "precious\n"
+        );
+        std::fs::remove_file(&linked).expect("unlink");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -14,7 +14,7 @@ mod distributed;
 mod exits;
 /// Artifact inputs fetched from the coordinator; a corrupt one.
 mod inputs;
-/// Tokens and fencing: a wrong token, a superseded attempt's result.
+/// Tokens and fencing: a wrong token, a superseded attempt's result, a forged upload.
 mod security;
 /// `coordinator sweep` on a real pseudo-terminal: the compact table at the end.
 mod terminal;

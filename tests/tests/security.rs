@@ -116,3 +116,33 @@ fn a_sweep_over_tls_completes_and_a_worker_without_the_ca_gets_nothing() {
     assert_eq!(c.registered_workers(), 1);
     assert!(!c.workers[plain].log_text().contains("registered as"));
 }
+
+/// Issue #11: a worker holding a live lease uploads one foreign file instead of the task's
+/// result. The coordinator refuses it, commits nothing, fails the attempt (the task is leased
+/// again at once) and the sweep ends with the real result, byte for byte `worker --local`'s.
+#[test]
+fn issue11_a_forged_upload_is_refused_and_the_task_is_run_for_real() {
+    let dir = fresh_dir("forged-upload");
+    let spec = embedded_spec(&dir, &["resnet18"], &["auburn"]);
+    let baseline = dir.join("local");
+    run_local(&spec, &baseline);
+    let evil = dir.join("evil.txt");
+    std::fs::write(&evil, "not a result\n").expect("evil");
+    let evil = evil.display().to_string();
+    let mut c = TestCluster::new(&dir, &spec);
+    // A lease far longer than the test: a second attempt can only come from the refusal.
+    c.start_coordinator(&["--lease-ms", "600000"]);
+    let w = c.start_worker(&[], &[("APPARATE_FAULT_FORGE", &evil)]);
+    let line = c.await_log_line(None, "rejected the result of attempt a1");
+    assert!(
+        line.contains("files [evil.txt], expected exactly"),
+        "{line}"
+    );
+    c.await_log_line(Some(w), "rejected: not a result of");
+    c.await_log_line(None, "as attempt a2");
+    c.await_sweep(true);
+    assert_same_results(&baseline, &c.out);
+    let status = c.status();
+    let (state, attempts, succeeded) = status.values().next().expect("one task").clone();
+    assert_eq!((state.as_str(), attempts, succeeded), ("done", 2, 1));
+}

@@ -40,14 +40,14 @@ pub fn run(args: BatchingArgs) -> Result<()> {
 }
 
 /// Writes `file` as JSON to a temporary sibling of `out`, then renames it into place, so a
-/// reader never sees a half-written file.
+/// reader never sees a half-written file and a link at `out` is replaced, never followed.
 fn write_atomically(out: &Path, file: &DecisionFile) -> Result<()> {
     let mut json = serde_json::to_string(file).context("cannot encode the decision file")?;
     json.push('\n');
-    let mut tmp = out.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, json).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, out)
-        .with_context(|| format!("cannot move {} to {}", tmp.display(), out.display()))
+    apparate::safe_write::write_bytes(
+        out,
+        apparate::safe_write::Durability::Flush,
+        json.as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", out.display()))
 }

@@ -22,7 +22,9 @@
 //! runs and uploads that task even if its lease was lost meanwhile; with
 //! `APPARATE_FAULT_STALL_SILENT=1` it also sends no heartbeats while stalled. With
 //! `APPARATE_FAULT_BACKOFF=PATH` the first slot to pull acts as if that pull had failed and
-//! stays in its backoff until `PATH` exists.
+//! stays in its backoff until `PATH` exists. With `APPARATE_FAULT_FORGE=FILE` its first upload
+//! is not the task's result but `FILE` alone (a hostile worker, issue #11; the coordinator
+//! must refuse it).
 
 use anyhow::{anyhow, bail, Context, Result};
 use apparate::ids::{AttemptId, WorkerId};
@@ -136,6 +138,8 @@ struct Worker {
     failure_ms: AtomicU64,
     /// `--give-up-after`.
     give_up: Duration,
+    /// The forging fault hook was used (it acts once).
+    forge_used: AtomicBool,
 }
 
 /// How a slot ended.
@@ -275,6 +279,7 @@ async fn run_async(args: RemoteArgs) -> Result<()> {
         contact_ms: AtomicU64::new(0),
         failure_ms: AtomicU64::new(0),
         give_up: args.give_up_after,
+        forge_used: AtomicBool::new(false),
     });
     let signals = Signals::install();
     tokio::select! {
@@ -872,16 +877,15 @@ async fn fetch_one(
         path: input.path.clone(),
     };
     let mut stream = w.client().fetch_input(req).await?.into_inner();
-    let tmp = cached.with_extension(format!("part-{}-{}", std::process::id(), attempt.get()));
-    let f = {
+    // A fresh temporary file beside the cache entry (created exclusively: never through a
+    // link), renamed into place once its digest is checked.
+    let (tmp, mut f) = apparate::safe_write::create_temp_beside(cached)?;
+    let received = async {
         use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
         let mut written: u64 = 0;
         while let Some(chunk) = stream.message().await? {
             written = written.saturating_add(chunk.data.len() as u64);
             if written > apparate::input_file::MAX_INPUT_BYTES {
-                drop(f);
-                let _ = std::fs::remove_file(&tmp);
                 bail!(
                     "{}: the coordinator sent more than {} bytes, the limit for an input file",
                     input.path,
@@ -890,8 +894,14 @@ async fn fetch_one(
             }
             f.write_all(&chunk.data)?;
         }
-        f
-    };
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    if let Err(e) = received {
+        drop(f);
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     let digest = {
         let tmp = tmp.clone();
         blocking(move || {
@@ -987,10 +997,28 @@ async fn upload(w: &Worker, attempt: AttemptId, lease: &pb::Lease, dir: &Path) -
         run_ms: manifest.timings.run_ms,
         total_ms: manifest.timings.total_ms,
     };
+    let mut header = header;
+    let mut paths: Vec<PathBuf> = manifest.files.iter().map(|f| dir.join(&f.name)).collect();
+    if let Some(forged) = std::env::var_os("APPARATE_FAULT_FORGE") {
+        if !w.forge_used.swap(true, Ordering::SeqCst) {
+            let forged = PathBuf::from(forged);
+            let bytes = std::fs::read(&forged)
+                .with_context(|| format!("fault hook: cannot read {}", forged.display()))?;
+            tracing::warn!("fault hook: uploading {} as the result", forged.display());
+            header.files = vec![pb::ResultFile {
+                name: forged
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                size: bytes.len() as u64,
+                sha256: apparate::sweep::digest::sha256_hex(&bytes),
+            }];
+            paths = vec![forged];
+        }
+    }
     let mut backoff = BACKOFF_START;
     for _ in 0..8 {
         let (tx, rx) = tokio::sync::mpsc::channel::<pb::ResultChunk>(4);
-        let files: Vec<PathBuf> = manifest.files.iter().map(|f| dir.join(&f.name)).collect();
+        let files: Vec<PathBuf> = paths.clone();
         let first = pb::ResultChunk {
             chunk: Some(pb::result_chunk::Chunk::Header(header.clone())),
         };

@@ -20,7 +20,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 /// The `worker simulate` arguments for a golden scenario, paths resolved under `data/`.
-fn golden_args(dir: &Path) -> Vec<String> {
+pub fn golden_args(dir: &Path) -> Vec<String> {
     let run: Json = serde_json::from_slice(&std::fs::read(dir.join("run.json")).expect("run.json"))
         .expect("json");
     let data = dir.join("data");

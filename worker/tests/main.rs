@@ -29,3 +29,9 @@ mod sweep_output;
 /// Issue #11 items 3-6: hostile inputs (devices, FIFOs, impossible queueing and latencies,
 /// refusals naming the right file).
 mod hostile_inputs;
+
+/// Issue #11: result integrity (only a real run's files make a task complete).
+mod issue11_integrity;
+
+/// Issue #11: no writer follows a symbolic link in a folder the user gives.
+mod issue11_links;

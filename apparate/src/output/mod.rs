@@ -2,7 +2,8 @@
 //! `summary.json`, `batches.jsonl`, `latencies.pickle`, `requests.parquet`, `log.txt`.
 //!
 //! Every file is written to a temporary name in the same directory and renamed into place,
-//! so a reader never sees a half-written file.
+//! so a reader never sees a half-written file, and a symbolic link in the output folder is
+//! replaced, never written through ([`crate::safe_write`]).
 
 mod requests_parquet;
 
@@ -161,14 +162,8 @@ pub fn write_run(
     })?;
     write_latencies_pickle(&dir.join("latencies.pickle"), &result.requests.inference_ms)?;
     let path = dir.join("requests.parquet");
-    let tmp = tmp_path(&path);
-    write_requests_parquet(&tmp, &result.requests, extra).map_err(|source| {
-        OutputError::Parquet {
-            path: path.clone(),
-            source,
-        }
-    })?;
-    rename(&tmp, &path)?;
+    write_requests_parquet(&path, &result.requests, extra)
+        .map_err(|source| OutputError::Parquet { path, source })?;
     write_atomic(&dir.join("log.txt"), |w| {
         writeln!(w, "{args_line}")?;
         for line in &result.log {
@@ -269,38 +264,18 @@ pub fn batch_json(b: &BatchRecord) -> Value {
     })
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
-fn rename(tmp: &Path, path: &Path) -> Result<(), OutputError> {
-    std::fs::rename(tmp, path).map_err(|source| OutputError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Writes `path` through a buffered temporary file and renames it into place.
+/// Writes `path` through a buffered temporary file and renames it into place (a link at `path`
+/// is replaced, never followed).
 pub fn write_atomic(
     path: &Path,
     body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), OutputError> {
-    let tmp = tmp_path(path);
-    let io = |source| OutputError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::create(&tmp).map_err(io)?;
-    let mut w = std::io::BufWriter::new(file);
-    body(&mut w).map_err(io)?;
-    w.flush().map_err(io)?;
-    drop(w);
-    rename(&tmp, path)
+    crate::safe_write::write_atomic(path, crate::safe_write::Durability::Flush, body).map_err(
+        |source| OutputError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    )
 }
 
 /// Summary statistics of one mode's run, for `baselines.json`.

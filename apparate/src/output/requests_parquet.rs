@@ -61,8 +61,19 @@ fn optional(values: Option<Vec<Option<f64>>>, n: usize) -> (Vec<f64>, Vec<i16>) 
     (values.into_iter().flatten().collect(), def)
 }
 
-/// Writes the rows (snappy-compressed, one row group) to `path`.
+/// Writes the rows (snappy-compressed, one row group) to `path`, through a temporary file in
+/// the same folder renamed into place (a link at `path` is replaced, never followed).
 pub fn write_requests_parquet(path: &Path, r: &Requests, extra: &ExtraColumns) -> Result<()> {
+    crate::safe_write::write_atomic_file(path, crate::safe_write::Durability::Flush, |file| {
+        write_requests_to(file, r, extra).map_err(std::io::Error::other)
+    })
+    .map_err(|e| match e.downcast::<ParquetError>() {
+        Ok(pe) => pe,
+        Err(e) => ParquetError::External(Box::new(e)),
+    })
+}
+
+fn write_requests_to(file: std::fs::File, r: &Requests, extra: &ExtraColumns) -> Result<()> {
     let n = r.len();
     let schema = Arc::new(parse_message_type(SCHEMA)?);
     let props = Arc::new(
@@ -71,8 +82,7 @@ pub fn write_requests_parquet(path: &Path, r: &Requests, extra: &ExtraColumns) -
             .set_created_by(format!("apparate-worker {}", env!("CARGO_PKG_VERSION")))
             .build(),
     );
-    let file = std::fs::File::create(path).map_err(|e| ParquetError::External(Box::new(e)))?;
-    let mut writer = SerializedFileWriter::new(file, schema, props)?;
+    let mut writer = SerializedFileWriter::new(std::io::BufWriter::new(file), schema, props)?;
     let mut rg = writer.next_row_group()?;
     let request: Vec<i64> = (0..n as i64).collect();
     let ints = |v: &[u32]| v.iter().map(|&x| x as i32).collect::<Vec<i32>>();

@@ -13,8 +13,22 @@
 //!
 //! A folder under `tasks/` appears only when complete (written under `.tmp`, then renamed), so
 //! a killed run leaves only `.tmp` debris, which the next writer clears. A task counts as
-//! complete when its `manifest.json` is valid (format, version, key, code version) and every
-//! file it lists is present with the listed size.
+//! complete ([`verify_task_dir`]) only when, all together:
+//!
+//! * `tasks/<key>/` is a real folder (not a link) holding exactly `manifest.json` and the files
+//!   a task produces ([`crate::task::RESULT_FILES`]), each a regular file (not a link);
+//! * the manifest is valid (format, version), names the folder's key, and that key is the one
+//!   its own spec, input digests and code version hash to ([`crate::sweep::key::task_key`]);
+//!   when the planned task is known, the manifest's key, code version, location-free spec and
+//!   input digests are the planned task's;
+//! * the manifest lists exactly those files, and each has the listed size and SHA-256;
+//! * its outcome is the files' own: `num_requests` is `summary.json`'s, the summary lines are
+//!   the last lines of `log.txt`.
+//!
+//! A folder that fails any of these is not complete: it is re-run (and replaced), as a damaged
+//! one. Hashing every file costs a read of the results (about 1.5 GB for the default grid), so
+//! a [`ResultsWriter`] hashes a task's files once per run: a task it committed or verified
+//! itself is checked again by names and sizes only.
 //!
 //! Manifests, failure records and `sweep.json` start with a format name and a `"major.minor"`
 //! version ([`FORMAT_VERSION`]); readers accept older versions and newer minors, and refuse
@@ -27,14 +41,17 @@ pub mod overview;
 pub use listing::{write_plan_listing, PlanCounts};
 
 use crate::ids::TaskKey;
+use crate::safe_write::{self, Durability};
 use crate::sweep::digest::{canonical_json, file_sha256};
+use crate::sweep::key::{location_free, task_key};
 use crate::sweep::{Plan, PlannedTask};
-use crate::task::TaskSpec;
+use crate::task::{TaskSpec, RESULT_FILES};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Format name of `tasks/<key>/manifest.json`.
 pub const MANIFEST_FORMAT: &str = "apparate-rs/task-manifest";
@@ -193,6 +210,9 @@ pub enum FailureKind {
     NewerManifest,
     /// A distributed sweep lost the workers running it (`--max-attempts` times).
     Lost,
+    /// A worker's upload was not a complete result of its task (other files, sizes or digests
+    /// than a task produces); it was refused and nothing was committed.
+    InvalidResult,
 }
 
 /// `failures/<key>.json`.
@@ -221,6 +241,12 @@ pub struct FailureRecord {
 /// The results directory cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
+    /// A staged result is not what a task produces (nothing was committed).
+    #[error("not committed: {message}")]
+    NotAResult {
+        /// The problem, naming the file.
+        message: String,
+    },
     /// A file or folder operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -294,6 +320,41 @@ pub enum ManifestProblem {
         found_version: String,
         /// Ours.
         expected_version: String,
+    },
+    /// `tasks/<key>/` is a symbolic link or not a folder.
+    #[error("{path}: expected a folder, found {found}")]
+    NotAFolder {
+        /// The task folder.
+        path: PathBuf,
+        /// What is there.
+        found: String,
+    },
+    /// The manifest does not describe this task (its key, spec, input digests or code version
+    /// disagree with the folder, the planned task or each other).
+    #[error("{path}: {what}")]
+    NotThisTask {
+        /// The manifest.
+        path: PathBuf,
+        /// Which part disagrees, with both values where short.
+        what: String,
+    },
+    /// The folder or the manifest's file list is not exactly the files a task produces.
+    #[error("{path}: {what}")]
+    FileSet {
+        /// The folder, the manifest or the unexpected entry.
+        path: PathBuf,
+        /// What is missing, extra or repeated.
+        what: String,
+    },
+    /// A listed file's contents are not the ones the manifest lists.
+    #[error("{path}: SHA-256 is {found}, the manifest lists {expected}")]
+    Digest {
+        /// The result file.
+        path: PathBuf,
+        /// Digest listed in the manifest.
+        expected: String,
+        /// Digest of the file.
+        found: String,
     },
     /// A listed file is missing or has another size.
     #[error("{path}: expected {expected} bytes, {found}")]
@@ -371,53 +432,25 @@ impl ResultsDir {
         self.root.join("sweep.json")
     }
 
-    /// Whether `task` is complete (see the module docs).
+    /// Whether `task` is complete (see the module docs; every file is hashed).
     pub fn status(&self, task: &PlannedTask, code_version: &str) -> TaskStatus {
+        self.status_checked(task, code_version, Digests::Verify)
+    }
+
+    fn status_checked(
+        &self,
+        task: &PlannedTask,
+        code_version: &str,
+        digests: Digests,
+    ) -> TaskStatus {
         let dir = self.task_dir(&task.key);
-        if !dir.is_dir() {
+        if std::fs::symlink_metadata(&dir).is_err() {
             return TaskStatus::Missing;
         }
-        match self.read_manifest(&dir, task, code_version) {
+        match verify_task_dir(&dir, Some((task, code_version)), digests) {
             Ok(m) => TaskStatus::Complete(Box::new(m)),
             Err(p) => TaskStatus::Invalid(p),
         }
-    }
-
-    fn read_manifest(
-        &self,
-        dir: &Path,
-        task: &PlannedTask,
-        code_version: &str,
-    ) -> Result<Manifest, ManifestProblem> {
-        let path = dir.join(MANIFEST_FILE);
-        let bytes = std::fs::read(&path).map_err(|source| ManifestProblem::Unreadable {
-            path: path.clone(),
-            source,
-        })?;
-        let manifest = parse_manifest(&path, &bytes)?;
-        if manifest.key != task.key || manifest.code_version != code_version {
-            return Err(ManifestProblem::Mismatch {
-                path,
-                found_key: manifest.key.to_string(),
-                found_version: manifest.code_version,
-                expected_version: code_version.to_string(),
-            });
-        }
-        for f in &manifest.files {
-            let p = dir.join(&f.name);
-            let found = match std::fs::metadata(&p) {
-                Ok(m) if m.is_file() && m.len() == f.bytes => continue,
-                Ok(m) if m.is_file() => format!("found {}", m.len()),
-                Ok(_) => "found something that is not a file".to_string(),
-                Err(e) => format!("cannot read it: {e}"),
-            };
-            return Err(ManifestProblem::File {
-                path: p,
-                expected: f.bytes,
-                found,
-            });
-        }
-        Ok(manifest)
     }
 
     /// Takes the directory's lock (creating the directory), clears `tasks/.tmp/` left by killed
@@ -426,13 +459,7 @@ impl ResultsDir {
     pub fn lock(&self) -> Result<ResultsWriter, ResultsError> {
         std::fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
         let lock_path = self.root.join(".lock");
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
+        let mut file = safe_write::open_no_follow(&lock_path).map_err(io_err(&lock_path))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -450,16 +477,18 @@ impl ResultsDir {
         }
         file.set_len(0).map_err(io_err(&lock_path))?;
         writeln!(file, "pid {}", std::process::id()).map_err(io_err(&lock_path))?;
+        // Our folders inside the user's: links are refused (named), never followed.
+        for d in [self.tasks_dir(), self.failures_dir()] {
+            safe_write::real_dir(&d).map_err(io_err(&d))?;
+        }
+        // Debris of killed runs; a link here is removed itself, never what it points to.
         let staging = self.staging_root();
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
-        }
-        for d in [self.tasks_dir(), staging, self.failures_dir()] {
-            std::fs::create_dir_all(&d).map_err(io_err(&d))?;
-        }
+        remove_any(&staging)?;
+        safe_write::real_dir(&staging).map_err(io_err(&staging))?;
         Ok(ResultsWriter {
             dir: self.clone(),
             _lock: file,
+            hashed: Mutex::new(HashSet::new()),
         })
     }
 
@@ -496,6 +525,279 @@ pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest, ManifestPro
         });
     }
     serde_json::from_slice(bytes).map_err(malformed)
+}
+
+/// Whether [`verify_task_dir`] hashes the result files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Digests {
+    /// Hash every file and compare with the manifest.
+    Verify,
+    /// Names, kinds and sizes only (for a folder this process already hashed).
+    SizesOnly,
+}
+
+/// Checks that `dir` (a `tasks/<key>/` folder) holds a complete result (see the module docs)
+/// and returns its manifest. `expected` is the planned task and the code version, when known
+/// (the analysis does not know them and checks the manifest against itself and the folder).
+pub fn verify_task_dir(
+    dir: &Path,
+    expected: Option<(&PlannedTask, &str)>,
+    digests: Digests,
+) -> Result<Manifest, ManifestProblem> {
+    let found = match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Some("a symbolic link".to_string()),
+        Ok(m) if m.is_dir() => None,
+        Ok(_) => Some("something that is not a folder".to_string()),
+        Err(e) => Some(format!("nothing readable ({e})")),
+    };
+    if let Some(found) = found {
+        return Err(ManifestProblem::NotAFolder {
+            path: dir.to_path_buf(),
+            found,
+        });
+    }
+    let path = dir.join(MANIFEST_FILE);
+    let bytes = read_regular_file(&path).map_err(|source| ManifestProblem::Unreadable {
+        path: path.clone(),
+        source,
+    })?;
+    let manifest = parse_manifest(&path, &bytes)?;
+    if let Some((task, code_version)) = expected {
+        if manifest.key != task.key || manifest.code_version != code_version {
+            return Err(ManifestProblem::Mismatch {
+                path,
+                found_key: manifest.key.to_string(),
+                found_version: manifest.code_version,
+                expected_version: code_version.to_string(),
+            });
+        }
+        if location_free(&manifest.spec) != location_free(&task.spec) {
+            return Err(not_this_task(
+                &path,
+                "its task spec is not the planned task's",
+            ));
+        }
+        if manifest.digests != task.digests {
+            return Err(not_this_task(
+                &path,
+                "its input digests are not the planned task's",
+            ));
+        }
+    }
+    check_folder_name(dir, &path, &manifest)?;
+    check_manifest_itself(&path, &manifest)?;
+    check_result_files(dir, &manifest, digests)?;
+    Ok(manifest)
+}
+
+/// The checks of [`verify_task_dir`] that apply to a staging folder about to be committed with
+/// `manifest` (its name is not the key yet; the files were just written or received and
+/// hashed): the manifest's key is its own spec's, it lists exactly the files a task produces,
+/// and the folder holds exactly those, with the listed sizes. Used by
+/// [`ResultsWriter::commit`] and the coordinator before anything is published.
+pub fn check_staged(staged: &Path, manifest: &Manifest) -> Result<(), ManifestProblem> {
+    check_manifest_itself(&staged.join(MANIFEST_FILE), manifest)?;
+    check_result_files(staged, manifest, Digests::SizesOnly)
+}
+
+fn not_this_task(path: &Path, what: &str) -> ManifestProblem {
+    ManifestProblem::NotThisTask {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+    }
+}
+
+/// Reads a file that must be a regular file (a link is refused, not followed).
+fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let m = std::fs::symlink_metadata(path)?;
+    if !m.file_type().is_file() {
+        return Err(std::io::Error::other(
+            "expected a regular file, found a symbolic link or something else",
+        ));
+    }
+    if m.len() > MAX_MANIFEST_BYTES {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, more than any result's manifest or summary ({MAX_MANIFEST_BYTES})",
+            m.len()
+        )));
+    }
+    std::fs::read(path)
+}
+
+/// The manifest's key is its folder's name.
+fn check_folder_name(dir: &Path, path: &Path, manifest: &Manifest) -> Result<(), ManifestProblem> {
+    let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    if folder.as_deref() != Some(manifest.key.as_str()) {
+        return Err(not_this_task(
+            path,
+            &format!(
+                "it is the manifest of {}, in the folder of {}",
+                manifest.key,
+                folder.unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The manifest's key is the hash of its own spec, input digests and code version; it lists
+/// exactly [`RESULT_FILES`], once each, in order.
+fn check_manifest_itself(path: &Path, manifest: &Manifest) -> Result<(), ManifestProblem> {
+    let recomputed = task_key(&manifest.spec, &manifest.digests, &manifest.code_version);
+    if recomputed != manifest.key {
+        return Err(not_this_task(
+            path,
+            &format!(
+                "its spec, input digests and code version give the key {recomputed}, not {}",
+                manifest.key
+            ),
+        ));
+    }
+    let listed: Vec<&str> = manifest.files.iter().map(|f| f.name.as_str()).collect();
+    if listed != RESULT_FILES {
+        return Err(ManifestProblem::FileSet {
+            path: path.to_path_buf(),
+            what: format!(
+                "lists the files [{}], expected exactly [{}]",
+                listed.join(", "),
+                RESULT_FILES.join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The folder holds exactly the listed files and the manifest, all regular files, each with
+/// its listed size (and digest).
+fn check_result_files(
+    dir: &Path,
+    manifest: &Manifest,
+    digests: Digests,
+) -> Result<(), ManifestProblem> {
+    let set_problem = |path: PathBuf, what: String| ManifestProblem::FileSet { path, what };
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| set_problem(dir.to_path_buf(), e.to_string()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| set_problem(dir.to_path_buf(), e.to_string()))?;
+        let name = entry.file_name();
+        let known = name
+            .to_str()
+            .is_some_and(|n| n == MANIFEST_FILE || RESULT_FILES.contains(&n));
+        if !known {
+            return Err(set_problem(
+                entry.path(),
+                "not a file a task produces (a complete result holds only those and the manifest)"
+                    .to_string(),
+            ));
+        }
+    }
+    for f in &manifest.files {
+        let p = dir.join(&f.name);
+        let found = match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_file() && m.len() == f.bytes => None,
+            Ok(m) if m.file_type().is_file() => Some(format!("found {}", m.len())),
+            Ok(m) if m.file_type().is_symlink() => Some("found a symbolic link".to_string()),
+            Ok(_) => Some("found something that is not a file".to_string()),
+            Err(e) => Some(format!("cannot read it: {e}")),
+        };
+        if let Some(found) = found {
+            return Err(ManifestProblem::File {
+                path: p,
+                expected: f.bytes,
+                found,
+            });
+        }
+    }
+    check_outcome(dir, manifest)?;
+    if digests == Digests::Verify {
+        for f in &manifest.files {
+            let p = dir.join(&f.name);
+            let found = file_sha256(&p).map_err(|e| ManifestProblem::File {
+                path: p.clone(),
+                expected: f.bytes,
+                found: format!("cannot read it: {e}"),
+            })?;
+            if found != f.sha256 {
+                return Err(ManifestProblem::Digest {
+                    path: p,
+                    expected: f.sha256.clone(),
+                    found,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The manifest's outcome is the files' own: `num_requests` is `summary.json`'s and the summary
+/// lines are the last lines of `log.txt` (so they are covered by those files' digests).
+fn check_outcome(dir: &Path, manifest: &Manifest) -> Result<(), ManifestProblem> {
+    let mpath = dir.join(MANIFEST_FILE);
+    let summary_path = dir.join("summary.json");
+    let summary: serde_json::Value = read_regular_file(&summary_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| ManifestProblem::FileSet {
+            path: summary_path.clone(),
+            what: format!("not a summary: {e}"),
+        })?;
+    let n = summary
+        .get("num_requests")
+        .and_then(serde_json::Value::as_u64);
+    if n != Some(manifest.num_requests as u64) {
+        return Err(not_this_task(
+            &mpath,
+            &format!(
+                "num_requests is {}, summary.json says {}",
+                manifest.num_requests,
+                n.map_or_else(|| "nothing".to_string(), |n| n.to_string())
+            ),
+        ));
+    }
+    let log_path = dir.join("log.txt");
+    let tail = read_tail(&log_path, LOG_TAIL_BYTES).map_err(|e| ManifestProblem::File {
+        path: log_path.clone(),
+        expected: 0,
+        found: format!("cannot read it: {e}"),
+    })?;
+    let text = String::from_utf8_lossy(&tail);
+    let lines: Vec<&str> = text.lines().collect();
+    let k = manifest.summary_lines.len();
+    let matches = k <= MAX_SUMMARY_LINES
+        && lines.len() >= k
+        && lines[lines.len() - k..]
+            .iter()
+            .zip(&manifest.summary_lines)
+            .all(|(a, b)| *a == b.as_str());
+    if !matches {
+        return Err(not_this_task(
+            &mpath,
+            "its summary lines are not the last lines of log.txt",
+        ));
+    }
+    Ok(())
+}
+
+/// The most summary lines a task has (NLP: 2).
+const MAX_SUMMARY_LINES: usize = 2;
+/// How much of the end of `log.txt` is read to find the summary lines.
+const LOG_TAIL_BYTES: u64 = 64 * 1024;
+/// The largest manifest read (real ones are a few KB).
+const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The last `max` bytes of a regular file.
+fn read_tail(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let m = std::fs::symlink_metadata(path)?;
+    if !m.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut f = File::open(path)?;
+    let start = m.len().saturating_sub(max);
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    f.take(max).read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 /// Lists the regular files of `dir` (sorted by name, `manifest.json` excluded) with their sizes
@@ -541,24 +843,24 @@ pub fn sync_dir_strict(dir: &Path) -> Result<(), ResultsError> {
         .map_err(io_err(dir))
 }
 
-/// Writes `path` via `path.tmp` + flush + rename.
+/// Writes `path` through a temporary file + flush + rename (a link at `path` is replaced, never
+/// followed; see [`crate::safe_write`]).
 fn write_file_atomic(
     path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), ResultsError> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let file = File::create(&tmp).map_err(io_err(&tmp))?;
-    let mut w = BufWriter::new(file);
-    write(&mut w).map_err(io_err(&tmp))?;
-    let file = w.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
-    file.sync_all().map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent);
+    safe_write::write_atomic(path, Durability::Sync, write).map_err(io_err(path))
+}
+
+/// Removes whatever is at `path` (a folder with its contents, a file, a link: never what a link
+/// points to); nothing there is fine.
+pub fn remove_any(path: &Path) -> Result<(), ResultsError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).map_err(io_err(path)),
+        Ok(_) => std::fs::remove_file(path).map_err(io_err(path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(path)(e)),
     }
-    Ok(())
 }
 
 fn json_line<T: Serialize>(value: &T) -> std::io::Result<Vec<u8>> {
@@ -601,6 +903,8 @@ impl GridSummary {
 pub struct ResultsWriter {
     dir: ResultsDir,
     _lock: File,
+    /// Keys whose files this writer hashed or wrote (checked again by sizes only).
+    hashed: Mutex<HashSet<TaskKey>>,
 }
 
 impl ResultsWriter {
@@ -609,16 +913,41 @@ impl ResultsWriter {
         &self.dir
     }
 
+    /// Whether `task` is complete (see the module docs). Its files are hashed the first time
+    /// this writer looks at it; later looks (and tasks it committed) check sizes only.
+    pub fn status(&self, task: &PlannedTask, code_version: &str) -> TaskStatus {
+        let hashed = self
+            .hashed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&task.key);
+        let digests = if hashed {
+            Digests::SizesOnly
+        } else {
+            Digests::Verify
+        };
+        let status = self.dir.status_checked(task, code_version, digests);
+        if matches!(status, TaskStatus::Complete(_)) && !hashed {
+            self.remember_hashed(&task.key);
+        }
+        status
+    }
+
+    fn remember_hashed(&self, key: &TaskKey) {
+        self.hashed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone());
+    }
+
     /// A fresh, empty staging folder for `key`: `tasks/.tmp/<key>-<pid>/`.
     pub fn stage(&self, key: &TaskKey) -> Result<PathBuf, ResultsError> {
         let path = self
             .dir
             .staging_root()
             .join(format!("{key}-{}", std::process::id()));
-        if path.exists() {
-            std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
-        }
-        std::fs::create_dir_all(&path).map_err(io_err(&path))?;
+        remove_any(&path)?;
+        std::fs::create_dir(&path).map_err(io_err(&path))?;
         Ok(path)
     }
 
@@ -635,11 +964,15 @@ impl ResultsWriter {
         // by the rename below, only after the manifest and the folder are on disk.
         let file = self.write_manifest(staged, manifest)?;
         let mpath = staged.join(MANIFEST_FILE);
+        check_staged(staged, manifest).map_err(|p| ResultsError::NotAResult {
+            message: p.to_string(),
+        })?;
         file.sync_all().map_err(io_err(&mpath))?;
         drop(file);
         sync_dir(staged);
         self.publish(staged, &manifest.key)?;
         sync_dir(&self.dir.tasks_dir());
+        self.remember_hashed(&manifest.key);
         self.clear_failure(&manifest.key)
     }
 
@@ -650,7 +983,12 @@ impl ResultsWriter {
     pub fn write_manifest(&self, staged: &Path, manifest: &Manifest) -> Result<File, ResultsError> {
         let mpath = staged.join(MANIFEST_FILE);
         let bytes = json_line(manifest).map_err(|e| io_err(&mpath)(e))?;
-        let mut file = File::create(&mpath).map_err(io_err(&mpath))?;
+        // The staging folder is ours and fresh; `create_new` still never follows a link.
+        let mut file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&mpath)
+            .map_err(io_err(&mpath))?;
         file.write_all(&bytes).map_err(io_err(&mpath))?;
         Ok(file)
     }
@@ -661,14 +999,16 @@ impl ResultsWriter {
     /// ([`ResultsWriter::sync_tasks_dir`]).
     pub fn publish(&self, staged: &Path, key: &TaskKey) -> Result<(), ResultsError> {
         let target = self.dir.task_dir(key);
-        if target.exists() {
+        // Whatever is there (a damaged folder, a link, a file) is moved away, never followed.
+        if std::fs::symlink_metadata(&target).is_ok() {
             let old = self
                 .dir
                 .staging_root()
                 .join(format!("{key}-{}.old", std::process::id()));
+            remove_any(&old)?;
             std::fs::rename(&target, &old).map_err(io_err(&target))?;
             std::fs::rename(staged, &target).map_err(io_err(&target))?;
-            let _ = std::fs::remove_dir_all(&old);
+            let _ = remove_any(&old);
         } else {
             std::fs::rename(staged, &target).map_err(io_err(&target))?;
         }
@@ -748,7 +1088,7 @@ impl ResultsWriter {
             write_file_atomic(&path, |w| {
                 for i in g.tasks.clone() {
                     let Some(task) = plan.task(i) else { break };
-                    match self.dir.status(&task, plan.code_version()) {
+                    match self.status(&task, plan.code_version()) {
                         TaskStatus::Complete(m) => {
                             complete += 1;
                             for line in &m.summary_lines {

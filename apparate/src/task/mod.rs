@@ -13,6 +13,17 @@ use crate::traces::TraceSpec;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// The files [`run_task`] writes into a task's folder, sorted by name: a complete result holds
+/// exactly these (plus the `manifest.json` written when it is committed), nothing else.
+pub const RESULT_FILES: [&str; 6] = [
+    "baselines.json",
+    "batches.jsonl",
+    "latencies.pickle",
+    "log.txt",
+    "requests.parquet",
+    "summary.json",
+];
+
 /// Where a task's inputs come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]

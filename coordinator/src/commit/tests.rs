@@ -37,7 +37,7 @@ fn sweep(name: &str) -> (Sweep, apparate::sweep::Plan, PathBuf) {
 
 type Reply = tokio::sync::oneshot::Receiver<Result<(), CommitError>>;
 
-/// Leases a task to `worker`, stages a one-file result and its manifest (as the upload handler
+/// Leases a task to `worker`, stages a result (the six files, tiny) and its manifest (as the upload handler
 /// does) unless `staged` is false (then its staging folder is missing and cannot be renamed),
 /// and starts its commit.
 fn staged_job(
@@ -58,18 +58,33 @@ fn staged_job(
         .dir()
         .staging_root()
         .join(format!("{}-{attempt}", planned.key));
-    let data = b"{\"bench\": 1}\n";
-    let listed = vec![ResultFile {
-        name: "summary.json".into(),
-        bytes: data.len() as u64,
-        sha256: "unchecked-here".into(),
-    }];
+    // The six files a task produces (tiny; summary.json and log.txt agree with the outcome).
+    let line = format!("line of {}", planned.key);
+    let bodies: Vec<(&str, Vec<u8>)> = apparate::task::RESULT_FILES
+        .iter()
+        .map(|&name| {
+            let body = match name {
+                "summary.json" => b"{\"num_requests\": 1}\n".to_vec(),
+                "log.txt" => format!("args: test\n{line}\n").into_bytes(),
+                _ => b"x\n".to_vec(),
+            };
+            (name, body)
+        })
+        .collect();
+    let listed: Vec<ResultFile> = bodies
+        .iter()
+        .map(|(name, body)| ResultFile {
+            name: (*name).into(),
+            bytes: body.len() as u64,
+            sha256: apparate::sweep::digest::sha256_hex(body),
+        })
+        .collect();
     let manifest = Manifest::new(
         &planned,
         &apparate::code_version(),
         listed,
         1,
-        vec![format!("line of {}", planned.key)],
+        vec![line],
         Timings {
             started_unix_ms: 0,
             run_ms: 0,
@@ -78,8 +93,10 @@ fn staged_job(
     );
     if staged {
         std::fs::create_dir_all(&staging).expect("staging");
-        let mut file = File::create(staging.join("summary.json")).expect("create");
-        file.write_all(data).expect("write");
+        for (name, body) in &bodies {
+            let mut file = File::create(staging.join(name)).expect("create");
+            file.write_all(body).expect("write");
+        }
         shared
             .writer()
             .write_manifest(&staging, &manifest)

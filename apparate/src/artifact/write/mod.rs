@@ -68,30 +68,17 @@ pub enum WriteError {
     },
 }
 
-/// Writes `path` through `NAME.tmp` (buffered) and renames it into place; removes the
-/// temporary file when writing fails.
+/// Writes `path` through a temporary file in the same folder (buffered, synced) and renames
+/// it into place; removes the temporary file when writing fails. A link at `path` is replaced,
+/// never followed ([`crate::safe_write`]).
 pub(crate) fn write_file(
     path: &Path,
     body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), WriteError> {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        body(&mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|cause| {
-        let _ = std::fs::remove_file(&tmp);
-        WriteError::Io {
+    crate::safe_write::write_atomic(path, crate::safe_write::Durability::Sync, body).map_err(
+        |cause| WriteError::Io {
             path: path.to_path_buf(),
             cause,
-        }
-    })
+        },
+    )
 }
