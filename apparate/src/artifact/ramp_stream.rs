@@ -7,17 +7,17 @@
 //! Python float costs 8 bytes and no allocation of its own. It understands what CPython writes
 //! for `{"conf": [[float, ...], ...], "acc": [[bool, ...], ...]}` with protocols 2 to 5:
 //! lists, one dict, strings, None / bools / ints / floats, and numpy scalars
-//! (`numpy.core.multiarray.scalar(dtype, raw)`, decoded like [`super::value::numpy_scalar`]).
+//! (`numpy.core.multiarray.scalar(dtype, raw)`, decoded like [`pickle::value::numpy_scalar`]).
 //!
 //! It returns `None` for anything else or anything invalid (other opcodes, shared lists, wrong
 //! types, NaN, unequal lengths, ...); the caller then takes the generic path, which accepts
 //! every valid file and words every error. For files it accepts it returns exactly what the
 //! generic path returns (checked on every fixture and golden file by the tests below).
 
-use super::opcodes::{Op, OpReader};
-use super::preflight::MAX_DEPTH;
-use super::value::{decode_raw_scalar, DtypeHint, NumpyScalar};
 use crate::sim::RampData;
+use pickle::opcodes::{Op, OpReader};
+use pickle::preflight::MAX_DEPTH;
+use pickle::value::{decode_raw_scalar, DtypeHint, NumpyScalar};
 
 /// A stack item. Lists live in the arena and are referred to by index.
 #[derive(Clone, Copy, Debug)]

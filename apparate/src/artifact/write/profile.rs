@@ -31,10 +31,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::pickle::PyValue;
 use super::{write_file, WriteError};
 use crate::artifact::is_cv_arch;
 use crate::sim::{LatencyTable, LatencyTables};
+use pickle::write::PyValue;
 
 /// `fwd_latency / fwd_latency_orig` for every module but the root (the artifact's profiles
 /// normalise measured times by about this much).

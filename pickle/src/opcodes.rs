@@ -1,15 +1,16 @@
 //! A tokenizer for the pickle opcodes that `serde-pickle` 1.2.0 understands.
 //!
 //! It borrows every argument from the input slice and never allocates, so both the pre-flight
-//! check ([`super::preflight`]) and the fast sample decoder ([`super::ramp_stream`]) can walk
+//! check ([`crate::preflight`]) and the fast sample decoder ([`crate::ramp_stream`]) can walk
 //! a 100 MB stream cheaply. Opcodes `serde-pickle` rejects (persistent ids, extension registry,
 //! out-of-band buffers) are reported as unknown here too.
 
-use super::error::PickleProblem;
+pub use crate::error::OpError;
+use crate::error::PickleProblem;
 
 /// One decoded opcode with its argument, borrowed from the input.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Op<'a> {
+pub enum Op<'a> {
     /// `PROTO` or `FRAME`: no effect on the value.
     Ignored,
     /// `STOP`: the pickle ends here.
@@ -101,44 +102,41 @@ pub(crate) enum Op<'a> {
 }
 
 /// Walks the opcodes of one pickle stream.
-pub(crate) struct OpReader<'a> {
+pub struct OpReader<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
-/// Where a problem was found: the byte offset of the opcode, and what is wrong.
-pub(crate) type OpError = (usize, PickleProblem);
-
 impl<'a> OpReader<'a> {
     /// Starts at the first byte of `data`.
-    pub(crate) fn new(data: &'a [u8]) -> Self {
+    pub fn new(data: &'a [u8]) -> Self {
         OpReader { data, pos: 0 }
     }
 
     /// Byte offset of the next opcode.
-    pub(crate) fn pos(&self) -> usize {
+    pub fn pos(&self) -> usize {
         self.pos
     }
 
     /// Bytes after the current position.
-    pub(crate) fn remaining(&self) -> usize {
+    pub fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }
 
     /// The bytes after the current position.
-    pub(crate) fn rest(&self) -> &'a [u8] {
+    pub fn rest(&self) -> &'a [u8] {
         &self.data[self.pos..]
     }
 
     /// Moves past `n` bytes that the caller decoded itself (at most [`Self::remaining`]).
-    pub(crate) fn skip(&mut self, n: usize) {
+    pub fn skip(&mut self, n: usize) {
         self.pos = self.pos.saturating_add(n).min(self.data.len());
     }
 
     /// The next opcode and its offset. At the end of the data this is an error: a pickle
     /// always ends with `STOP`, so running out of bytes means the file was cut short.
     #[inline]
-    pub(crate) fn next_op(&mut self) -> Result<(usize, Op<'a>), OpError> {
+    pub fn next_op(&mut self) -> Result<(usize, Op<'a>), OpError> {
         let start = self.pos;
         let code = *self
             .data
