@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_pickle::{DeOptions, HashableValue, Value};
 
 use crate::error::{OpError, PickleProblem};
-use crate::opcodes::{Op, OpReader};
+use crate::opcodes::{run, Op, Sink};
 use crate::preflight::{self, MemoPlan};
 
 /// Decoder options.
@@ -91,28 +91,36 @@ struct Machine<'p> {
     memo: HashMap<u32, usize>,
     entries: Vec<Entry>,
     plan: &'p MemoPlan,
+    options: DecodeOptions,
 }
 
 /// Decodes one pickle stream (after checking it with [`preflight::check`]).
 pub fn decode(data: &[u8], options: DecodeOptions) -> Result<Value, OpError> {
     let plan = preflight::check(data)?;
-    let mut m = Machine {
+    let m = Machine {
         stack: Vec::with_capacity(64),
         marks: Vec::new(),
         memo: HashMap::new(),
         entries: Vec::with_capacity(plan.gets.len()),
         plan: &plan,
+        options,
     };
-    let mut ops = OpReader::new(data);
-    loop {
-        let (offset, op) = ops.next_op()?;
-        if matches!(op, Op::Stop) {
-            let slot = m.pop_slot().map_err(|p| (offset, p))?;
-            let top = m.take(slot).map_err(|p| (offset, p))?;
-            return convert(top, options).map_err(|p| (offset, p));
-        }
-        let raw = &data[offset..ops.pos()];
-        m.step(op, raw).map_err(|p| (offset, p))?;
+    run(data, m)
+}
+
+impl<'a> Sink<'a> for Machine<'_> {
+    type Output = Value;
+    type Error = OpError;
+
+    #[inline]
+    fn op(&mut self, offset: usize, op: Op<'a>, raw: &'a [u8]) -> Result<(), OpError> {
+        self.step(op, raw).map_err(|p| (offset, p))
+    }
+
+    fn stop(mut self, offset: usize) -> Result<Value, OpError> {
+        let slot = self.pop_slot().map_err(|p| (offset, p))?;
+        let top = self.take(slot).map_err(|p| (offset, p))?;
+        convert(top, self.options).map_err(|p| (offset, p))
     }
 }
 

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use crate::error::{OpError, PickleProblem};
-use crate::opcodes::{Op, OpReader};
+use crate::opcodes::{run, Op, Sink};
 
 /// Deepest container nesting accepted. Python's own pickler cannot write much deeper
 /// structures (it recurses, with a default limit of 1000 frames, several per level); the
@@ -90,7 +90,7 @@ pub fn work_limit(len: usize) -> u64 {
 /// recursion or expansion; otherwise the offset and the problem.
 pub fn check(data: &[u8]) -> Result<MemoPlan, OpError> {
     let work_limit = work_limit(data.len());
-    let mut m = Machine {
+    let m = Machine {
         stack: Vec::with_capacity(64),
         marks: Vec::new(),
         memo: HashMap::new(),
@@ -98,18 +98,22 @@ pub fn check(data: &[u8]) -> Result<MemoPlan, OpError> {
         work: 0,
         work_limit,
     };
-    let mut ops = OpReader::new(data);
-    loop {
-        let (offset, op) = ops.next_op()?;
-        if matches!(op, Op::Stop) {
-            let top = m.pop().map_err(|p| (offset, p))?;
-            m.charge(top.shape.weight).map_err(|p| (offset, p))?;
-            if ops.remaining() > 0 {
-                return Err((ops.pos(), PickleProblem::TrailingBytes));
-            }
-            return Ok(MemoPlan { gets: m.gets });
-        }
-        m.step(op).map_err(|p| (offset, p))?;
+    run(data, m)
+}
+
+impl<'a> Sink<'a> for Machine {
+    type Output = MemoPlan;
+    type Error = OpError;
+
+    #[inline]
+    fn op(&mut self, offset: usize, op: Op<'a>, _raw: &'a [u8]) -> Result<(), OpError> {
+        self.step(op).map_err(|p| (offset, p))
+    }
+
+    fn stop(mut self, offset: usize) -> Result<MemoPlan, OpError> {
+        let top = self.pop().map_err(|p| (offset, p))?;
+        self.charge(top.shape.weight).map_err(|p| (offset, p))?;
+        Ok(MemoPlan { gets: self.gets })
     }
 }
 
