@@ -8,11 +8,11 @@ use std::path::Path;
 
 use serde_pickle::Value;
 
-use super::decoder::DecodeOptions;
 use super::error::ArtifactError;
-use super::lite::{self, V};
 use super::value::{decode_with, describe, dict_get, float_of, int_of, read_file};
 use crate::sim::BatchSize;
+use pickle::decoder::DecodeOptions;
+use pickle::lite::{self, V};
 
 /// The largest time (ms) a `per_request_stats` entry may hold: 10^9 ms, about 11.6 days,
 /// longer than any replayed trace. Larger values, like NaN, infinities and negative times,
@@ -103,7 +103,7 @@ pub(crate) fn batch_decisions_generic(
 /// The keys the fast path keeps, in the order of the `lite` field slots.
 const DECISION_KEYS: [&str; 2] = ["batching_decision", "per_request_stats"];
 
-/// The fast path (module `lite`): `None` where it declines, and then the generic path gives
+/// The fast path ([`pickle::lite`]): `None` where it declines, and then the generic path gives
 /// the result or the error. Where it accepts, it returns what the generic path returns.
 pub(crate) fn fast_batch_decisions(bytes: &[u8]) -> Option<BatchDecisions> {
     let lite = lite::decode(bytes, &DECISION_KEYS, true)?;

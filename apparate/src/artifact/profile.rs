@@ -12,10 +12,10 @@ use std::sync::{Arc, OnceLock};
 use serde_pickle::{HashableValue, Value};
 
 use super::error::ArtifactError;
-use super::lite::{self, Lite, V};
 use super::value::{decode_pickle, describe, dict_get, float_of};
 use crate::input_file::read_regular;
 use crate::sim::{LatencyTable, LatencyTables, RampCost, BATCH_SIZES};
+use pickle::lite::{self, Lite, V};
 
 /// The largest latency (ms) a profile may hold for the modules the tables read: 10^6 ms, a
 /// thousand seconds for one forward pass of one batch (the artifact's profiles hold tens to
@@ -47,7 +47,7 @@ pub fn is_cv_arch(arch: &str) -> bool {
 /// be above 0, and no ramp may attach after the model ends or cost more than the whole model
 /// (`v_r <= V`, `o_r <= V`); a refusal names the file holding the value and the node.
 ///
-/// The batch sizes are read concurrently, each first by the fast path (module `lite`); a batch
+/// The batch sizes are read concurrently, each first by the fast path ([`pickle::lite`]); a batch
 /// size it declines is read by the generic path, in batch-size order, so the result and the
 /// first error are those of reading the batch sizes one after the other on the generic path.
 pub fn read_latency_tables(profile_dir: &Path, arch: &str) -> Result<LatencyTables, ArtifactError> {

@@ -7,17 +7,18 @@
 //! Python float costs 8 bytes and no allocation of its own. It understands what CPython writes
 //! for `{"conf": [[float, ...], ...], "acc": [[bool, ...], ...]}` with protocols 2 to 5:
 //! lists, one dict, strings, None / bools / ints / floats, and numpy scalars
-//! (`numpy.core.multiarray.scalar(dtype, raw)`, decoded like [`super::value::numpy_scalar`]).
+//! (`numpy.core.multiarray.scalar(dtype, raw)`, decoded like [`pickle::value::numpy_scalar`]).
 //!
 //! It returns `None` for anything else or anything invalid (other opcodes, shared lists, wrong
 //! types, NaN, unequal lengths, ...); the caller then takes the generic path, which accepts
 //! every valid file and words every error. For files it accepts it returns exactly what the
 //! generic path returns (checked on every fixture and golden file by the tests below).
 
-use super::opcodes::{Op, OpReader};
-use super::preflight::MAX_DEPTH;
-use super::value::{decode_raw_scalar, DtypeHint, NumpyScalar};
 use crate::sim::RampData;
+use pickle::opcodes::{run, Op, Sink};
+use pickle::preflight::MAX_DEPTH;
+use pickle::value::{decode_raw_scalar, DtypeHint, NumpyScalar};
+use pickle::OpError;
 
 /// A stack item. Lists live in the arena and are referred to by index.
 #[derive(Clone, Copy, Debug)]
@@ -105,7 +106,7 @@ struct Machine<'a> {
 
 /// Decodes `bytes` if it has the expected shape and valid content; `None` otherwise.
 pub(crate) fn decode(bytes: &[u8]) -> Option<RampData> {
-    let mut m = Machine {
+    let m = Machine {
         stack: Vec::with_capacity(1024),
         marks: Vec::new(),
         memo: Vec::new(),
@@ -115,24 +116,42 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<RampData> {
         depths: Vec::new(),
         dict: None,
     };
-    let mut ops = OpReader::new(bytes);
-    loop {
-        let (_, op) = ops.next_op().ok()?;
-        if matches!(op, Op::Stop) {
-            break;
-        }
+    run(bytes, m).ok()
+}
+
+/// Anything `ramp_stream` does not take: the generic path decides.
+struct Declined;
+
+impl From<OpError> for Declined {
+    fn from(_: OpError) -> Declined {
+        Declined
+    }
+}
+
+impl<'a> Sink<'a> for Machine<'a> {
+    type Output = RampData;
+    type Error = Declined;
+
+    #[inline]
+    fn op(&mut self, _offset: usize, op: Op<'a>, _raw: &'a [u8]) -> Result<(), Declined> {
+        self.step(op).ok_or(Declined)
+    }
+
+    #[inline]
+    fn fast_path(&mut self, op: &Op<'a>, rest: &'a [u8]) -> usize {
         if matches!(op, Op::Mark) {
-            if let Some(used) = m.append_run(ops.rest()) {
-                ops.skip(used);
-                continue;
-            }
+            self.append_run(rest).unwrap_or(0)
+        } else {
+            0
         }
-        m.step(op)?;
     }
-    if ops.remaining() > 0 || !matches!(m.stack.pop()?, V::Dict) {
-        return None;
+
+    fn stop(mut self, _offset: usize) -> Result<RampData, Declined> {
+        if !matches!(self.stack.pop(), Some(V::Dict)) {
+            return Err(Declined);
+        }
+        self.finish().ok_or(Declined)
     }
-    m.finish()
 }
 
 impl<'a> Machine<'a> {

@@ -7,7 +7,7 @@
 //!
 //! Two decoders produce the same result: a streaming decoder for the shape Python writes
 //! ([`super::ramp_stream`], fast, no value tree), and the generic path (the full
-//! [`Value`] tree from [`super::decoder`]), which handles anything else and words every
+//! [`Value`] tree from [`pickle::decoder`]), which handles anything else and words every
 //! error.
 
 use std::path::Path;

@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::pickle::Pickler;
 use super::{write_file, WriteError};
+use pickle::write::Pickler;
 
 /// `avg_qps` as the artifact stores it.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -11,7 +11,7 @@
 //! reader never sees a partial file.
 
 mod decisions;
-pub mod pickle;
+pub use ::pickle::write as pickle;
 mod profile;
 mod ramp;
 

@@ -11,9 +11,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::pickle::Pickler;
 use super::{write_file, WriteError};
 use crate::sim::RampData;
+use pickle::write::Pickler;
 
 /// Writes `data` to the pickle file `path` (atomically).
 ///

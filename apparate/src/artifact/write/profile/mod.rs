@@ -41,7 +41,7 @@ mod tree;
 
 use std::path::{Path, PathBuf};
 
-use super::pickle::PyValue;
+use pickle::write::PyValue;
 use super::{write_file, WriteError};
 use crate::artifact::is_cv_arch;
 use crate::sim::{LatencyTable, LatencyTables};

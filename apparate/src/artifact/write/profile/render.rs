@@ -4,7 +4,7 @@
 use super::arch::Architecture;
 use super::timing::Timing;
 use super::tree::{weight, Body, Module};
-use crate::artifact::write::pickle::PyValue;
+use pickle::write::PyValue;
 
 /// `fwd_latency / fwd_latency_orig` for every module but the root (the artifact's profiles
 /// normalise measured times by about this much).

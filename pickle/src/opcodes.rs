@@ -1,15 +1,20 @@
 //! A tokenizer for the pickle opcodes that `serde-pickle` 1.2.0 understands.
 //!
 //! It borrows every argument from the input slice and never allocates, so both the pre-flight
-//! check ([`super::preflight`]) and the fast sample decoder ([`super::ramp_stream`]) can walk
-//! a 100 MB stream cheaply. Opcodes `serde-pickle` rejects (persistent ids, extension registry,
-//! out-of-band buffers) are reported as unknown here too.
+//! check ([`crate::preflight`]) and the fast sample decoder (`apparate::artifact`'s
+//! `ramp_stream`) can walk a 100 MB stream cheaply. Opcodes `serde-pickle` rejects (persistent
+//! ids, extension registry, out-of-band buffers) are reported as unknown here too.
+//!
+//! [`run`] is the one opcode loop: it walks a stream, hands every opcode to a [`Sink`] (the
+//! pre-flight check, the full decoder, `ramp_stream`), and applies the stream-level rules (a
+//! stream ends with `STOP`, nothing follows it, errors carry the opcode's offset) in one place.
 
-use super::error::PickleProblem;
+pub use crate::error::OpError;
+use crate::error::PickleProblem;
 
 /// One decoded opcode with its argument, borrowed from the input.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Op<'a> {
+pub enum Op<'a> {
     /// `PROTO` or `FRAME`: no effect on the value.
     Ignored,
     /// `STOP`: the pickle ends here.
@@ -101,44 +106,90 @@ pub(crate) enum Op<'a> {
 }
 
 /// Walks the opcodes of one pickle stream.
-pub(crate) struct OpReader<'a> {
+pub struct OpReader<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
-/// Where a problem was found: the byte offset of the opcode, and what is wrong.
-pub(crate) type OpError = (usize, PickleProblem);
+/// An interpreter driven by [`run`]: it gives the opcodes their meaning (its own stack and memo
+/// model), [`run`] walks the stream.
+pub trait Sink<'a> {
+    /// What the stream decodes to.
+    type Output;
+    /// How the sink fails: from a tokenizer error ([`OpError`]) or its own.
+    type Error: From<OpError>;
+
+    /// One opcode other than `STOP`, found at byte `offset`; `raw` is its encoding (opcode
+    /// and argument bytes).
+    fn op(&mut self, offset: usize, op: Op<'a>, raw: &'a [u8]) -> Result<(), Self::Error>;
+
+    /// A fast path tried before [`Sink::op`]: the sink may decode the bytes after `op` itself
+    /// (`rest`) and return how many it used, or 0 to go on normally. When it uses bytes, `op`
+    /// is not passed to [`Sink::op`].
+    #[inline]
+    fn fast_path(&mut self, op: &Op<'a>, rest: &'a [u8]) -> usize {
+        let _ = (op, rest);
+        0
+    }
+
+    /// `STOP` at byte `offset`: the result.
+    fn stop(self, offset: usize) -> Result<Self::Output, Self::Error>;
+}
+
+/// Runs `sink` over the opcodes of `data`: each opcode is decoded once ([`OpReader`]) and
+/// handed to the sink; the stream must end with `STOP` ([`PickleProblem::MissingStop`]) and
+/// nothing may follow it ([`PickleProblem::TrailingBytes`], checked after [`Sink::stop`]).
+#[inline]
+pub fn run<'a, S: Sink<'a>>(data: &'a [u8], mut sink: S) -> Result<S::Output, S::Error> {
+    let mut ops = OpReader::new(data);
+    loop {
+        let (offset, op) = ops.next_op()?;
+        if matches!(op, Op::Stop) {
+            let out = sink.stop(offset)?;
+            if ops.remaining() > 0 {
+                return Err((ops.pos(), PickleProblem::TrailingBytes).into());
+            }
+            return Ok(out);
+        }
+        let used = sink.fast_path(&op, ops.rest());
+        if used > 0 {
+            ops.skip(used);
+            continue;
+        }
+        sink.op(offset, op, &data[offset..ops.pos()])?;
+    }
+}
 
 impl<'a> OpReader<'a> {
     /// Starts at the first byte of `data`.
-    pub(crate) fn new(data: &'a [u8]) -> Self {
+    pub fn new(data: &'a [u8]) -> Self {
         OpReader { data, pos: 0 }
     }
 
     /// Byte offset of the next opcode.
-    pub(crate) fn pos(&self) -> usize {
+    pub fn pos(&self) -> usize {
         self.pos
     }
 
     /// Bytes after the current position.
-    pub(crate) fn remaining(&self) -> usize {
+    pub fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }
 
     /// The bytes after the current position.
-    pub(crate) fn rest(&self) -> &'a [u8] {
+    pub fn rest(&self) -> &'a [u8] {
         &self.data[self.pos..]
     }
 
     /// Moves past `n` bytes that the caller decoded itself (at most [`Self::remaining`]).
-    pub(crate) fn skip(&mut self, n: usize) {
+    pub fn skip(&mut self, n: usize) {
         self.pos = self.pos.saturating_add(n).min(self.data.len());
     }
 
     /// The next opcode and its offset. At the end of the data this is an error: a pickle
     /// always ends with `STOP`, so running out of bytes means the file was cut short.
     #[inline]
-    pub(crate) fn next_op(&mut self) -> Result<(usize, Op<'a>), OpError> {
+    pub fn next_op(&mut self) -> Result<(usize, Op<'a>), OpError> {
         let start = self.pos;
         let code = *self
             .data

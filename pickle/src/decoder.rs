@@ -9,7 +9,7 @@
 //! fetched for every later sample, and its dtype state holds the memoized string `'|'`), and
 //! for `[x, x]` with `x = (1, [2])` (upstream: birkenfeld/serde-pickle PR #24 / issue #22).
 //!
-//! This decoder runs after [`super::preflight`], which guarantees that no object changes after
+//! This decoder runs after [`crate::preflight`], which guarantees that no object changes after
 //! a second reference to it is taken (so copying is as good as sharing), bounds nesting and
 //! expansion, and tells how often each memoized object will be fetched. Values are resolved
 //! when they are stored into a container: moved on their last use, copied before. Opcode
@@ -22,28 +22,36 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_pickle::{DeOptions, HashableValue, Value};
 
-use super::error::PickleProblem;
-use super::opcodes::{Op, OpError, OpReader};
-use super::preflight::{self, MemoPlan};
+use crate::error::{OpError, PickleProblem};
+use crate::opcodes::{run, Op, Sink};
+use crate::preflight::{self, MemoPlan};
 
 /// Decoder options.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct DecodeOptions {
+pub struct DecodeOptions {
     /// A reference to a class or function that is still in the data at the end (nothing
     /// consumed it) becomes `None` instead of an error.
-    pub(crate) replace_unresolved_globals: bool,
+    pub replace_unresolved_globals: bool,
 }
 
 /// The callables `serde-pickle` gives a meaning to; everything else is `Other`.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Global {
+pub enum Global {
+    /// `builtins.set` (`__builtin__` in Python 2).
     Set,
+    /// `builtins.frozenset`.
     Frozenset,
+    /// `builtins.bytearray`.
     Bytearray,
+    /// `builtins.list`.
     List,
+    /// `builtins.int`.
     Int,
+    /// `_codecs.encode` (protocol 2's way of writing bytes).
     Encode,
+    /// `copyreg._reconstructor` (protocols 0 and 1 write instances with it).
     Reconst,
+    /// Any other class or function.
     Other,
 }
 
@@ -83,28 +91,36 @@ struct Machine<'p> {
     memo: HashMap<u32, usize>,
     entries: Vec<Entry>,
     plan: &'p MemoPlan,
+    options: DecodeOptions,
 }
 
 /// Decodes one pickle stream (after checking it with [`preflight::check`]).
-pub(crate) fn decode(data: &[u8], options: DecodeOptions) -> Result<Value, OpError> {
+pub fn decode(data: &[u8], options: DecodeOptions) -> Result<Value, OpError> {
     let plan = preflight::check(data)?;
-    let mut m = Machine {
+    let m = Machine {
         stack: Vec::with_capacity(64),
         marks: Vec::new(),
         memo: HashMap::new(),
         entries: Vec::with_capacity(plan.gets.len()),
         plan: &plan,
+        options,
     };
-    let mut ops = OpReader::new(data);
-    loop {
-        let (offset, op) = ops.next_op()?;
-        if matches!(op, Op::Stop) {
-            let slot = m.pop_slot().map_err(|p| (offset, p))?;
-            let top = m.take(slot).map_err(|p| (offset, p))?;
-            return convert(top, options).map_err(|p| (offset, p));
-        }
-        let raw = &data[offset..ops.pos()];
-        m.step(op, raw).map_err(|p| (offset, p))?;
+    run(data, m)
+}
+
+impl<'a> Sink<'a> for Machine<'_> {
+    type Output = Value;
+    type Error = OpError;
+
+    #[inline]
+    fn op(&mut self, offset: usize, op: Op<'a>, raw: &'a [u8]) -> Result<(), OpError> {
+        self.step(op, raw).map_err(|p| (offset, p))
+    }
+
+    fn stop(mut self, offset: usize) -> Result<Value, OpError> {
+        let slot = self.pop_slot().map_err(|p| (offset, p))?;
+        let top = self.take(slot).map_err(|p| (offset, p))?;
+        convert(top, self.options).map_err(|p| (offset, p))
     }
 }
 
@@ -390,7 +406,7 @@ fn extend_dict(dict: &mut Vec<(Pv, Pv)>, items: Vec<Pv>) {
 }
 
 /// What a `GLOBAL` / `STACK_GLOBAL` reference means to the decoder.
-pub(crate) fn classify_global(module: &[u8], name: &[u8]) -> Global {
+pub fn classify_global(module: &[u8], name: &[u8]) -> Global {
     match (module, name) {
         (b"_codecs", b"encode") => Global::Encode,
         (b"copy_reg" | b"copyreg", b"_reconstructor") => Global::Reconst,

@@ -1,4 +1,4 @@
-//! A pre-flight pass over a pickle stream, run before [`super::decoder`] builds any value.
+//! A pre-flight pass over a pickle stream, run before [`crate::decoder`] builds any value.
 //!
 //! Decoded values are plain trees (no reference counting), so a memoized object is copied
 //! once per reference, and converting, comparing and dropping trees recurses. A crafted or
@@ -16,14 +16,14 @@
 
 use std::collections::HashMap;
 
-use super::error::PickleProblem;
-use super::opcodes::{Op, OpError, OpReader};
+use crate::error::{OpError, PickleProblem};
+use crate::opcodes::{run, Op, Sink};
 
 /// Deepest container nesting accepted. Python's own pickler cannot write much deeper
 /// structures (it recurses, with a default limit of 1000 frames, several per level); the
 /// artifact's files nest at most ~30 levels (profile trees). Decoding, converting and dropping
 /// a tree this deep fits easily in a 2 MiB thread stack.
-pub(crate) const MAX_DEPTH: u32 = 200;
+pub const MAX_DEPTH: u32 = 200;
 
 /// Nesting depth and expanded size of one stack item or memo entry.
 #[derive(Clone, Copy, Debug)]
@@ -70,11 +70,11 @@ const SCALAR: Shape = Shape {
 
 /// What the decoder needs to know ahead of time about the memo.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct MemoPlan {
+pub struct MemoPlan {
     /// For every memoization (`PUT`, `BINPUT`, `LONG_BINPUT`, `MEMOIZE`) in stream order, the
     /// number of `GET`s that will fetch it: after the last one the decoder can move the value
     /// instead of copying it.
-    pub(crate) gets: Vec<u32>,
+    pub gets: Vec<u32>,
 }
 
 /// The most values a stream of `len` bytes may copy or convert (see [`check`]).
@@ -82,15 +82,15 @@ pub(crate) struct MemoPlan {
 /// Linear in the input: generous enough for what Python writes (a repeated `numpy.bool_`
 /// costs 2 bytes per reference and ~22 values of copying and converting), tight enough to
 /// stop exponential expansion.
-pub(crate) fn work_limit(len: usize) -> u64 {
+pub fn work_limit(len: usize) -> u64 {
     32u64.saturating_mul(len as u64).saturating_add(1 << 24)
 }
 
 /// Checks `data` and returns the memo plan when it can be decoded without unbounded
 /// recursion or expansion; otherwise the offset and the problem.
-pub(crate) fn check(data: &[u8]) -> Result<MemoPlan, OpError> {
+pub fn check(data: &[u8]) -> Result<MemoPlan, OpError> {
     let work_limit = work_limit(data.len());
-    let mut m = Machine {
+    let m = Machine {
         stack: Vec::with_capacity(64),
         marks: Vec::new(),
         memo: HashMap::new(),
@@ -98,18 +98,22 @@ pub(crate) fn check(data: &[u8]) -> Result<MemoPlan, OpError> {
         work: 0,
         work_limit,
     };
-    let mut ops = OpReader::new(data);
-    loop {
-        let (offset, op) = ops.next_op()?;
-        if matches!(op, Op::Stop) {
-            let top = m.pop().map_err(|p| (offset, p))?;
-            m.charge(top.shape.weight).map_err(|p| (offset, p))?;
-            if ops.remaining() > 0 {
-                return Err((ops.pos(), PickleProblem::TrailingBytes));
-            }
-            return Ok(MemoPlan { gets: m.gets });
-        }
-        m.step(op).map_err(|p| (offset, p))?;
+    run(data, m)
+}
+
+impl<'a> Sink<'a> for Machine {
+    type Output = MemoPlan;
+    type Error = OpError;
+
+    #[inline]
+    fn op(&mut self, offset: usize, op: Op<'a>, _raw: &'a [u8]) -> Result<(), OpError> {
+        self.step(op).map_err(|p| (offset, p))
+    }
+
+    fn stop(mut self, offset: usize) -> Result<MemoPlan, OpError> {
+        let top = self.pop().map_err(|p| (offset, p))?;
+        self.charge(top.shape.weight).map_err(|p| (offset, p))?;
+        Ok(MemoPlan { gets: self.gets })
     }
 }
 

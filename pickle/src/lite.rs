@@ -1,7 +1,7 @@
 //! A light pickle machine for the object-shaped pickles (profile trees, batch decisions): one
 //! pass, no allocation per value, no [`serde_pickle::Value`] tree.
 //!
-//! The generic path ([`super::preflight`], then [`super::decoder`], then the conversion to
+//! The generic path ([`crate::preflight`], then [`crate::decoder`], then the conversion to
 //! `serde-pickle`'s tree) allocates a `String` per dict key and per memo fetch and a
 //! `BTreeMap` per object; a profile tree of a few hundred modules costs milliseconds. This
 //! machine keeps values as small `Copy` items ([`V`]): strings are copied once into a text
@@ -22,7 +22,7 @@
 //!   argument tuple, e.g. a numpy scalar). Text opcodes, sets, `DUP`, `POP`, `OBJ`, `INST`,
 //!   `NEWOBJ_EX`, `LIST`, `DICT` and `REDUCE` of `set`, `list`, `int`, ... are left to the
 //!   generic path.
-//! * It repeats the checks of [`super::preflight`]: nesting depth (the same computation and
+//! * It repeats the checks of [`crate::preflight`]: nesting depth (the same computation and
 //!   limit), the expansion bound (an upper bound on the same count, against the same limit),
 //!   no container changed after a memo fetch took a second reference (so sharing a container
 //!   by index is the same as the generic path's copying), stack and mark discipline, and no
@@ -36,14 +36,14 @@
 //! The tests check on every golden and fixture file, on corrupted files and on random object
 //! trees that whatever it accepts decodes on the generic path and gives the same result.
 
-use super::decoder::{classify_global, Global};
-use super::opcodes::{Op, OpReader};
-use super::preflight::{work_limit, MAX_DEPTH};
+use crate::decoder::{classify_global, Global};
+use crate::opcodes::{Op, OpReader};
+use crate::preflight::{work_limit, MAX_DEPTH};
 
 /// One value: a scalar, a string in the input, or a container in the arena. 16 bytes, so
 /// moving values around stays cheap.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum V {
+pub enum V {
     /// `None`.
     None,
     /// A Python int from `BININT`, `BININT1` or `BININT2`.
@@ -107,7 +107,7 @@ struct Chunk {
 /// A list, tuple or dict.
 #[derive(Clone, Copy, Debug)]
 struct Cont {
-    /// Nesting depth and expanded size, as [`super::preflight`] computes them.
+    /// Nesting depth and expanded size, as [`crate::preflight`] computes them.
     depth: u32,
     weight: u64,
     /// A memo fetch took a second reference: it must not change any more.
@@ -216,7 +216,7 @@ impl Arenas {
 
 /// A decoded stream: the result and the arenas it refers to.
 #[derive(Debug)]
-pub(crate) struct Lite {
+pub struct Lite {
     root: V,
     a: Arenas,
     keys: &'static [&'static str],
@@ -230,36 +230,36 @@ impl Drop for Lite {
 
 impl Lite {
     /// The unpickled object.
-    pub(crate) fn root(&self) -> V {
+    pub fn root(&self) -> V {
         self.root
     }
 
     /// The text of a string value (`None` cannot happen).
-    pub(crate) fn str(&self, s: u32) -> Option<&str> {
+    pub fn str(&self, s: u32) -> Option<&str> {
         let t = self.a.strs.get(s as usize)?;
         let start = t.start as usize;
         self.a.text.get(start..start.checked_add(t.len as usize)?)
     }
 
     /// The value of `dict` under `keys[slot]` (the last one stored), if any.
-    pub(crate) fn field(&self, dict: u32, slot: usize) -> Option<V> {
+    pub fn field(&self, dict: u32, slot: usize) -> Option<V> {
         let cont = self.a.conts.get(dict as usize)?;
         let row = (cont.first as usize).checked_mul(self.keys.len())?;
         *self.a.fields.get(row.checked_add(slot)?)?
     }
 
     /// The number of elements of a list or tuple.
-    pub(crate) fn len(&self, seq: u32) -> usize {
+    pub fn len(&self, seq: u32) -> usize {
         self.a.conts.get(seq as usize).map_or(0, |c| c.len as usize)
     }
 
     /// Whether every element of the list is a dict.
-    pub(crate) fn all_dicts(&self, list: u32) -> bool {
+    pub fn all_dicts(&self, list: u32) -> bool {
         self.a.conts.get(list as usize).is_some_and(|c| c.all_dicts)
     }
 
     /// The elements of a list or tuple, in order.
-    pub(crate) fn elements(&self, seq: u32) -> Elements<'_> {
+    pub fn elements(&self, seq: u32) -> Elements<'_> {
         match self.a.conts.get(seq as usize) {
             Some(c) if c.flat => Elements {
                 lite: self,
@@ -281,7 +281,7 @@ impl Lite {
 
 /// Iterator over the elements of a list or tuple.
 #[derive(Clone, Debug)]
-pub(crate) struct Elements<'t> {
+pub struct Elements<'t> {
     lite: &'t Lite,
     chunk: u32,
     pos: u32,
@@ -331,7 +331,7 @@ struct Machine {
 /// `replace_unresolved_globals` is the generic option of the same name: a class or function
 /// reference stored in a container or left as the result becomes `None` instead of making the
 /// stream fail.
-pub(crate) fn decode(
+pub fn decode(
     data: &[u8],
     keys: &'static [&'static str],
     replace_unresolved_globals: bool,
@@ -924,8 +924,8 @@ mod tests {
     use proptest::prelude::*;
     use serde_pickle::{HashableValue, Value};
 
-    use super::super::decoder::{self, DecodeOptions};
     use super::*;
+    use crate::decoder::{self, DecodeOptions};
 
     const KEYS: &[&str] = &["a", "b"];
 
@@ -1036,7 +1036,7 @@ mod tests {
             std::sync::OnceLock::new();
         FILES.get_or_init(|| {
             let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden");
-            let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pickles");
+            let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../apparate/tests/fixtures/pickles");
             const PROFILE: &[&str] = &["name", "children", "fwd_latency"];
             const DECISIONS: &[&str] = &["batching_decision", "per_request_stats", "avg_qps"];
             [
