@@ -41,11 +41,11 @@ mod tree;
 
 use std::path::{Path, PathBuf};
 
-use pickle::write::PyValue;
 use super::{write_file, WriteError};
 use crate::artifact::is_cv_arch;
 use crate::sim::{LatencyTable, LatencyTables};
 use arch::Architecture;
+use pickle::write::PyValue;
 use render::{Mode, Renderer};
 use timing::Timing;
 
