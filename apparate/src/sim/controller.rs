@@ -4,7 +4,7 @@ use super::bootstrap::{bootstrap, Bootstrap};
 use super::config::RampConfig;
 pub use super::error::{Culprit, SimError};
 use super::evaluate::{batch_performance, exit_stats, ramp_utilities, EvalData};
-use super::family::{accuracy_floor, Family};
+use super::family::{accuracy_floor, Family, NLP_POSITIVE_THRESHOLD};
 use super::history::History;
 use super::latency::{BatchSize, ExitLatencies, LatencyTable, LatencyTables, BATCH_SIZES};
 use super::numeric::numpy_mean;
@@ -243,10 +243,7 @@ pub fn simulate_after_bootstrap(
     };
     let mut ctl = Controller {
         family,
-        floor: match spec.overrides.accuracy_budget {
-            Some(b) => 1.0 - b,
-            None => accuracy_floor(),
-        },
+        floor: accuracy_floor(spec.overrides.accuracy_budget),
         interval: spec
             .overrides
             .ramp_check_interval
@@ -265,7 +262,7 @@ pub fn simulate_after_bootstrap(
         cum_acc_den: 0,
         curr_li: 0.0,
         curr_ramp_acc: BTreeMap::new(),
-        positive_threshold: 0.6,
+        positive_threshold: NLP_POSITIVE_THRESHOLD,
         log: Vec::new(),
         batch: 0,
         lat_cache: vec![None; BATCH_SIZES.len()],

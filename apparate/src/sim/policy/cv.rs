@@ -2,6 +2,7 @@
 
 use crate::sim::controller::Controller;
 use crate::sim::error::SimError;
+use crate::sim::family::REPEATED_VIOLATIONS;
 use crate::sim::latency::BatchSize;
 use crate::sim::pyfmt::py_float;
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ pub(crate) fn check_signals(
 ) -> Result<(), SimError> {
     let floor = ctl.floor;
     // Part A: thresholds.
-    if ctl.violation_counter >= 2 || ctl.cumulative_accuracy() < floor {
+    if ctl.violation_counter >= REPEATED_VIOLATIONS || ctl.cumulative_accuracy() < floor {
         for j in 0..ctl.config.len() {
             let a = ctl.config.ramp_ids[j];
             if ctl.curr_ramp_acc.get(&a).is_some_and(|&acc| acc < floor) {

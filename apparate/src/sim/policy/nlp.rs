@@ -3,19 +3,13 @@
 
 use crate::sim::controller::Controller;
 use crate::sim::error::SimError;
+use crate::sim::family::{
+    NLP_NEGATIVE_THRESHOLD, NLP_POSITIVE_THRESHOLD, NLP_POSITIVE_THRESHOLD_RAISED,
+    NLP_RETUNE_OFFSET_PERCENT, NLP_STABLE_CHECKS, NLP_VIOLATION_DECAY, REPEATED_VIOLATIONS,
+};
 use crate::sim::latency::BatchSize;
 use crate::sim::pyfmt::{py_float, py_int_list};
 use std::collections::BTreeMap;
-
-/// Share of negative utilities above which a ramp is negative.
-const NEGATIVE_THRESHOLD: f64 = 0.6;
-/// Initial (and reset) value of the mutable positive threshold.
-pub(crate) const POSITIVE_THRESHOLD: f64 = 0.6;
-/// Batch offset after a check at which a full re-tune happens if none did, in percent of
-/// the check interval (40 of the artifact's 100).
-const RETUNE_OFFSET: usize = 40;
-/// Threshold decay factor on repeated accuracy violations.
-const VIOLATION_DECAY: f64 = 0.1;
 
 /// `x < y` in Python's list ordering.
 fn lexless(x: &[usize], y: &[usize]) -> bool {
@@ -30,7 +24,7 @@ pub(crate) fn check_signals(
 ) -> Result<(), SimError> {
     let floor = ctl.floor;
     let interval = ctl.interval;
-    let retune_at = RETUNE_OFFSET * interval / 100;
+    let retune_at = NLP_RETUNE_OFFSET_PERCENT * interval / 100;
     // Part A: tuning.
     let scheduled = ctl.after_ramp_adjustment && i % interval == retune_at;
     if ctl.last_batch_violated || scheduled || i == 1 {
@@ -52,11 +46,11 @@ pub(crate) fn check_signals(
         ctl.after_ramp_adjustment = false;
     }
     // Part B: violation decay.
-    if ctl.violation_counter >= 2 {
+    if ctl.violation_counter >= REPEATED_VIOLATIONS {
         for j in 0..ctl.config.len() {
             let a = ctl.config.ramp_ids[j];
             if ctl.curr_ramp_acc.get(&a).is_some_and(|&acc| acc < floor) {
-                ctl.config.thresholds[j] *= VIOLATION_DECAY;
+                ctl.config.thresholds[j] *= NLP_VIOLATION_DECAY;
             }
         }
     }
@@ -74,7 +68,7 @@ pub(crate) fn check_signals(
         let pos = u.iter().filter(|&&x| x >= 0.0).count() as f64;
         let neg = u.iter().filter(|&&x| x < 0.0).count() as f64;
         let len = u.len() as f64;
-        if neg / len > NEGATIVE_THRESHOLD {
+        if neg / len > NLP_NEGATIVE_THRESHOLD {
             negatives.push(r);
             negative_idxs.push(j);
         }
@@ -99,12 +93,12 @@ pub(crate) fn check_signals(
                 .map_or(String::new(), usize::to_string)
         )
     };
-    if ctl.ramp_history.len() > 4 {
+    if ctl.ramp_history.len() >= NLP_STABLE_CHECKS {
         ctl.log.push(history_line(ctl));
         let h = &ctl.ramp_history;
         let last = &h[h.len() - 1];
-        if h[h.len() - 5..].iter().all(|x| x == last) {
-            ctl.positive_threshold = POSITIVE_THRESHOLD;
+        if h[h.len() - NLP_STABLE_CHECKS..].iter().all(|x| x == last) {
+            ctl.positive_threshold = NLP_POSITIVE_THRESHOLD;
         }
     }
     // The special cases assign the int 1, which Python prints without ".0".
@@ -126,7 +120,7 @@ pub(crate) fn check_signals(
         py_int_list(&negative_idxs),
         positives_text,
         py_float(ctl.positive_threshold),
-        py_float(NEGATIVE_THRESHOLD),
+        py_float(NLP_NEGATIVE_THRESHOLD),
         ctl.ramp_quota
     ));
     let new_threshold = ctl.family.new_ramp_threshold();
@@ -137,7 +131,7 @@ pub(crate) fn check_signals(
                 &ctl.config.ramp_ids,
                 &ctl.ramp_history[ctl.ramp_history.len() - 2],
             ) {
-                ctl.positive_threshold = 1.0;
+                ctl.positive_threshold = NLP_POSITIVE_THRESHOLD_RAISED;
             }
         }
         let tuned = ctl.tune(bs, &BTreeMap::new())?;
@@ -157,7 +151,7 @@ pub(crate) fn check_signals(
             &ctl.ramp_history[ctl.ramp_history.len() - 2],
             &ctl.config.ramp_ids,
         ) {
-            ctl.positive_threshold = 1.0;
+            ctl.positive_threshold = NLP_POSITIVE_THRESHOLD_RAISED;
         }
     }
     super::move_or_add_earlier(ctl, &scores, new_threshold);
