@@ -2,9 +2,6 @@
 //! round trips through the readers, and CPython loading (and re-dumping) every kind of file.
 
 use crate::util::golden_dir;
-use proptest::prelude::*;
-use serde_pickle::Value;
-use std::path::{Path, PathBuf};
 use apparate::artifact::value::{decode_pickle, dict_get, float_of, int_of};
 use apparate::artifact::write::{
     batch_decisions_bytes, profile_file_names, ramp_data_bytes, write_batch_decisions,
@@ -16,6 +13,9 @@ use apparate::artifact::{
 };
 use apparate::sim::{LatencyTable, LatencyTables, RampCost, RampData, BATCH_SIZES};
 use apparate::workload::{self, models::MODELS};
+use proptest::prelude::*;
+use serde_pickle::Value;
+use std::path::{Path, PathBuf};
 
 fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("artifact-writers-{tag}-{}", std::process::id()));

@@ -131,7 +131,8 @@ fn tls_config(args: &SweepArgs) -> Result<Option<ServerTlsConfig>> {
         return Ok(None);
     };
     let read = |p: &PathBuf| {
-        apparate::input_file::read_regular(p).with_context(|| format!("cannot read {}", p.display()))
+        apparate::input_file::read_regular(p)
+            .with_context(|| format!("cannot read {}", p.display()))
     };
     let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
     if let Some(ca) = &args.tls_ca {

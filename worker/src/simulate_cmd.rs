@@ -1,11 +1,13 @@
 //! `worker simulate`: one run with the artifact controller's flags, results into `--out`.
 
 use anyhow::{anyhow, bail, Result};
-use std::path::PathBuf;
-use apparate::artifact::{profile_paths, read_batch_decisions, read_latency_tables, read_ramp_data};
+use apparate::artifact::{
+    profile_paths, read_batch_decisions, read_latency_tables, read_ramp_data,
+};
 use apparate::output::{write_run, ExtraColumns};
 use apparate::sim::pyfmt::{py_float, py_str};
 use apparate::sim::{simulate, Batching, Culprit, Mode, Overrides, RunSpec, SimError};
+use std::path::PathBuf;
 
 /// The artifact's `--batching_scheme` choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -5,12 +5,14 @@
 //! binary where the issue saw them, and through the readers for the rest of the class.
 
 use crate::util::{auburn_data, copy_tree, fresh_temp_dir, golden_dir};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use apparate::artifact::write::DecisionRecord;
 use apparate::artifact::write::{write_batch_decisions, write_profiles, write_ramp_data, AvgQps};
-use apparate::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data, ArtifactError};
+use apparate::artifact::{
+    read_batch_decisions, read_latency_tables, read_ramp_data, ArtifactError,
+};
 use apparate::sim::{LatencyTable, LatencyTables, RampData};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 fn worker_bin() -> &'static str {
     env!("CARGO_BIN_EXE_worker")
@@ -250,13 +252,16 @@ fn issue11_sweep_inputs_that_are_not_regular_files_are_refused_when_planned() {
     let spec = format!(
         "name = \"a\"\n[inputs]\nkind = \"artifact\"\ndir = {data:?}\n[traces.fixed_30]\nsource = \"artifact_decisions\"\nfile = \"{{model}}_1_fixed_30.pickle\"\n[[grid]]\nname = \"cv\"\nmodels = [\"resnet18\"]\ndatasets = [\"auburn\"]\ntraces = [\"fixed_30\"]\nslo_multiplier = [1]\nbatch_size = [4]\n"
     );
-    let plan =
-        |what: &str| match apparate::sweep::SweepSpec::from_toml(&spec, "test.toml", Path::new("."))
-            .and_then(|s| s.plan())
-        {
-            Ok(_) => panic!("{what}: accepted"),
-            Err(e) => e.to_string(),
-        };
+    let plan = |what: &str| match apparate::sweep::SweepSpec::from_toml(
+        &spec,
+        "test.toml",
+        Path::new("."),
+    )
+    .and_then(|s| s.plan())
+    {
+        Ok(_) => panic!("{what}: accepted"),
+        Err(e) => e.to_string(),
+    };
     let victim = data.join("profile_pickles_bs/resnet18_16_earlyexit_profile.pickle");
     std::fs::remove_file(&victim).expect("remove");
     mkfifo(&victim);
