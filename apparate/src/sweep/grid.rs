@@ -642,6 +642,13 @@ fn check_grid(
     Ok(plan)
 }
 
+impl SweepSpec {
+    /// Checks the spec and expands it (see [`Plan::new`]).
+    pub fn plan(self) -> Result<Plan, SpecError> {
+        Plan::new(self)
+    }
+}
+
 impl Plan {
     /// Checks `spec` (names, ranges, references, and for artifact inputs that every input file
     /// of every task exists) and hashes every input file. Nothing is run or written.
