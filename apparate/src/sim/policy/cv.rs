@@ -53,12 +53,12 @@ pub(crate) fn check_signals(
             state.config.thresholds = tuned.thresholds;
             return Ok(());
         }
-        if let Some(after) = super::handle_negatives(state, run, &negatives) {
+        if let Some(after) = super::ramps::handle_negatives(state, run, &negatives) {
             state.after_ramp_adjustment = after;
         }
         return Ok(());
     }
-    if let Some(after) = super::move_or_add_earlier(state, run, &scores) {
+    if let Some(after) = super::ramps::move_or_add_earlier(state, run, &scores) {
         state.after_ramp_adjustment = after;
     }
     Ok(())

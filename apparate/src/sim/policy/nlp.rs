@@ -138,7 +138,7 @@ pub(crate) fn check_signals(
         if tuned.li - batch.li > run.family.retune_adoption_gap() {
             state.config.thresholds = tuned.thresholds;
         } else {
-            super::handle_negatives(state, run, &negatives);
+            super::ramps::handle_negatives(state, run, &negatives);
         }
         return Ok(());
     }
@@ -154,6 +154,6 @@ pub(crate) fn check_signals(
             state.positive_threshold = NLP_POSITIVE_THRESHOLD_RAISED;
         }
     }
-    super::move_or_add_earlier(state, run, &scores);
+    super::ramps::move_or_add_earlier(state, run, &scores);
     Ok(())
 }
