@@ -111,15 +111,19 @@ fn rewrite_requests(task: &std::path::Path, poison: impl Fn(&mut [apparate::outp
     set_listed_size(task, "requests.parquet");
 }
 
-/// Sets the size the manifest of `task` lists for its file `name` to the file's size.
+/// Lists the file `name` of `task` in its manifest with its current size and SHA-256, as a run
+/// that had written these bytes would (the poisoned rows are then judged as data, not as a
+/// tampered file).
 fn set_listed_size(task: &std::path::Path, name: &str) {
     let bytes = std::fs::metadata(task.join(name)).expect("size").len();
+    let sha256 = apparate::sweep::digest::file_sha256(&task.join(name)).expect("digest");
     let mpath = task.join("manifest.json");
     let mut manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&mpath).expect("manifest")).expect("json");
     for f in manifest["files"].as_array_mut().expect("files") {
         if f["name"] == name {
             f["bytes"] = bytes.into();
+            f["sha256"] = sha256.clone().into();
         }
     }
     std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json")).expect("write");

@@ -19,7 +19,8 @@
 //! * `last_dropped` is raised to just below the smallest head id of the non-empty queues.
 
 use super::emulation::{id, Emulation};
-use super::{BatchingError, BatchingOutcome, RequestTrace, ServingTimes};
+use super::outcome::{BatchingError, BatchingOutcome};
+use super::trace::{RequestTrace, ServingTimes};
 
 /// Runs clockwork over `trace` with serving times `serving`.
 ///

@@ -1,7 +1,8 @@
 //! The loop state both schemes share: the emulated clock, the intake scan and the served /
 //! dropped watermarks of `get_batch_decision`, plus the outcome being recorded.
 
-use super::{BatchingOutcome, RequestTrace, ServingTimes};
+use super::outcome::BatchingOutcome;
+use super::trace::{RequestTrace, ServingTimes};
 
 /// One emulation run. Request ids are `i64` watermarks as in the original, where `-1` means
 /// "none yet".

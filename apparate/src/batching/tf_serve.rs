@@ -19,7 +19,8 @@
 //!   abandoned queue when the trace is over) apply here too.
 
 use super::emulation::{id, Emulation};
-use super::{BatchingError, BatchingOutcome, RequestTrace, ServingTimes, TfServeParams};
+use super::outcome::{BatchingError, BatchingOutcome};
+use super::trace::{RequestTrace, ServingTimes, TfServeParams};
 
 /// Runs tf_serve over `trace` with serving times `serving` and batching parameters `params`.
 ///

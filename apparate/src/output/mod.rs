@@ -7,7 +7,9 @@
 
 mod requests_parquet;
 
-pub use requests_parquet::{read_requests_parquet, write_requests_parquet, RequestRow};
+pub use requests_parquet::{
+    read_requests_parquet, write_requests_parquet, ExtraColumns, RequestRow,
+};
 
 use crate::sim::record::{BatchRecord, Requests, RunResult, Summary};
 use serde_json::{json, Map, Value};
@@ -52,19 +54,6 @@ pub enum OutputError {
         /// Served requests.
         expected: usize,
     },
-}
-
-/// Per-request columns that come from outside the simulator core.
-#[derive(Clone, Debug, Default)]
-pub struct ExtraColumns {
-    /// Queueing delay (ms) of each served request, `None` where unknown.
-    pub queueing_ms: Option<Vec<Option<f64>>>,
-    /// Oracle inference latency (ms) of each served request, `None` where not computed.
-    pub optimal_ms: Option<Vec<f64>>,
-    /// Static early-exit baseline's inference latency (ms) of each served request.
-    pub static_ms: Option<Vec<f64>>,
-    /// Whether the static baseline's answer agrees with the original model.
-    pub static_correct: Option<Vec<bool>>,
 }
 
 /// Queueing delay of each of the first `served` requests in served order: the k-th served

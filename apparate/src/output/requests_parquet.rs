@@ -1,6 +1,5 @@
 //! `requests.parquet`: one row per served request (DESIGN "Per-request rows").
 
-use super::ExtraColumns;
 use crate::sim::record::Requests;
 use parquet::basic::Compression;
 use parquet::column::writer::ColumnWriter;
@@ -12,6 +11,19 @@ use parquet::record::Field;
 use parquet::schema::parser::parse_message_type;
 use std::path::Path;
 use std::sync::Arc;
+
+/// Per-request columns that come from outside the simulator core.
+#[derive(Clone, Debug, Default)]
+pub struct ExtraColumns {
+    /// Queueing delay (ms) of each served request, `None` where unknown.
+    pub queueing_ms: Option<Vec<Option<f64>>>,
+    /// Oracle inference latency (ms) of each served request, `None` where not computed.
+    pub optimal_ms: Option<Vec<f64>>,
+    /// Static early-exit baseline's inference latency (ms) of each served request.
+    pub static_ms: Option<Vec<f64>>,
+    /// Whether the static baseline's answer agrees with the original model.
+    pub static_correct: Option<Vec<bool>>,
+}
 
 /// The schema. Column order is part of the contract.
 const SCHEMA: &str = "message request {

@@ -1,11 +1,11 @@
 //! The controller state and the serving loop (spec §6.3–§6.6).
 
+use super::adaptation::{Adaptation, BatchSignals, RunContext};
 use super::bootstrap::{bootstrap, Bootstrap};
 use super::config::RampConfig;
-pub use super::error::{Culprit, SimError};
+use super::error::SimError;
 use super::evaluate::{batch_performance, exit_stats, ramp_utilities, EvalData};
 use super::family::{accuracy_floor, Family};
-use super::history::History;
 use super::latency::{BatchSize, ExitLatencies, LatencyTable, LatencyTables, BATCH_SIZES};
 use super::numeric::numpy_mean;
 use super::policy;
@@ -15,7 +15,7 @@ use super::pyfmt::{
 };
 use super::record::{BatchRecord, FinalState, Requests, RunResult, Summary};
 use super::samples::RampData;
-use super::tuning::{tune_thresholds, Tuned};
+use super::tuning::tune_thresholds;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -91,29 +91,15 @@ pub struct Overrides {
     pub ramp_check_interval: Option<usize>,
 }
 
-/// The controller state between batches.
-pub(crate) struct Controller<'a> {
-    pub family: Family,
-    /// Serving accuracy floor, `1 - ACC_LOSS_BUDGET_ACTUAL`.
-    pub floor: f64,
-    /// Batches between ramp checks.
-    pub interval: usize,
-    pub tables: &'a LatencyTables,
-    pub latest: usize,
-    pub config: RampConfig,
-    pub ramp_quota: usize,
-    pub history: History,
-    pub after_ramp_adjustment: bool,
-    pub violation_counter: usize,
-    pub last_batch_violated: bool,
+/// The controller state between batches: the adaptation state it lends the policies, and
+/// what only the serving loop keeps.
+struct Controller<'a> {
+    /// The run's settings the policies read.
+    run: RunContext<'a>,
+    /// What the policies change (and the log).
+    state: Adaptation,
     cum_acc_num: f64,
     cum_acc_den: usize,
-    pub curr_li: f64,
-    pub curr_ramp_acc: BTreeMap<usize, f64>,
-    pub ramp_history: Vec<Vec<usize>>,
-    pub positive_threshold: f64,
-    pub log: Vec<String>,
-    pub batch: usize,
     /// Exit latencies of the current configuration, per batch-size index.
     lat_cache: Vec<Option<(Vec<usize>, ExitLatencies)>>,
     /// Renderings reused across log lines.
@@ -131,49 +117,8 @@ struct TextCache {
 
 impl Controller<'_> {
     /// `Σ acc_b·bs_b / Σ bs_b` over all batches so far (rounded sizes).
-    pub fn cumulative_accuracy(&self) -> f64 {
+    fn cumulative_accuracy(&self) -> f64 {
         self.cum_acc_num / self.cum_acc_den as f64
-    }
-
-    /// A full re-tune of the active ramps on the sample window, at batch size `bs`.
-    pub fn tune(&self, bs: BatchSize, fixed: &BTreeMap<usize, f64>) -> Result<Tuned, SimError> {
-        let ids = &self.config.ramp_ids;
-        if !self.history.aligned(ids) {
-            return Err(SimError::HistoryMisaligned {
-                ramp_ids: ids.clone(),
-                batch: self.batch,
-            });
-        }
-        let (g, a) = self.history.eval_slices(ids);
-        Ok(tune_thresholds(
-            ids,
-            EvalData { gaps: &g, acc: &a },
-            self.tables.get(bs),
-            fixed,
-        ))
-    }
-
-    /// Empties the histories of every active ramp.
-    pub fn clear_active(&mut self) {
-        for &r in &self.config.ramp_ids {
-            self.history.clear(r);
-        }
-    }
-
-    /// Mean utility per active ramp, `(position, id, mean)`, stably sorted ascending by mean.
-    pub fn ramp_scores(&self) -> Vec<(usize, usize, f64)> {
-        let mut scores: Vec<(usize, usize, f64)> = self
-            .config
-            .ramp_ids
-            .iter()
-            .enumerate()
-            .map(|(j, &r)| {
-                let u: Vec<f64> = self.history.utilities(r).iter().copied().collect();
-                (j, r, numpy_mean(&u))
-            })
-            .collect();
-        scores.sort_by(|x, y| x.2.partial_cmp(&y.2).unwrap_or(std::cmp::Ordering::Equal));
-        scores
     }
 }
 
@@ -242,32 +187,20 @@ pub fn simulate_after_bootstrap(
         Mode::Static(ramps) => static_config(ramps, boot_out, boot, table0),
     };
     let mut ctl = Controller {
-        family,
-        floor: match spec.overrides.accuracy_budget {
-            Some(b) => 1.0 - b,
-            None => accuracy_floor(),
+        run: RunContext {
+            family,
+            floor: accuracy_floor(spec.overrides.accuracy_budget),
+            interval: spec
+                .overrides
+                .ramp_check_interval
+                .unwrap_or_else(|| family.ramp_check_interval())
+                .max(1),
+            latest,
+            tables,
         },
-        interval: spec
-            .overrides
-            .ramp_check_interval
-            .unwrap_or_else(|| family.ramp_check_interval())
-            .max(1),
-        tables,
-        latest,
-        ramp_history: vec![config.ramp_ids.clone()],
-        config,
-        ramp_quota: 0,
-        history: History::new(r),
-        after_ramp_adjustment: false,
-        violation_counter: 0,
-        last_batch_violated: false,
+        state: Adaptation::new(config, r),
         cum_acc_num: 0.0,
         cum_acc_den: 0,
-        curr_li: 0.0,
-        curr_ramp_acc: BTreeMap::new(),
-        positive_threshold: 0.6,
-        log: Vec::new(),
-        batch: 0,
         lat_cache: vec![None; BATCH_SIZES.len()],
         text_cache: TextCache::default(),
     };
@@ -312,26 +245,27 @@ pub fn simulate_after_bootstrap(
     let mut batches = Vec::with_capacity(ranges.len());
     for (i0, &(start, n)) in ranges.iter().enumerate() {
         let i = i0 + 1;
-        ctl.batch = i;
         let bs = BatchSize::round_up(n).ok_or(SimError::BatchTooLarge { n })?;
         let record = serve_batch(&mut ctl, spec, sim, i, start, n, bs, r, &mut requests)?;
         batches.push(record);
     }
 
     let summary = summarize(&requests, batches.len());
-    ctl.log.push(summary_line(spec, &summary));
+    let state = ctl.state;
+    let mut log = state.log;
+    log.push(summary_line(spec, &summary));
     Ok(RunResult {
         bootstrap: boot_out.clone(),
         final_state: FinalState {
-            ramp_ids: ctl.config.ramp_ids.clone(),
-            thresholds: ctl.config.thresholds.clone(),
-            ramp_quota: ctl.ramp_quota,
-            ramp_history: ctl.ramp_history,
+            ramp_ids: state.config.ramp_ids,
+            thresholds: state.config.thresholds,
+            ramp_quota: state.ramp_quota,
+            ramp_history: state.ramp_history,
         },
         batches,
         requests,
         summary,
-        log: ctl.log,
+        log,
     })
 }
 
@@ -405,9 +339,9 @@ fn serve_batch(
     r: usize,
     requests: &mut Requests,
 ) -> Result<BatchRecord, SimError> {
-    let table: &LatencyTable = ctl.tables.get(bs);
-    let ids = ctl.config.ramp_ids.clone();
-    let thresholds = ctl.config.thresholds.clone();
+    let table: &LatencyTable = ctl.run.tables.get(bs);
+    let ids = ctl.state.config.ramp_ids.clone();
+    let thresholds = ctl.state.config.thresholds.clone();
     let lat = match &ctl.lat_cache[bs.index()] {
         Some((cached_ids, lat)) if *cached_ids == ids => lat.clone(),
         _ => {
@@ -442,15 +376,13 @@ fn serve_batch(
         exits.push(e);
     }
     let perf = batch_performance(&lats, &correct, &exits, &ids, r, v);
-    let violated = perf.acc < ctl.floor;
-    ctl.last_batch_violated = violated;
+    let violated = perf.acc < ctl.run.floor;
     ctl.cum_acc_num += perf.acc * bs.get() as f64;
     ctl.cum_acc_den += bs.get();
     if violated {
-        ctl.violation_counter += 1;
+        ctl.state.violation_counter += 1;
     }
     let (_, ramp_acc) = exit_stats(&exits, &correct);
-    ctl.curr_ramp_acc = ramp_acc.clone();
     if spec.record_log {
         let mut line = String::with_capacity(160 + 16 * ids.len());
         let _ = write!(
@@ -482,16 +414,15 @@ fn serve_batch(
         line.push_str(er_text);
         line.push_str(", ramp acc ");
         write_py_int_float_dict(&mut line, &ramp_acc);
-        ctl.log.push(line);
+        ctl.state.log.push(line);
     }
     for k in 0..n {
         requests.push(i, bs.get(), exits[k], correct[k], lats[k], v);
     }
 
     // History update (§6.5); only the adaptive controller reads it.
-    ctl.curr_li = perf.li;
     if spec.mode == Mode::Apparate {
-        ctl.history.record_samples(&ids, n, |a| {
+        ctl.state.history.record_samples(&ids, n, |a| {
             let g = sim.conf[a][start..start + n]
                 .iter()
                 .map(|&c| 1.0 - c)
@@ -500,15 +431,22 @@ fn serve_batch(
             (g, acc)
         });
         let utilities = ramp_utilities(&perf.er, &lat, &ids, table);
-        ctl.history
+        ctl.state
+            .history
             .record_utilities(&ids, perf.er.clone(), n, &utilities);
-        match ctl.family {
-            Family::Cv => policy::cv::check_signals(ctl, i, bs)?,
-            Family::Nlp => policy::nlp::check_signals(ctl, i, bs)?,
-        }
+        let batch = BatchSignals {
+            i,
+            bs,
+            violated,
+            cumulative_accuracy: ctl.cumulative_accuracy(),
+            li: perf.li,
+            ramp_acc: &ramp_acc,
+        };
+        policy::check_signals(&mut ctl.state, &ctl.run, &batch)?;
     }
-    if i.is_multiple_of(ctl.interval) {
-        ctl.ramp_history.push(ctl.config.ramp_ids.clone());
+    if i.is_multiple_of(ctl.run.interval) {
+        let ramp_ids = ctl.state.config.ramp_ids.clone();
+        ctl.state.ramp_history.push(ramp_ids);
     }
     Ok(BatchRecord {
         batch: i,

@@ -68,10 +68,36 @@ impl Family {
 /// `ACC_LOSS_BUDGET_ACTUAL`: serving-time accuracy floor is `1 - 0.01`.
 pub const ACC_LOSS_BUDGET_ACTUAL: f64 = 0.01;
 
-/// The serving-time accuracy floor, `1 - 0.01` computed in f64.
-pub fn accuracy_floor() -> f64 {
-    1.0 - ACC_LOSS_BUDGET_ACTUAL
+/// The serving-time accuracy floor, `1 - budget` computed in f64; `None` is the artifact's
+/// `ACC_LOSS_BUDGET_ACTUAL` (floor `1 - 0.01`).
+pub fn accuracy_floor(budget: Option<f64>) -> f64 {
+    1.0 - budget.unwrap_or(ACC_LOSS_BUDGET_ACTUAL)
 }
 
 /// Exit-rate share above which the kept ramps "already exit enough" (no ramp is added).
 pub const EXITS_ENOUGH: f64 = 0.9;
+
+/// Violating batches since the last ramp check from which both policies react to violations
+/// (CV: thresholds of bad ramps to 0; NLP: threshold decay).
+pub const REPEATED_VIOLATIONS: usize = 2;
+
+/// NLP ramp check: a ramp is negative when more than this share of its utilities is negative.
+pub const NLP_NEGATIVE_THRESHOLD: f64 = 0.6;
+
+/// NLP ramp check: initial (and reset) value of the mutable positive threshold.
+pub const NLP_POSITIVE_THRESHOLD: f64 = 0.6;
+
+/// NLP ramp check: the positive threshold after a ramp moved (later with negatives, earlier
+/// without).
+pub const NLP_POSITIVE_THRESHOLD_RAISED: f64 = 1.0;
+
+/// NLP ramp check: the positive threshold is reset when this many recorded configurations in a
+/// row (the last entries of `ramp_history`) are equal.
+pub const NLP_STABLE_CHECKS: usize = 5;
+
+/// NLP: batch offset after a check at which a full re-tune happens if none did, in percent of
+/// the check interval (40 of the artifact's 100).
+pub const NLP_RETUNE_OFFSET_PERCENT: usize = 40;
+
+/// NLP: threshold decay factor on repeated accuracy violations.
+pub const NLP_VIOLATION_DECAY: f64 = 0.1;

@@ -3,6 +3,7 @@
 //! Every function here follows `spec/apparate-simulator.md` rule by rule, including the
 //! operation orders that make results bit-identical to the original.
 
+pub(crate) mod adaptation;
 pub mod bootstrap;
 pub mod config;
 pub mod controller;
@@ -19,9 +20,10 @@ pub mod samples;
 pub mod tuning;
 
 pub use controller::{
-    run_bootstrap, simulate, simulate_after_bootstrap, Batching, Culprit, Mode, Overrides, RunSpec,
-    SimError, StaticRamps,
+    run_bootstrap, simulate, simulate_after_bootstrap, Batching, Mode, Overrides, RunSpec,
+    StaticRamps,
 };
+pub use error::{Culprit, SimError};
 pub use family::Family;
 pub use latency::{BatchSize, ExitLatencies, LatencyTable, LatencyTables, RampCost, BATCH_SIZES};
 pub use record::{BatchRecord, RunResult, Summary};

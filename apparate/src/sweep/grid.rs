@@ -870,6 +870,12 @@ fn task_trace(
         }
     }
     spec
+
+impl SweepSpec {
+    /// Checks the spec and expands it (see [`Plan::new`]).
+    pub fn plan(self) -> Result<Plan, SpecError> {
+        Plan::new(self)
+    }
 }
 
 impl Plan {

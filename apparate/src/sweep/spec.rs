@@ -197,8 +197,6 @@ impl SweepSpec {
         Self::from_toml(BUILTIN_SPEC_TOML, "<built-in spec>", Path::new("."))
     }
 
-    /// Checks the spec and expands it (see [`crate::sweep::Plan::new`]).
-    pub fn plan(self) -> Result<crate::sweep::Plan, SpecError> {
-        crate::sweep::Plan::new(self)
-    }
+    // `SweepSpec::plan` is in `grid.rs`, next to `Plan::new`: `grid` reads the spec types,
+    // the spec does not depend on `grid`.
 }

@@ -6,7 +6,7 @@
 //! at 0 and request `i` at the `f64` sum of `i` gaps added one by one (not `i * gap`, which rounds
 //! differently).
 
-use super::{accumulate_gaps, check_n, check_positive, TraceGenError};
+use super::common::{accumulate_gaps, check_n, check_positive, TraceGenError};
 
 /// The artifact's request count for generated traces (`total_num_requests = 70000`).
 pub const ARTIFACT_REQUESTS: usize = 70_000;

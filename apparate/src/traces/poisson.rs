@@ -7,8 +7,8 @@
 //! is drawn but unused. [`NumpyRandomState`] reproduces the draws (see its `exponential` for the
 //! one-ulp caveat on single draws and why the arrival traces still match numpy's bit for bit).
 
+use super::common::{accumulate_gaps, check_n, check_positive, TraceGenError};
 use super::rng::NumpyRandomState;
-use super::{accumulate_gaps, check_n, check_positive, TraceGenError};
 
 /// The artifact's seed (`np.random.seed(2023)` in `create_request`).
 pub const ARTIFACT_SEED: u32 = 2023;

@@ -46,8 +46,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::azure::MINUTE_MS;
+use super::common::{check_n, TraceGenError, MAX_SPAN_MINUTES};
 use super::rng::{det_math, Xoshiro256StarStar};
-use super::{check_n, TraceGenError, MAX_SPAN_MINUTES};
 
 /// Minutes per day, the diurnal cycle's period.
 const DAY_MINUTES: f64 = 1440.0;

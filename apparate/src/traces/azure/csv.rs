@@ -24,6 +24,9 @@ pub const MINUTES_PER_DAY: usize = 1440;
 /// The identifying columns, in the files' order.
 const ID_COLUMNS: [&str; 4] = ["HashOwner", "HashApp", "HashFunction", "Trigger"];
 
+/// The artifact's row of day 1 (`SELECTED_FUNCTION_ID = 7188`, pandas' 0-based index).
+pub const ARTIFACT_ROW: usize = 7188;
+
 /// Which function (row) of the file to use.
 ///
 /// In a TOML sweep spec: `function = { row = 7188 }` or `function = { hash_function = "..." }`.
@@ -40,7 +43,7 @@ pub enum FunctionPick {
 impl Default for FunctionPick {
     /// The artifact's `SELECTED_FUNCTION_ID = 7188`.
     fn default() -> Self {
-        FunctionPick::Row(super::ARTIFACT_ROW)
+        FunctionPick::Row(ARTIFACT_ROW)
     }
 }
 

@@ -26,14 +26,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::common::{TraceGenError, MAX_REQUESTS};
 use super::rng::Xoshiro256StarStar;
-use super::{TraceGenError, MAX_REQUESTS};
 pub use csv::{
-    parse_function, read_function, AzureCsvError, FunctionCounts, FunctionPick, MINUTES_PER_DAY,
+    parse_function, read_function, AzureCsvError, FunctionCounts, FunctionPick, ARTIFACT_ROW,
+    MINUTES_PER_DAY,
 };
-
-/// The artifact's row of day 1 (`SELECTED_FUNCTION_ID = 7188`, pandas' 0-based index).
-pub const ARTIFACT_ROW: usize = 7188;
 
 /// The artifact's cap on the number of requests (`TOTAL_NUM_REQUESTS = 700000`; its comment
 /// gives 250,050 for amazon_reviews and 179,767 for imdb).
