@@ -870,6 +870,7 @@ fn task_trace(
         }
     }
     spec
+}
 
 impl SweepSpec {
     /// Checks the spec and expands it (see [`Plan::new`]).
