@@ -4,11 +4,13 @@
 use crate::doc::{self, Block};
 use crate::error::{io_err, AnalysisError};
 use crate::figures::{self, Curve, ExitBars, Timeline};
-use crate::load::{self, Inventory, Problem};
+use crate::load::{self, Inventory, LoadedTask, Problem};
 use crate::stats;
 use crate::tables::{self, fixed, ModelRow, Table, TaskRow};
 use apparate::sim::Family;
 use apparate::task::Inputs;
+use polars::prelude::DataFrame;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -189,39 +191,113 @@ fn safe_name(key: &str) -> String {
 /// Builds the whole report. Single tasks that cannot be read are skipped and listed in
 /// [`ReportOutcome::problems`] (and in the report); only an unusable results directory or an
 /// unwritable output folder is an error.
+///
+/// The steps: `Dirs::create`, `load`, `compute`, `write_tables`, `draw_figures` and
+/// `write_documents`.
 pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError> {
     let start = Instant::now();
-    // `--out` is the user's folder (used as it resolves); the default `report/` and the
-    // folders inside the output are ours: a link there is refused, never written through.
-    let out = match &opts.out {
-        Some(out) => {
-            std::fs::create_dir_all(out).map_err(io_err(out))?;
-            out.clone()
-        }
-        None => {
-            let out = opts.results.join("report");
-            apparate::safe_write::real_dir(&out).map_err(io_err(&out))?;
-            out
-        }
-    };
-    let tables_dir = out.join("tables");
-    let fig_dir = out.join("figures");
-    let task_fig_dir = fig_dir.join("tasks");
-    for d in [&tables_dir, &fig_dir, &task_fig_dir] {
-        apparate::safe_write::real_dir(d).map_err(io_err(d))?;
-    }
-    let mut inv = load::discover(&opts.results)?;
-    tracing::info!(
-        "{}: {} complete task(s) of {}, {} problem(s)",
-        opts.results.display(),
-        inv.tasks.len(),
-        inv.planned(),
-        inv.problems.len()
-    );
+    let dirs = Dirs::create(opts)?;
     let threads = opts
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    let mut loaded = load(&opts.results, threads, start)?;
+    let computed = compute(&loaded.inv.tasks, &loaded.frames, start)?;
+    let written = write_tables(&dirs, &loaded.inv, &computed)?;
+    let timeline_problems = draw_figures(&dirs, &computed, threads)?;
+    loaded.inv.problems.extend(timeline_problems);
+    tracing::debug!("figures after {:.2} s", start.elapsed().as_secs_f64());
+    let documents = write_documents(&dirs, &loaded.inv, &computed, &written)?;
+    Ok(ReportOutcome {
+        out: dirs.out,
+        tasks: computed.rows.len(),
+        planned: loaded.inv.planned(),
+        problems: loaded.inv.problems,
+        report_md: documents.report_md,
+        report_html: documents.report_html,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The report folder and the folders inside it.
+struct Dirs {
+    /// The report folder (`--out`, or `results/report/`).
+    out: PathBuf,
+    /// `tables/`.
+    tables: PathBuf,
+    /// `figures/`.
+    figures: PathBuf,
+    /// `figures/tasks/`.
+    task_figures: PathBuf,
+}
+
+/// Fig. 12's file name in `figures/`, without extension.
+const FIG12: &str = "fig12_cv_wins";
+/// Fig. 13's file name in `figures/`, without extension.
+const FIG13: &str = "fig13_cv_p95";
+/// Fig. 14's file name in `figures/`, without extension.
+const FIG14: &str = "fig14_nlp_cdf";
+
+impl Dirs {
+    /// Makes the folders. `--out` is the user's folder (used as it resolves); the default
+    /// `report/` and the folders inside the output are ours: a link there is refused, never
+    /// written through.
+    fn create(opts: &ReportOptions) -> Result<Self, AnalysisError> {
+        let out = match &opts.out {
+            Some(out) => {
+                std::fs::create_dir_all(out).map_err(io_err(out))?;
+                out.clone()
+            }
+            None => {
+                let out = opts.results.join("report");
+                apparate::safe_write::real_dir(&out).map_err(io_err(&out))?;
+                out
+            }
+        };
+        let tables = out.join("tables");
+        let figures = out.join("figures");
+        let task_figures = figures.join("tasks");
+        for d in [&tables, &figures, &task_figures] {
+            apparate::safe_write::real_dir(d).map_err(io_err(d))?;
+        }
+        Ok(Dirs {
+            out,
+            tables,
+            figures,
+            task_figures,
+        })
+    }
+
+    /// A figure of the whole run (`figures/NAME`), without extension.
+    fn figure(&self, name: &str) -> PathBuf {
+        self.figures.join(name)
+    }
+
+    /// One of a task's figures (`figures/tasks/KEY-WHAT`), without extension.
+    fn task_figure(&self, r: &TaskRow<'_>, what: &str) -> PathBuf {
+        self.task_figures
+            .join(format!("{}-{what}", safe_name(r.task.key())))
+    }
+}
+
+/// The inventory and the rows of its usable tasks.
+struct Loaded {
+    /// The tasks whose rows could be used, the plan and the problems so far.
+    inv: Inventory,
+    /// Each task's requests, in the order of `inv.tasks` (all present).
+    frames: Vec<Option<DataFrame>>,
+}
+
+/// Discovers the tasks of `results` and decodes their rows.
+fn load(results: &Path, threads: usize, start: Instant) -> Result<Loaded, AnalysisError> {
+    let mut inv = load::discover(results)?;
+    tracing::info!(
+        "{}: {} complete task(s) of {}, {} problem(s)",
+        results.display(),
+        inv.tasks.len(),
+        inv.planned(),
+        inv.problems.len()
+    );
     let frames = stats::load_frames(&inv.tasks, threads, &mut inv.problems);
     // A task whose rows could not be used is a problem (listed), not a result: it leaves every
     // table, figure and summary file.
@@ -232,13 +308,36 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
         .unzip();
     inv.tasks = tasks;
     tracing::debug!("decoded after {:.2} s", start.elapsed().as_secs_f64());
-    let stats = stats::task_stats(&frames)?;
+    Ok(Loaded { inv, frames })
+}
+
+/// The numbers of the report.
+struct Computed<'a> {
+    /// One row per task with statistics.
+    rows: Vec<TaskRow<'a>>,
+    /// The per-model aggregates of `rows`.
+    models: Vec<ModelRow>,
+}
+
+impl Computed<'_> {
+    /// The models of one family, in order.
+    fn family(&self, family: Family) -> Vec<&ModelRow> {
+        self.models.iter().filter(|m| m.family == family).collect()
+    }
+}
+
+/// Computes the per-task statistics and the per-model aggregates.
+fn compute<'a>(
+    tasks: &'a [LoadedTask],
+    frames: &'a [Option<DataFrame>],
+    start: Instant,
+) -> Result<Computed<'a>, AnalysisError> {
+    let stats = stats::task_stats(frames)?;
     tracing::debug!("statistics after {:.2} s", start.elapsed().as_secs_f64());
-    let rows: Vec<TaskRow<'_>> = inv
-        .tasks
+    let rows: Vec<TaskRow<'_>> = tasks
         .iter()
         .zip(stats)
-        .zip(&frames)
+        .zip(frames)
         .filter_map(|((task, s), frame)| {
             let stats = s?;
             let final_exit = tables::final_exit(task, &stats);
@@ -251,45 +350,66 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
         })
         .collect();
     let models = tables::model_rows(&rows);
+    Ok(Computed { rows, models })
+}
 
-    // Tables.
+/// What [`write_tables`] wrote.
+struct Written {
+    /// The table files, in the order written.
+    files: Vec<PathBuf>,
+    /// The artifact-style summary lines per grid.
+    summaries: BTreeMap<String, String>,
+}
+
+/// Writes the tables into `tables/`.
+fn write_tables(
+    dirs: &Dirs,
+    inv: &Inventory,
+    computed: &Computed<'_>,
+) -> Result<Written, AnalysisError> {
+    let rows = &computed.rows;
+    let models = &computed.models;
     let mut files = Vec::new();
     let mut put = |name: &str, text: String| -> Result<(), AnalysisError> {
-        let p = tables_dir.join(name);
+        let p = dirs.tables.join(name);
         write(&p, &text)?;
         files.push(p);
         Ok(())
     };
-    put("tasks.csv", tables::tasks_table(&rows, true).to_csv())?;
-    put("tasks.md", tables::tasks_table(&rows, false).to_markdown())?;
-    put("exit_shares.csv", tables::exits_table(&rows).to_csv())?;
-    put(
-        "fig12_wins.csv",
-        tables::fig12_table(&models, true).to_csv(),
-    )?;
+    put("tasks.csv", tables::tasks_table(rows, true).to_csv())?;
+    put("tasks.md", tables::tasks_table(rows, false).to_markdown())?;
+    put("exit_shares.csv", tables::exits_table(rows).to_csv())?;
+    put("fig12_wins.csv", tables::fig12_table(models, true).to_csv())?;
     put(
         "fig12_wins.md",
-        tables::fig12_table(&models, false).to_markdown(),
+        tables::fig12_table(models, false).to_markdown(),
     )?;
-    put("fig13_p95.csv", tables::fig13_table(&models, true).to_csv())?;
+    put("fig13_p95.csv", tables::fig13_table(models, true).to_csv())?;
     put(
         "fig13_p95.md",
-        tables::fig13_table(&models, false).to_markdown(),
+        tables::fig13_table(models, false).to_markdown(),
     )?;
-    put("nlp_diffs.csv", tables::nlp_table(&rows, true).to_csv())?;
-    put(
-        "nlp_diffs.md",
-        tables::nlp_table(&rows, false).to_markdown(),
-    )?;
-    let summaries = tables::summary_lines(&inv);
+    put("nlp_diffs.csv", tables::nlp_table(rows, true).to_csv())?;
+    put("nlp_diffs.md", tables::nlp_table(rows, false).to_markdown())?;
+    let summaries = tables::summary_lines(inv);
     for (grid, text) in &summaries {
         put(&format!("output_{}.txt", safe_name(grid)), text.clone())?;
     }
+    Ok(Written { files, summaries })
+}
 
-    // Figures, drawn in parallel.
-    let cv: Vec<&ModelRow> = models.iter().filter(|m| m.family == Family::Cv).collect();
-    let nlp: Vec<&ModelRow> = models.iter().filter(|m| m.family == Family::Nlp).collect();
-    let cv_numbers: Vec<String> = models
+/// Draws the figures in parallel on `threads` threads. Returns the timelines that could not be
+/// drawn as problems; a figure that cannot be saved is an error.
+fn draw_figures(
+    dirs: &Dirs,
+    computed: &Computed<'_>,
+    threads: usize,
+) -> Result<Vec<Problem>, AnalysisError> {
+    let rows = &computed.rows;
+    let cv = computed.family(Family::Cv);
+    let nlp = computed.family(Family::Nlp);
+    let cv_numbers: Vec<String> = computed
+        .models
         .iter()
         .enumerate()
         .filter(|(_, m)| m.family == Family::Cv)
@@ -310,12 +430,9 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
     let next = AtomicUsize::new(0);
     let problems = Mutex::new(Vec::<Problem>::new());
     let errors = Mutex::new(Vec::<AnalysisError>::new());
-    let fig12_base = fig_dir.join("fig12_cv_wins");
-    let fig13_base = fig_dir.join("fig13_cv_p95");
-    let fig14_base = fig_dir.join("fig14_nlp_cdf");
-    let task_base = |r: &TaskRow<'_>, what: &str| {
-        task_fig_dir.join(format!("{}-{what}", safe_name(r.task.key())))
-    };
+    let fig12_base = dirs.figure(FIG12);
+    let fig13_base = dirs.figure(FIG13);
+    let fig14_base = dirs.figure(FIG14);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
@@ -340,15 +457,15 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
                         ),
                         &fig13_base,
                     ),
-                    Job::Fig14 => fig14(&nlp, &rows).and_then(|p| figures::save(&p, &fig14_base)),
+                    Job::Fig14 => fig14(&nlp, rows).and_then(|p| figures::save(&p, &fig14_base)),
                     Job::Exits(i) => {
                         let r = &rows[*i];
-                        figures::save(&exit_bars(r), &task_base(r, "exits"))
+                        figures::save(&exit_bars(r), &dirs.task_figure(r, "exits"))
                     }
                     Job::Timeline(i) => {
                         let r = &rows[*i];
                         match timeline(r) {
-                            Ok(t) => figures::save(&t, &task_base(r, "timeline")),
+                            Ok(t) => figures::save(&t, &dirs.task_figure(r, "timeline")),
                             Err(p) => {
                                 if let Ok(mut v) = problems.lock() {
                                     v.push(p);
@@ -369,15 +486,33 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
     if let Some(e) = errors.into_inner().ok().and_then(|mut v| v.pop()) {
         return Err(e);
     }
-    inv.problems
-        .extend(problems.into_inner().unwrap_or_default());
-    tracing::debug!("figures after {:.2} s", start.elapsed().as_secs_f64());
+    Ok(problems.into_inner().unwrap_or_default())
+}
 
-    // The report.
-    let rel = |p: &Path| p.strip_prefix(&out).unwrap_or(p).to_path_buf();
+/// Where [`write_documents`] wrote the report.
+struct Documents {
+    /// `report.md`.
+    report_md: PathBuf,
+    /// `report.html`.
+    report_html: PathBuf,
+}
+
+/// Writes `report.md`, `report.html` and `problems.txt` (removed when there are none).
+fn write_documents(
+    dirs: &Dirs,
+    inv: &Inventory,
+    computed: &Computed<'_>,
+    written: &Written,
+) -> Result<Documents, AnalysisError> {
+    let out = &dirs.out;
+    let rows = &computed.rows;
+    let models = &computed.models;
+    let cv = computed.family(Family::Cv);
+    let nlp = computed.family(Family::Nlp);
+    let rel = |p: &Path| p.strip_prefix(out).unwrap_or(p).to_path_buf();
     let mut blocks = Vec::new();
     blocks.push(Block::Heading(1, "Apparate reproduction report".into()));
-    blocks.extend(overview(&inv, &rows));
+    blocks.extend(overview(inv, rows));
     if !inv.problems.is_empty() {
         blocks.push(Block::Heading(2, "Problems (skipped)".into()));
         blocks.push(Block::List(
@@ -396,7 +531,7 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
          (or tasks) of this results directory."
             .into(),
     ));
-    blocks.push(Block::Table(paper_table(&rows, &models)));
+    blocks.push(Block::Table(paper_table(rows, models)));
     blocks.push(Block::Heading(2, "Figures".into()));
     let fig = |base: &Path, caption: &str| {
         Block::Figure(
@@ -407,17 +542,17 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
     };
     if !cv.is_empty() {
         blocks.push(fig(
-            &fig12_base,
+            &dirs.figure(FIG12),
             "Fig. 12: median end-to-end latency reduction vs vanilla per CV model; bar = median over videos, error bars = min and max",
         ));
         blocks.push(fig(
-            &fig13_base,
+            &dirs.figure(FIG13),
             "Fig. 13: p95 end-to-end latency (ms) of Apparate and vanilla per CV model; bar = median over videos, error bars = min and max",
         ));
     }
     if !nlp.is_empty() {
         blocks.push(fig(
-            &fig14_base,
+            &dirs.figure(FIG14),
             "Fig. 14: CDFs of end-to-end latency per NLP model, both datasets, Apparate (solid) vs vanilla (dashed); x axis cut at the 99th percentile",
         ));
     }
@@ -425,14 +560,14 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
         2,
         "Per model (Fig. 12 and 13 aggregates)".into(),
     ));
-    blocks.push(Block::Table(tables::fig12_table(&models, false)));
-    blocks.push(Block::Table(tables::fig13_table(&models, false)));
+    blocks.push(Block::Table(tables::fig12_table(models, false)));
+    blocks.push(Block::Table(tables::fig13_table(models, false)));
     if !nlp.is_empty() {
         blocks.push(Block::Heading(
             2,
             "NLP: p50 and p25 differences (Fig. 14 script)".into(),
         ));
-        blocks.push(Block::Table(tables::nlp_table(&rows, false)));
+        blocks.push(Block::Table(tables::nlp_table(rows, false)));
     }
     blocks.push(Block::Heading(2, "Per task".into()));
     blocks.push(Block::Para(
@@ -440,18 +575,18 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
          at the given percentile. Full precision in `tables/tasks.csv`."
             .into(),
     ));
-    blocks.push(Block::Table(tables::tasks_table(&rows, false)));
-    for (grid, text) in &summaries {
+    blocks.push(Block::Table(tables::tasks_table(rows, false)));
+    for (grid, text) in &written.summaries {
         blocks.push(Block::Details(
             format!("`output_{grid}.txt` (artifact-style summary lines, grid order)"),
             vec![Block::Pre(text.clone())],
         ));
     }
     blocks.push(Block::Heading(2, "Per-task figures".into()));
-    for r in &rows {
+    for r in rows {
         let s = &r.task.manifest.spec;
         let mut inner = Vec::new();
-        let tl = task_base(r, "timeline");
+        let tl = dirs.task_figure(r, "timeline");
         if tl.with_extension("png").is_file() {
             inner.push(fig(
                 &tl,
@@ -459,7 +594,7 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
             ));
         }
         inner.push(fig(
-            &task_base(r, "exits"),
+            &dirs.task_figure(r, "exits"),
             "exit-point distribution (Apparate)",
         ));
         blocks.push(Block::Details(
@@ -475,7 +610,8 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
     }
     blocks.push(Block::Heading(2, "Files".into()));
     blocks.push(Block::List(
-        files
+        written
+            .files
             .iter()
             .map(|p| format!("`{}`", rel(p).display()))
             .collect(),
@@ -485,7 +621,7 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
     write(&report_md, &doc::markdown(&blocks))?;
     write(
         &report_html,
-        &doc::html("Apparate reproduction report", &blocks, &out),
+        &doc::html("Apparate reproduction report", &blocks, out),
     )?;
     let problems_path = out.join("problems.txt");
     if inv.problems.is_empty() {
@@ -494,14 +630,9 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
         let text: String = inv.problems.iter().map(|p| format!("{p}\n")).collect();
         write(&problems_path, &text)?;
     }
-    Ok(ReportOutcome {
-        out,
-        tasks: rows.len(),
-        planned: inv.planned(),
-        problems: inv.problems,
+    Ok(Documents {
         report_md,
         report_html,
-        seconds: start.elapsed().as_secs_f64(),
     })
 }
 
