@@ -5,12 +5,15 @@ pub mod commit;
 pub mod ids;
 pub mod ledger;
 pub mod service;
+pub mod shared;
 pub mod store;
+pub mod upload;
 
 use apparate::results::{ResultsError, ResultsWriter, TaskStatus};
 use apparate::sweep::Plan;
 use ledger::{Ledger, LedgerConfig};
-use service::{Service, Shared};
+use service::Service;
+use shared::Shared;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,10 +102,10 @@ impl Sweep {
             first_attempt,
             first_worker,
         );
-        let core = service::new_core(ledger, store, tasks, plan.code_version().to_string());
-        Ok(Sweep {
-            shared: Shared::new(core, writer, opts.token.clone(), opts.lease),
-        })
+        let core = shared::new_core(ledger, store, tasks, plan.code_version().to_string());
+        let (shared, jobs) = Shared::new(core, writer, opts.token.clone(), opts.lease);
+        commit::spawn(&shared, jobs);
+        Ok(Sweep { shared })
     }
 
     /// The state shared by the service and the loops.

@@ -1,5 +1,7 @@
-//! The gRPC service: converts the wire messages, checks them, drives the [`Ledger`] and acts on
-//! its events (the SQLite [`Store`], the results directory, the logs).
+//! The gRPC service: the tonic handlers. They convert the wire messages, check them and drive
+//! the [`crate::ledger::Ledger`] through the [`Shared`] state ([`crate::shared`], which acts
+//! on its events: the SQLite store, the results directory, the logs); an upload's files are
+//! received and checked by [`crate::upload`].
 //!
 //! A result is received into `tasks/.tmp/<key>-<attempt>/`, each file checked against the size
 //! and SHA-256 the worker announced, and committed (manifest written; synced, renamed into
@@ -14,281 +16,20 @@
 
 use crate::commit::{CommitError, CommitJob};
 use crate::ids::{AttemptId, WorkerId};
-use crate::ledger::{Counts, Ledger, LedgerError, LedgerEvent, Pull};
-use crate::store::{Store, StoreError};
-use apparate::results::{
-    FailureKind, FailureRecord, Manifest, ResultFile, ResultsWriter, Timings, FAILURE_FORMAT,
-    FORMAT_VERSION,
-};
-use apparate::sweep::digest::hex;
-use apparate::sweep::PlannedTask;
+use crate::ledger::{LedgerError, LedgerEvent, Pull};
+use crate::store::StoreError;
+use crate::upload;
+use apparate::results::{FailureKind, Manifest, Timings};
 use apparate::task::Inputs;
 use proto::v1 as pb;
 use proto::v1::coordinator_server::Coordinator;
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
-/// Per-worker progress, for the progress display.
-#[derive(Clone, Debug)]
-pub struct WorkerProgress {
-    /// Worker id.
-    pub id: WorkerId,
-    /// Host it registered from.
-    pub host: String,
-    /// Tasks it completed.
-    pub done: usize,
-    /// When it registered.
-    pub since: Instant,
-    /// Its last pull or heartbeat.
-    pub last_seen: Instant,
-    /// It was told that the sweep is done.
-    pub told_done: bool,
-}
-
-/// A snapshot for the progress display.
-#[derive(Clone, Debug)]
-pub struct Snapshot {
-    /// Tasks per state.
-    pub counts: Counts,
-    /// Registered workers.
-    pub workers: Vec<WorkerProgress>,
-}
-
-pub(crate) struct Core {
-    pub(crate) ledger: Ledger,
-    pub(crate) store: Store,
-    pub(crate) tasks: Vec<PlannedTask>,
-    code_version: String,
-    workers: Vec<WorkerProgress>,
-    /// The failure kind last reported for a task (for its failure record).
-    kinds: HashMap<usize, FailureKind>,
-}
-
-/// The state the service shares with the sweep's loops.
-pub struct Shared {
-    core: Mutex<Core>,
-    /// The results directory (its methods take `&self`; commits run outside the core's lock).
-    writer: ResultsWriter,
-    token: String,
-    code_version: String,
-    lease: Duration,
-    finished: watch::Sender<bool>,
-    /// The group committer's queue ([`crate::commit`]).
-    committer: std::sync::mpsc::Sender<CommitJob>,
-}
-
-impl Shared {
-    pub(crate) fn new(
-        core: Core,
-        writer: ResultsWriter,
-        token: String,
-        lease: Duration,
-    ) -> Arc<Shared> {
-        let finished = core.ledger.is_finished();
-        let (committer, jobs) = std::sync::mpsc::channel();
-        let shared = Arc::new(Shared {
-            writer,
-            code_version: core.code_version.clone(),
-            core: Mutex::new(core),
-            token,
-            lease,
-            finished: watch::channel(finished).0,
-            committer,
-        });
-        // The thread holds the state weakly: it ends once the sweep's state is dropped (which
-        // drops the queue's sender).
-        let weak = Arc::downgrade(&shared);
-        let spawned = std::thread::Builder::new()
-            .name("committer".to_string())
-            .spawn(move || crate::commit::run(jobs, weak));
-        if let Err(e) = spawned {
-            // Uploads then fail with "the committer stopped" (and their leases run again).
-            tracing::error!("cannot start the committer thread: {e}");
-        }
-        shared
-    }
-
-    /// The results directory.
-    pub(crate) fn writer(&self) -> &ResultsWriter {
-        &self.writer
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
-        // A panic while holding the lock leaves the ledger as it was before the transition's
-        // effects; carry on with it rather than poisoning the whole sweep.
-        self.core.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether every task is done or failed.
-    pub fn finished(&self) -> watch::Receiver<bool> {
-        self.finished.subscribe()
-    }
-
-    /// Expires overdue leases (called by the sweep's tick loop with the clock read once).
-    pub fn tick(&self, now: Instant) {
-        let mut core = self.lock();
-        let events = core.ledger.on_tick(now);
-        self.act(&mut core, &events);
-    }
-
-    /// Whether every worker seen within `recent` was told that the sweep is done (the
-    /// coordinator waits for that, briefly, before it stops serving, so workers exit).
-    pub fn live_workers_told_done(&self, now: Instant, recent: Duration) -> bool {
-        self.lock()
-            .workers
-            .iter()
-            .all(|w| w.told_done || now.saturating_duration_since(w.last_seen) > recent)
-    }
-
-    /// Progress snapshot.
-    pub fn snapshot(&self) -> Snapshot {
-        let core = self.lock();
-        Snapshot {
-            counts: core.ledger.counts(),
-            workers: core.workers.clone(),
-        }
-    }
-
-    /// Checks the token of a call (used by the interceptor).
-    pub fn check_token(&self, req: &Request<()>) -> Result<(), Status> {
-        let given = req
-            .metadata()
-            .get(proto::AUTH_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), self.token.as_bytes()));
-        if ok {
-            return Ok(());
-        }
-        let from = req
-            .remote_addr()
-            .map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
-        let what = if given.is_some() { "a wrong" } else { "no" };
-        tracing::warn!("refused a call from {from}: {what} token (unauthenticated)");
-        Err(Status::unauthenticated("missing or wrong token"))
-    }
-
-    /// Records and logs what the ledger did; writes failure records; signals the end.
-    pub(crate) fn act(&self, core: &mut Core, events: &[LedgerEvent]) {
-        if events.is_empty() {
-            return;
-        }
-        if let Err(e) = core.store.apply(events) {
-            tracing::error!("ledger database: {e}");
-        }
-        for ev in events {
-            let key = |t: &usize| {
-                core.ledger
-                    .key(*t)
-                    .map_or_else(|| "?".to_string(), |k| k.to_string())
-            };
-            match ev {
-                LedgerEvent::Leased {
-                    task,
-                    worker,
-                    attempt,
-                } => tracing::info!(
-                    "leased {} to worker {worker} as attempt {attempt}",
-                    key(task)
-                ),
-                LedgerEvent::AttemptEnded {
-                    task,
-                    attempt,
-                    outcome: crate::ledger::AttemptOutcome::Expired,
-                } => tracing::warn!("lease of attempt {attempt} ({}) expired", key(task)),
-                LedgerEvent::AttemptEnded { .. } | LedgerEvent::TaskReady { .. } => {}
-                LedgerEvent::TaskDone {
-                    task,
-                    worker,
-                    attempt,
-                } => {
-                    tracing::info!(
-                        "task {} done by worker {worker} (attempt {attempt})",
-                        key(task)
-                    );
-                    if let Some(w) = core.workers.iter_mut().find(|w| w.id == *worker) {
-                        w.done += 1;
-                    }
-                }
-                LedgerEvent::TaskFailed { task, reason } => {
-                    let kind = core.kinds.remove(task).unwrap_or(FailureKind::Lost);
-                    if let Some(planned) = core.tasks.get(*task) {
-                        tracing::error!(
-                            "task {} ({}) failed: {reason}",
-                            planned.label(),
-                            planned.key
-                        );
-                        let record = FailureRecord {
-                            format: FAILURE_FORMAT.to_string(),
-                            version: FORMAT_VERSION,
-                            key: planned.key.clone(),
-                            task: planned.label(),
-                            code_version: core.code_version.clone(),
-                            kind,
-                            retryable: matches!(
-                                kind,
-                                FailureKind::Lost | FailureKind::InvalidResult
-                            ),
-                            message: reason.clone(),
-                            spec: planned.spec.clone(),
-                        };
-                        if let Err(e) = self.writer.write_failure(&record) {
-                            tracing::error!("cannot write the failure record: {e}");
-                        }
-                    }
-                }
-                LedgerEvent::WorkerBlocked { worker, failures } => tracing::warn!(
-                    "worker {worker} gets no more tasks: {failures} failures in a row"
-                ),
-                LedgerEvent::SweepFinished => {
-                    tracing::info!("every task is done or failed");
-                    self.finished.send_replace(true);
-                }
-            }
-        }
-    }
-}
-
-impl Shared {
-    /// Ends `attempt` as failed because its upload was not a result of its task (retryable,
-    /// counted toward `--max-attempts` and the worker's failures in a row). Nothing when the
-    /// attempt is no longer current.
-    pub(crate) fn fail_attempt(&self, worker: WorkerId, attempt: AttemptId, reason: &str) {
-        let mut core = self.lock();
-        let Ok(task) = core.ledger.current(worker, attempt) else {
-            return;
-        };
-        core.kinds.insert(task, FailureKind::InvalidResult);
-        match core.ledger.on_failure(worker, attempt, true, true, reason) {
-            Ok(events) => {
-                if !events
-                    .iter()
-                    .any(|e| matches!(e, LedgerEvent::TaskFailed { .. }))
-                {
-                    core.kinds.remove(&task);
-                }
-                self.act(&mut core, &events);
-            }
-            Err(e) => {
-                core.kinds.remove(&task);
-                tracing::warn!("cannot fail attempt {attempt}: {e}");
-            }
-        }
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub use crate::shared::{Shared, Snapshot, WorkerProgress};
 
 /// The tonic service over [`Shared`].
 #[derive(Clone)]
@@ -324,18 +65,6 @@ fn check_protocol(v: u32) -> Result<(), Status> {
     Ok(())
 }
 
-/// Whether `name` is a plain file name a result may carry (no separators, not hidden, not the
-/// manifest, which the coordinator writes itself).
-fn plain_file_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 200
-        && !name.starts_with('.')
-        && name != apparate::results::MANIFEST_FILE
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
 /// `rel` joined to `root` if every component of `rel` is a plain name (never `..`, a root or a
 /// prefix), so the result stays under `root`.
 pub fn safe_join(root: &Path, rel: &str) -> Option<PathBuf> {
@@ -344,13 +73,6 @@ pub fn safe_join(root: &Path, rel: &str) -> Option<PathBuf> {
         return None;
     }
     Some(root.join(p))
-}
-
-struct Incoming {
-    path: PathBuf,
-    file: std::fs::File,
-    written: u64,
-    hasher: Sha256,
 }
 
 #[tonic::async_trait]
@@ -519,33 +241,16 @@ impl Coordinator for Service {
             self.shared.fail_attempt(worker, attempt, &reason);
             reject(reason)
         };
-        if header.files.is_empty() {
-            return refuse("a result without files".to_string());
+        if let Err(reason) = upload::check_file_list(&header) {
+            return refuse(reason);
         }
-        let mut names = std::collections::HashSet::new();
-        for f in &header.files {
-            if !plain_file_name(&f.name) || !names.insert(f.name.as_str()) {
-                return refuse(format!("bad or repeated result file name {:?}", f.name));
-            }
-        }
-        let expected: std::collections::HashSet<&str> =
-            apparate::task::RESULT_FILES.iter().copied().collect();
-        if names != expected {
-            let mut sent: Vec<&str> = names.into_iter().collect();
-            sent.sort_unstable();
-            return refuse(format!(
-                "files [{}], expected exactly [{}]",
-                sent.join(", "),
-                apparate::task::RESULT_FILES.join(", ")
-            ));
-        }
-        let received = match receive_files(&mut stream, &header, &staging).await {
+        let received = match upload::receive_files(&mut stream, &header, &staging).await {
             Ok(received) => received,
-            Err(Refusal::Transport(reason)) => {
+            Err(upload::Refusal::Transport(reason)) => {
                 let _ = apparate::results::remove_any(&staging);
                 return reject(reason);
             }
-            Err(Refusal::Invalid(reason)) => {
+            Err(upload::Refusal::Invalid(reason)) => {
                 let _ = apparate::results::remove_any(&staging);
                 return refuse(reason);
             }
@@ -785,118 +490,5 @@ impl Coordinator for Service {
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
             rx,
         )))
-    }
-}
-
-/// Why a result was not received.
-enum Refusal {
-    /// The stream or the disk failed: the attempt may upload again.
-    Transport(String),
-    /// The bytes are not what the header announced: the attempt fails.
-    Invalid(String),
-}
-
-/// Receives the files of a result into `staging`, checking sizes and digests, and returns the
-/// manifest's file list (sorted by name, as `describe_files` lists them). The files are synced
-/// later, by the group committer ([`crate::commit`]). `Err` is the reason the result is
-/// rejected.
-async fn receive_files(
-    stream: &mut Streaming<pb::ResultChunk>,
-    header: &pb::ResultHeader,
-    staging: &Path,
-) -> Result<Vec<ResultFile>, Refusal> {
-    let disk =
-        |p: &Path, e: &dyn std::fmt::Display| Refusal::Transport(format!("{}: {e}", p.display()));
-    apparate::results::remove_any(staging).map_err(|e| Refusal::Transport(e.to_string()))?;
-    std::fs::create_dir(staging).map_err(|e| disk(staging, &e))?;
-    let mut files = Vec::with_capacity(header.files.len());
-    for f in &header.files {
-        let path = staging.join(&f.name);
-        let file = std::fs::File::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| disk(&path, &e))?;
-        files.push(Incoming {
-            path,
-            file,
-            written: 0,
-            hasher: Sha256::new(),
-        });
-    }
-    loop {
-        let msg = stream
-            .message()
-            .await
-            .map_err(|e| Refusal::Transport(format!("stream broke: {e}")))?;
-        let Some(msg) = msg else { break };
-        let Some(pb::result_chunk::Chunk::Data(d)) = msg.chunk else {
-            return Err(Refusal::Invalid("a second header".to_string()));
-        };
-        let (Some(meta), Some(inc)) = (
-            header.files.get(d.file as usize),
-            files.get_mut(d.file as usize),
-        ) else {
-            return Err(Refusal::Invalid(format!(
-                "chunk for file #{} of {}",
-                d.file,
-                header.files.len()
-            )));
-        };
-        inc.written += d.data.len() as u64;
-        if inc.written > meta.size {
-            return Err(Refusal::Invalid(format!(
-                "{} is longer than announced ({} bytes)",
-                meta.name, meta.size
-            )));
-        }
-        inc.hasher.update(&d.data);
-        inc.file
-            .write_all(&d.data)
-            .map_err(|e| disk(&inc.path, &e))?;
-    }
-    let mut listed = Vec::with_capacity(files.len());
-    for (meta, inc) in header.files.iter().zip(files) {
-        let digest = hex(inc.hasher.finalize().as_slice());
-        if inc.written != meta.size || digest != meta.sha256 {
-            return Err(Refusal::Invalid(format!(
-                "{}: received {} bytes with SHA-256 {digest}, announced {} bytes with {}",
-                meta.name, inc.written, meta.size, meta.sha256
-            )));
-        }
-        listed.push(ResultFile {
-            name: meta.name.clone(),
-            bytes: inc.written,
-            sha256: digest,
-        });
-    }
-    listed.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(listed)
-}
-
-pub(crate) fn new_core(
-    ledger: Ledger,
-    store: Store,
-    tasks: Vec<PlannedTask>,
-    code_version: String,
-) -> Core {
-    Core {
-        ledger,
-        store,
-        tasks,
-        code_version,
-        workers: Vec::new(),
-        kinds: HashMap::new(),
-    }
-}
-
-impl Shared {
-    /// Writes `output_<grid>.txt` from the complete manifests (as `worker --local`).
-    pub fn write_summaries(
-        &self,
-        plan: &apparate::sweep::Plan,
-        on_line: impl FnMut(&str, &str),
-    ) -> Result<Vec<apparate::results::GridSummary>, apparate::results::ResultsError> {
-        self.writer.write_summaries(plan, on_line)
     }
 }

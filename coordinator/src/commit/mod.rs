@@ -26,52 +26,19 @@
 //! `fsync` waits for its own device flush; measured on a batch of 10 results (30 files and
 //! folders), `syncfs` took 1.9 ms (median), 30 concurrent `fsync`s 20 ms and 30 in a row 110 ms.
 
-use crate::ids::{AttemptId, WorkerId};
-use crate::ledger::LedgerError;
-use crate::service::Shared;
-use apparate::ids::TaskKey;
+pub(crate) use crate::shared::CommitJob;
+use crate::shared::Shared;
 use apparate::results::ResultsError;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
+
+pub use crate::shared::CommitError;
 
 /// The most results committed in one round.
 pub const MAX_BATCH: usize = 1024;
-
-/// A received and checked result, waiting for the committer.
-pub(crate) struct CommitJob {
-    /// The worker that sent it.
-    pub(crate) worker: WorkerId,
-    /// Its attempt (in the ledger's committing set).
-    pub(crate) attempt: AttemptId,
-    /// `tasks/.tmp/<key>-<attempt>/`, holding the result's files.
-    pub(crate) staging: PathBuf,
-    /// Its key (the folder's name in `tasks/`).
-    pub(crate) key: TaskKey,
-    /// Where the outcome goes.
-    pub(crate) reply: tokio::sync::oneshot::Sender<Result<(), CommitError>>,
-}
-
-/// Why a result was not committed.
-#[derive(Debug, thiserror::Error)]
-pub enum CommitError {
-    /// The results directory refused (the result's lease runs again; retryable).
-    #[error("cannot commit {key}: {source}")]
-    Write {
-        /// The task's key.
-        key: String,
-        /// The cause.
-        source: ResultsError,
-    },
-    /// The result is on disk, but the ledger no longer holds its attempt as current.
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    /// The committer stopped (the sweep is shutting down).
-    #[error("the committer stopped")]
-    Stopped,
-}
 
 /// Takes one job (waiting for it), then whatever else is queued, up to `max`. `None` when
 /// every sender is gone.
@@ -85,6 +52,20 @@ pub(crate) fn take_batch<T>(rx: &Receiver<T>, max: usize) -> Option<Vec<T>> {
         }
     }
     Some(batch)
+}
+
+/// Starts the committer thread on `shared`'s queue (`jobs`, from `Shared::new`). The thread
+/// holds the state weakly: it ends once the sweep's state is dropped (which drops the queue's
+/// sender).
+pub(crate) fn spawn(shared: &Arc<Shared>, jobs: Receiver<CommitJob>) {
+    let weak = Arc::downgrade(shared);
+    let spawned = std::thread::Builder::new()
+        .name("committer".to_string())
+        .spawn(move || run(jobs, weak));
+    if let Err(e) = spawned {
+        // Uploads then fail with "the committer stopped" (and their leases run again).
+        tracing::error!("cannot start the committer thread: {e}");
+    }
 }
 
 /// The committer thread's loop: commits batches until the sweep's state is dropped.

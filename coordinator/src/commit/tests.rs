@@ -2,11 +2,13 @@
 //! result cannot be committed.
 
 use super::*;
+use crate::ids::{AttemptId, WorkerId};
 use crate::ledger::{AttemptOutcome, LedgerEvent, Pull, TaskState};
 use crate::{Sweep, SweepOptions};
 use apparate::results::{Manifest, ResultFile, ResultsDir, TaskStatus, Timings};
 use apparate::sweep::SweepSpec;
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 const SPEC: &str = "name = \"gc\"\nseeds = [0, 1, 2]\n[inputs]\nkind = \"embedded\"\n\
