@@ -162,7 +162,7 @@ impl Coordinator for Service {
             Pull::Lease { task, attempt } => {
                 let planned = core
                     .tasks
-                    .get(task)
+                    .get(task.get())
                     .ok_or_else(|| Status::internal("task index out of range"))?;
                 let task_spec_json = serde_json::to_string(&planned.spec)
                     .map_err(|e| Status::internal(e.to_string()))?;
@@ -223,7 +223,7 @@ impl Coordinator for Service {
                 Ok(t) => t,
                 Err(e) => return reject(e.to_string()),
             };
-            let Some(planned) = core.tasks.get(task) else {
+            let Some(planned) = core.tasks.get(task.get()) else {
                 return Err(Status::internal("task index out of range"));
             };
             if planned.key.as_str() != header.task_key {
@@ -272,7 +272,7 @@ impl Coordinator for Service {
                     return reject(e.to_string());
                 }
             };
-            match core.tasks.get(task) {
+            match core.tasks.get(task.get()) {
                 Some(planned) => Manifest::new(
                     planned,
                     &core.code_version,
@@ -432,7 +432,7 @@ impl Coordinator for Service {
                 .map_err(ledger_status)?;
             let planned = core
                 .tasks
-                .get(task)
+                .get(task.get())
                 .ok_or_else(|| Status::internal("task index out of range"))?;
             let Inputs::Artifact { dir } = &planned.spec.inputs else {
                 return Err(Status::invalid_argument("this task has no input files"));

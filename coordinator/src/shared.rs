@@ -4,7 +4,7 @@
 //! the reception of uploads in [`crate::upload`], the group committer in [`crate::commit`];
 //! this module imports none of them.
 
-use crate::ids::{AttemptId, WorkerId};
+use crate::ids::{AttemptId, TaskIdx, WorkerId};
 use crate::ledger::{Counts, Ledger, LedgerError, LedgerEvent};
 use crate::store::Store;
 use apparate::ids::TaskKey;
@@ -52,7 +52,7 @@ pub(crate) struct Core {
     pub(crate) code_version: String,
     pub(crate) workers: Vec<WorkerProgress>,
     /// The failure kind last reported for a task (for its failure record).
-    pub(crate) kinds: HashMap<usize, FailureKind>,
+    pub(crate) kinds: HashMap<TaskIdx, FailureKind>,
 }
 
 /// The state the service shares with the sweep's loops.
@@ -160,7 +160,7 @@ impl Shared {
             tracing::error!("ledger database: {e}");
         }
         for ev in events {
-            let key = |t: &usize| {
+            let key = |t: &TaskIdx| {
                 core.ledger
                     .key(*t)
                     .map_or_else(|| "?".to_string(), |k| k.to_string())
@@ -195,7 +195,7 @@ impl Shared {
                 }
                 LedgerEvent::TaskFailed { task, reason } => {
                     let kind = core.kinds.remove(task).unwrap_or(FailureKind::Lost);
-                    if let Some(planned) = core.tasks.get(*task) {
+                    if let Some(planned) = core.tasks.get(task.get()) {
                         tracing::error!(
                             "task {} ({}) failed: {reason}",
                             planned.label(),

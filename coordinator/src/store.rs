@@ -3,7 +3,7 @@
 //! ([`Store::apply`]), so `coordinator status` can read it while a sweep runs or after, and a
 //! restarted coordinator continues the attempt and worker numbering.
 
-use crate::ids::{AttemptId, WorkerId};
+use crate::ids::{AttemptId, TaskIdx, WorkerId};
 use crate::ledger::LedgerEvent;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -294,7 +294,7 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let key = |t: usize| self.keys.get(t).map(String::as_str).unwrap_or("?");
+        let key = |t: TaskIdx| self.keys.get(t.get()).map(String::as_str).unwrap_or("?");
         let tx = self.conn.transaction().map_err(e)?;
         for ev in events {
             match ev {

@@ -6,7 +6,7 @@
 //! main -- ledger_format::the_frozen_v1` (alone: the other test copies the fixture), then reviewed:
 //! a new fixture means a new format version.
 
-use coordinator::ids::{AttemptId, WorkerId};
+use coordinator::ids::{AttemptId, TaskIdx, WorkerId};
 use coordinator::ledger::{AttemptOutcome, LedgerEvent};
 use coordinator::store::{PlannedRow, Store, StoreError, LEDGER_FILE, LEDGER_VERSION};
 use std::path::{Path, PathBuf};
@@ -41,12 +41,12 @@ fn write_fixture(dir: &Path) {
     store
         .apply(&[
             LedgerEvent::Leased {
-                task: 0,
+                task: TaskIdx::new(0),
                 worker: w,
                 attempt: a1,
             },
             LedgerEvent::Leased {
-                task: 1,
+                task: TaskIdx::new(1),
                 worker: w,
                 attempt: a2,
             },
@@ -55,12 +55,12 @@ fn write_fixture(dir: &Path) {
     store
         .apply(&[
             LedgerEvent::AttemptEnded {
-                task: 0,
+                task: TaskIdx::new(0),
                 attempt: a1,
                 outcome: AttemptOutcome::Succeeded,
             },
             LedgerEvent::TaskDone {
-                task: 0,
+                task: TaskIdx::new(0),
                 worker: w,
                 attempt: a1,
             },

@@ -2,7 +2,7 @@
 //! result cannot be committed.
 
 use super::*;
-use crate::ids::{AttemptId, WorkerId};
+use crate::ids::{AttemptId, TaskIdx, WorkerId};
 use crate::ledger::{AttemptOutcome, LedgerEvent, Pull, TaskState};
 use crate::{Sweep, SweepOptions};
 use apparate::results::{Manifest, ResultFile, ResultsDir, TaskStatus, Timings};
@@ -47,14 +47,14 @@ fn staged_job(
     worker: WorkerId,
     now: Instant,
     staged: bool,
-) -> (usize, AttemptId, CommitJob, Reply) {
+) -> (TaskIdx, AttemptId, CommitJob, Reply) {
     let mut core = shared.lock();
     let (pull, events) = core.ledger.on_pull(worker, now).expect("pull");
     shared.act(&mut core, &events);
     let Pull::Lease { task, attempt } = pull else {
         panic!("expected a lease, got {pull:?}");
     };
-    let planned = core.tasks[task].clone();
+    let planned = core.tasks[task.get()].clone();
     let staging = shared
         .writer()
         .dir()
@@ -152,7 +152,7 @@ fn one_bad_result_in_a_batch_aborts_only_itself() {
     assert!(matches!(r1.try_recv(), Ok(Err(CommitError::Write { .. }))));
     assert!(matches!(r2.try_recv(), Ok(Ok(()))));
     // The acknowledged results are complete in `tasks/`; the bad one left nothing.
-    let task = |t: usize| plan.task(t).expect("task");
+    let task = |t: TaskIdx| plan.task(t.get()).expect("task");
     for t in [t0, t2] {
         let status = shared.writer().dir().status(&task(t), plan.code_version());
         assert!(matches!(status, TaskStatus::Complete(_)), "{status:?}");
@@ -180,7 +180,7 @@ fn one_bad_result_in_a_batch_aborts_only_itself() {
     let rows = core.store.task_rows().expect("rows");
     let states: Vec<&str> = rows.iter().map(|r| r.state.as_str()).collect();
     let mut expected = vec!["done"; 3];
-    expected[t1] = "leased";
+    expected[t1.get()] = "leased";
     assert_eq!(states, expected);
     // ... and no longer committing: its lease expires as usual.
     let events = core.ledger.on_tick(now + 2 * LEASE);

@@ -10,7 +10,7 @@ mod tests;
 
 pub use state::{AttemptOutcome, Counts, LedgerEvent, Pull, TaskState};
 
-use crate::ids::{AttemptId, WorkerId};
+use crate::ids::{AttemptId, TaskIdx, WorkerId};
 use apparate::sweep::TaskKey;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -67,9 +67,9 @@ struct Worker {
 pub struct Ledger {
     config: LedgerConfig,
     tasks: Vec<Task>,
-    pending: VecDeque<usize>,
+    pending: VecDeque<TaskIdx>,
     /// Current attempts → task index (exactly the `Leased` tasks).
-    leased: HashMap<AttemptId, usize>,
+    leased: HashMap<AttemptId, TaskIdx>,
     workers: HashMap<WorkerId, Worker>,
     /// Current attempts whose result is being committed: their leases do not expire.
     committing: HashSet<AttemptId>,
@@ -95,7 +95,7 @@ impl Ledger {
                 let state = if complete {
                     TaskState::Done { attempt: None }
                 } else {
-                    pending.push_back(i);
+                    pending.push_back(TaskIdx::new(i));
                     TaskState::Pending
                 };
                 Task {
@@ -123,14 +123,14 @@ impl Ledger {
         &self.config
     }
 
-    /// Task `index`'s key.
-    pub fn key(&self, index: usize) -> Option<&TaskKey> {
-        self.tasks.get(index).map(|t| &t.key)
+    /// Task `task`'s key.
+    pub fn key(&self, task: TaskIdx) -> Option<&TaskKey> {
+        self.tasks.get(task.get()).map(|t| &t.key)
     }
 
-    /// Task `index`'s state.
-    pub fn state(&self, index: usize) -> Option<&TaskState> {
-        self.tasks.get(index).map(|t| &t.state)
+    /// Task `task`'s state.
+    pub fn state(&self, task: TaskIdx) -> Option<&TaskState> {
+        self.tasks.get(task.get()).map(|t| &t.state)
     }
 
     /// Number of tasks.
@@ -217,7 +217,7 @@ impl Ledger {
         };
         let attempt = self.next_attempt;
         self.next_attempt = attempt.next();
-        self.tasks[task].state = TaskState::Leased {
+        self.tasks[task.get()].state = TaskState::Leased {
             worker,
             attempt,
             expires_at: now + lease,
@@ -234,7 +234,7 @@ impl Ledger {
     }
 
     /// The task of `attempt` if it is the current lease of `worker`.
-    pub fn current(&self, worker: WorkerId, attempt: AttemptId) -> Result<usize, LedgerError> {
+    pub fn current(&self, worker: WorkerId, attempt: AttemptId) -> Result<TaskIdx, LedgerError> {
         if !self.workers.contains_key(&worker) {
             return Err(LedgerError::UnknownWorker { worker });
         }
@@ -247,7 +247,7 @@ impl Ledger {
                 "expired, handed back, superseded or already finished",
             ));
         };
-        match self.tasks[task].state {
+        match self.tasks[task.get()].state {
             TaskState::Leased { worker: w, .. } if w == worker => Ok(task),
             _ => Err(not_current("leased to another worker")),
         }
@@ -266,7 +266,8 @@ impl Ledger {
         for &attempt in held {
             match self.current(worker, attempt) {
                 Ok(task) => {
-                    if let TaskState::Leased { expires_at, .. } = &mut self.tasks[task].state {
+                    if let TaskState::Leased { expires_at, .. } = &mut self.tasks[task.get()].state
+                    {
                         *expires_at = now + self.config.lease;
                     }
                 }
@@ -288,7 +289,7 @@ impl Ledger {
         &mut self,
         worker: WorkerId,
         attempt: AttemptId,
-    ) -> Result<usize, LedgerError> {
+    ) -> Result<TaskIdx, LedgerError> {
         let task = self.current(worker, attempt)?;
         self.committing.insert(attempt);
         Ok(task)
@@ -298,7 +299,7 @@ impl Ledger {
     pub fn on_commit_abort(&mut self, attempt: AttemptId, now: Instant) {
         if self.committing.remove(&attempt) {
             if let Some(&task) = self.leased.get(&attempt) {
-                if let TaskState::Leased { expires_at, .. } = &mut self.tasks[task].state {
+                if let TaskState::Leased { expires_at, .. } = &mut self.tasks[task.get()].state {
                     *expires_at = now + self.config.lease;
                 }
             }
@@ -320,7 +321,7 @@ impl Ledger {
     ) -> Result<Vec<LedgerEvent>, LedgerError> {
         let task = self.current(worker, attempt)?;
         self.end_attempt(attempt);
-        self.tasks[task].state = TaskState::Done {
+        self.tasks[task.get()].state = TaskState::Done {
             attempt: Some(attempt),
         };
         self.worker_mut(worker)?.failures_in_row = 0;
@@ -360,7 +361,7 @@ impl Ledger {
             },
         }];
         if counts_toward_limit {
-            self.tasks[task].counted += 1;
+            self.tasks[task.get()].counted += 1;
             let max = self.config.max_failures_in_row;
             let w = self.worker_mut(worker)?;
             w.failures_in_row += 1;
@@ -370,7 +371,7 @@ impl Ledger {
                 events.push(LedgerEvent::WorkerBlocked { worker, failures });
             }
         }
-        let counted = self.tasks[task].counted;
+        let counted = self.tasks[task.get()].counted;
         if !retryable {
             self.fail_task(task, message.to_string(), &mut events);
         } else if counted >= self.config.max_attempts {
@@ -406,12 +407,12 @@ impl Ledger {
     /// Expires every lease not renewed by `now`: the task goes back (front of the queue), or
     /// fails for good after `max_attempts` counted attempts.
     pub fn on_tick(&mut self, now: Instant) -> Vec<LedgerEvent> {
-        let mut expired: Vec<(AttemptId, usize)> = self
+        let mut expired: Vec<(AttemptId, TaskIdx)> = self
             .leased
             .iter()
             .filter(|(a, &t)| {
                 !self.committing.contains(a)
-                    && matches!(self.tasks[t].state, TaskState::Leased { expires_at, .. } if expires_at <= now)
+                    && matches!(self.tasks[t.get()].state, TaskState::Leased { expires_at, .. } if expires_at <= now)
             })
             .map(|(&a, &t)| (a, t))
             .collect();
@@ -424,8 +425,8 @@ impl Ledger {
                 attempt,
                 outcome: AttemptOutcome::Expired,
             });
-            self.tasks[task].counted += 1;
-            let counted = self.tasks[task].counted;
+            self.tasks[task.get()].counted += 1;
+            let counted = self.tasks[task.get()].counted;
             if counted >= self.config.max_attempts {
                 self.fail_task(
                     task,
@@ -440,15 +441,15 @@ impl Ledger {
         events
     }
 
-    fn requeue(&mut self, task: usize, events: &mut Vec<LedgerEvent>) {
-        self.tasks[task].state = TaskState::Pending;
+    fn requeue(&mut self, task: TaskIdx, events: &mut Vec<LedgerEvent>) {
+        self.tasks[task.get()].state = TaskState::Pending;
         self.pending.push_front(task);
         events.push(LedgerEvent::TaskReady { task });
     }
 
-    fn fail_task(&mut self, task: usize, reason: String, events: &mut Vec<LedgerEvent>) {
-        let attempts = self.tasks[task].counted;
-        self.tasks[task].state = TaskState::Failed {
+    fn fail_task(&mut self, task: TaskIdx, reason: String, events: &mut Vec<LedgerEvent>) {
+        let attempts = self.tasks[task.get()].counted;
+        self.tasks[task.get()].state = TaskState::Failed {
             reason: reason.clone(),
             attempts,
         };
@@ -459,6 +460,7 @@ impl Ledger {
     pub fn sanity_check(&self) {
         let mut leased = 0;
         for (i, t) in self.tasks.iter().enumerate() {
+            let i = TaskIdx::new(i);
             match t.state {
                 TaskState::Pending => assert!(self.pending.contains(&i), "{i} pending not queued"),
                 TaskState::Leased {

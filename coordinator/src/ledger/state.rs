@@ -1,6 +1,6 @@
 //! The ledger's task states and events.
 
-use crate::ids::{AttemptId, WorkerId};
+use crate::ids::{AttemptId, TaskIdx, WorkerId};
 use std::time::Instant;
 
 /// A task's state.
@@ -73,7 +73,7 @@ pub enum Pull {
     /// Task `task` under attempt `attempt`.
     Lease {
         /// Task index.
-        task: usize,
+        task: TaskIdx,
         /// Its new attempt.
         attempt: AttemptId,
     },
@@ -120,7 +120,7 @@ pub enum LedgerEvent {
     /// A new attempt started.
     Leased {
         /// Task index.
-        task: usize,
+        task: TaskIdx,
         /// Worker.
         worker: WorkerId,
         /// Attempt.
@@ -129,7 +129,7 @@ pub enum LedgerEvent {
     /// An attempt ended.
     AttemptEnded {
         /// Task index.
-        task: usize,
+        task: TaskIdx,
         /// Attempt.
         attempt: AttemptId,
         /// How.
@@ -138,12 +138,12 @@ pub enum LedgerEvent {
     /// The task is pending again.
     TaskReady {
         /// Task index.
-        task: usize,
+        task: TaskIdx,
     },
     /// The task is complete.
     TaskDone {
         /// Task index.
-        task: usize,
+        task: TaskIdx,
         /// Worker that completed it.
         worker: WorkerId,
         /// Attempt.
@@ -152,7 +152,7 @@ pub enum LedgerEvent {
     /// The task failed for good.
     TaskFailed {
         /// Task index.
-        task: usize,
+        task: TaskIdx,
         /// Why.
         reason: String,
     },

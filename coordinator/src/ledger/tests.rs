@@ -19,7 +19,7 @@ fn ledger(n: usize, max_attempts: u32) -> Ledger {
     )
 }
 
-fn lease(l: &mut Ledger, w: WorkerId, now: Instant) -> (usize, AttemptId) {
+fn lease(l: &mut Ledger, w: WorkerId, now: Instant) -> (TaskIdx, AttemptId) {
     match l.on_pull(w, now).expect("known worker") {
         (Pull::Lease { task, attempt }, events) => {
             assert_eq!(
@@ -207,7 +207,7 @@ fn tasks_complete_at_start_are_never_leased() {
     );
     let w = l.on_register("h");
     assert_eq!(w, WorkerId::new(3));
-    assert_eq!(lease(&mut l, w, now), (1, AttemptId::new(7)));
+    assert_eq!(lease(&mut l, w, now), (TaskIdx::new(1), AttemptId::new(7)));
     assert!(l.on_pull(WorkerId::new(99), now).is_err());
     l.sanity_check();
 }
