@@ -2,7 +2,7 @@
 //! ledger) and `plan` (dry run).
 
 use anyhow::{bail, Context, Result};
-use apparate::results::overview::{self, EndOutput};
+use apparate::results::overview;
 use apparate::results::{write_plan_listing, ResultsDir};
 use apparate::sweep::Plan;
 
@@ -199,21 +199,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     // The writer (and its lock) lives in the sweep; the summaries are written through a fresh
     // read of the manifests, as `worker --local` does.
     let shared = sweep.shared();
-    let shown = EndOutput::choose(std::io::stdout().is_terminal(), args.verbose);
-    let summaries = shared.write_summaries(&plan, |_, line| {
-        if shown.summary_lines {
-            println!("{line}");
-        }
-    })?;
-    for s in &summaries {
-        s.log();
-    }
-    if !args.no_report {
-        apparate::report_hook::run_and_log(&args.out);
-    }
-    if shown.table {
-        print!("{}", overview::table_text(&plan, &dir));
-    }
+    overview::finish_sweep(&plan, shared.writer(), args.verbose, args.no_report)?;
     if failed > 0 {
         bail!(
             "{failed} of {} tasks failed; the reasons are in {}/<key>.json",

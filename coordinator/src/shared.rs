@@ -92,7 +92,7 @@ impl Shared {
     }
 
     /// The results directory.
-    pub(crate) fn writer(&self) -> &ResultsWriter {
+    pub fn writer(&self) -> &ResultsWriter {
         &self.writer
     }
 
@@ -316,13 +316,4 @@ pub(crate) fn new_core(
     }
 }
 
-impl Shared {
-    /// Writes `output_<grid>.txt` from the complete manifests (as `worker --local`).
-    pub fn write_summaries(
-        &self,
-        plan: &apparate::sweep::Plan,
-        on_line: impl FnMut(&str, &str),
-    ) -> Result<Vec<apparate::results::GridSummary>, apparate::results::ResultsError> {
-        self.writer.write_summaries(plan, on_line)
-    }
-}
+impl Shared {}

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use apparate::local::{run_plan, LocalOptions, Progress};
-use apparate::results::overview::{self, EndOutput};
+use apparate::results::overview;
 use apparate::results::{write_plan_listing, ResultsDir};
 
 use std::io::IsTerminal;
@@ -64,15 +64,6 @@ pub fn run_local(args: LocalArgs) -> Result<()> {
         Progress::Log
     };
     let report = run_plan(&plan, &writer, &LocalOptions { jobs, progress })?;
-    let shown = EndOutput::choose(std::io::stdout().is_terminal(), args.verbose);
-    let summaries = writer.write_summaries(&plan, |_, line| {
-        if shown.summary_lines {
-            println!("{line}");
-        }
-    })?;
-    for s in &summaries {
-        s.log();
-    }
     tracing::info!(
         "{} tasks: {} run now, {} already complete, {} failed",
         report.total,
@@ -80,12 +71,7 @@ pub fn run_local(args: LocalArgs) -> Result<()> {
         report.skipped,
         report.failed
     );
-    if !args.no_report {
-        apparate::report_hook::run_and_log(&args.out);
-    }
-    if shown.table {
-        print!("{}", overview::table_text(&plan, &dir));
-    }
+    overview::finish_sweep(&plan, &writer, args.verbose, args.no_report)?;
     if report.failed > 0 {
         bail!(
             "{} of {} tasks failed; the reasons are in {}/<key>.json",

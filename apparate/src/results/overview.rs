@@ -11,7 +11,7 @@
 //! Fig. 12). Task keys are content-addressed, so a row of an older report is still the same
 //! task's number.
 
-use super::{ResultsDir, TaskStatus};
+use super::{ResultsDir, ResultsError, ResultsWriter, TaskStatus};
 use crate::ids::TaskKey;
 use crate::sweep::Plan;
 use std::collections::{BTreeMap, BTreeSet};
@@ -247,6 +247,36 @@ pub fn render_table(rows: &[TableRow], report: Option<&Path>, summaries: &[PathB
     out.push_str(&footer);
     out.push('\n');
     out
+}
+
+/// The end of a sweep, shared by `worker --local` and `coordinator sweep`: each grid's summary
+/// lines into `output_<grid>.txt` (and on stdout off a terminal or with `verbose`), each grid's
+/// summary in the log, the report (unless `no_report`), then on a terminal the compact table.
+pub fn finish_sweep(
+    plan: &Plan,
+    writer: &ResultsWriter,
+    verbose: bool,
+    no_report: bool,
+) -> Result<(), ResultsError> {
+    let shown = EndOutput::choose(
+        std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        verbose,
+    );
+    let summaries = writer.write_summaries(plan, |_, line| {
+        if shown.summary_lines {
+            println!("{line}");
+        }
+    })?;
+    for s in &summaries {
+        s.log();
+    }
+    if !no_report {
+        crate::report_hook::run_and_log(writer.dir().root());
+    }
+    if shown.table {
+        print!("{}", table_text(plan, writer.dir()));
+    }
+    Ok(())
 }
 
 /// The table of `plan` over `dir` ([`table_rows`] and [`render_table`]), naming the report
