@@ -1,5 +1,6 @@
-//! Sweeps: the TOML spec ([`spec`]), its expansion into tasks ([`grid`]), content-addressed task
-//! keys ([`key`]) and input digests ([`digest`]).
+//! Sweeps: the TOML spec ([`spec`]), its `[traces]` tables (`trace_spec`), the checks of its
+//! values ([`validate`]), its expansion into tasks ([`grid`]), content-addressed task keys
+//! ([`key`]) and input digests ([`digest`]).
 //!
 //! `worker --local` and the distributed coordinator (issue #4) both expand a spec with
 //! [`SweepSpec::plan`], so they agree on every task, its key and its order.
@@ -19,6 +20,8 @@ pub mod digest;
 pub mod grid;
 pub mod key;
 pub mod spec;
+mod trace_spec;
+pub mod validate;
 
 pub use crate::ids::TaskKey;
 pub use grid::{GridInfo, Plan, PlannedTask};

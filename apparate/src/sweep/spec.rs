@@ -197,6 +197,6 @@ impl SweepSpec {
         Self::from_toml(BUILTIN_SPEC_TOML, "<built-in spec>", Path::new("."))
     }
 
-    // `SweepSpec::plan` is in `grid.rs`, next to `Plan::new`: `grid` reads the spec types,
-    // the spec does not depend on `grid`.
+    // `SweepSpec::plan` is in `grid.rs`, next to `Plan::new`: `grid` (with `trace_spec` and
+    // `validate`) reads the spec types, the spec does not depend on them.
 }
