@@ -1,33 +1,12 @@
 //! `task::run_task`: one grid task end to end on artifact inputs (a golden scenario's data).
 
-use crate::util::golden_dir;
+use crate::util::{auburn_task_over, golden_dir};
 use apparate::output::read_requests_parquet;
-use apparate::sim::{Family, Overrides, StaticRamps};
-use apparate::task::{run_task, BatchingScheme, Inputs, TaskParams, TaskSpec, TaskTrace};
+use apparate::task::{run_task, Inputs, TaskSpec};
 use std::path::PathBuf;
 
 fn auburn_task() -> TaskSpec {
-    TaskSpec {
-        grid: "cv".into(),
-        family: Family::Cv,
-        model: "resnet18".into(),
-        dataset: "auburn".into(),
-        trace: TaskTrace::ArtifactDecisions {
-            name: "fixed_30".into(),
-            file: "resnet18_1_fixed_30.pickle".into(),
-        },
-        params: TaskParams {
-            batching: BatchingScheme::Clockwork,
-            slo_multiplier: 1.0,
-            batch_size: 4,
-            static_ramps: StaticRamps::AllSites,
-            overrides: Overrides::default(),
-        },
-        seed: 0,
-        inputs: Inputs::Artifact {
-            dir: golden_dir().join("cv-resnet18-auburn/data"),
-        },
-    }
+    auburn_task_over(golden_dir().join("cv-resnet18-auburn/data"))
 }
 
 fn out_dir(tag: &str) -> PathBuf {

@@ -56,3 +56,29 @@ pub fn one_task_plan() -> apparate::sweep::Plan {
         .plan()
         .expect("valid")
 }
+
+/// The golden scenario's task (resnet18 × auburn, its recorded fixed-30 decisions, clockwork,
+/// SLO 1, batch size 4) over the artifact inputs in `dir`.
+pub fn auburn_task_over(dir: PathBuf) -> apparate::task::TaskSpec {
+    use apparate::sim::{Family, Overrides, StaticRamps};
+    use apparate::task::{BatchingScheme, Inputs, TaskParams, TaskSpec, TaskTrace};
+    TaskSpec {
+        grid: "cv".into(),
+        family: Family::Cv,
+        model: "resnet18".into(),
+        dataset: "auburn".into(),
+        trace: TaskTrace::ArtifactDecisions {
+            name: "fixed_30".into(),
+            file: "resnet18_1_fixed_30.pickle".into(),
+        },
+        params: TaskParams {
+            batching: BatchingScheme::Clockwork,
+            slo_multiplier: 1.0,
+            batch_size: 4,
+            static_ramps: StaticRamps::AllSites,
+            overrides: Overrides::default(),
+        },
+        seed: 0,
+        inputs: Inputs::Artifact { dir },
+    }
+}

@@ -4,7 +4,7 @@
 //! writers (nothing large is committed); bad inputs go through the real `worker simulate`
 //! binary where the issue saw them, and through the readers for the rest of the class.
 
-use crate::util::{auburn_data, copy_tree, fresh_temp_dir, golden_dir};
+use crate::util::{auburn_data, auburn_task_over, copy_tree, fresh_temp_dir, golden_dir};
 use apparate::artifact::write::DecisionRecord;
 use apparate::artifact::write::{write_batch_decisions, write_profiles, write_ramp_data, AvgQps};
 use apparate::artifact::{
@@ -423,10 +423,7 @@ fn issue11_impossible_queueing_is_refused_naming_the_decision_file_and_index() {
 /// naming that file (not with a `null` queueing column).
 #[test]
 fn issue11_a_task_with_short_stats_fails_naming_the_decision_file() {
-    use apparate::sim::{Family, Overrides, StaticRamps};
-    use apparate::task::{
-        run_task, BatchingScheme, Inputs, TaskError, TaskParams, TaskSpec, TaskTrace,
-    };
+    use apparate::task::{run_task, TaskError};
     let tmp = fresh_temp_dir("issue11-task-stats");
     let data = tmp.join("data");
     copy_tree(&auburn_data(), &data);
@@ -434,25 +431,7 @@ fn issue11_a_task_with_short_stats_fails_naming_the_decision_file() {
     let mut record = auburn_decisions();
     record.per_request_stats.truncate(300);
     write_batch_decisions(&file, &record).expect("write");
-    let spec = TaskSpec {
-        grid: "cv".into(),
-        family: Family::Cv,
-        model: "resnet18".into(),
-        dataset: "auburn".into(),
-        trace: TaskTrace::ArtifactDecisions {
-            name: "fixed_30".into(),
-            file: "resnet18_1_fixed_30.pickle".into(),
-        },
-        params: TaskParams {
-            batching: BatchingScheme::Clockwork,
-            slo_multiplier: 1.0,
-            batch_size: 4,
-            static_ramps: StaticRamps::AllSites,
-            overrides: Overrides::default(),
-        },
-        seed: 0,
-        inputs: Inputs::Artifact { dir: data.clone() },
-    };
+    let spec = auburn_task_over(data.clone());
     let e = run_task(&spec, &tmp.join("out")).expect_err("refused");
     assert!(matches!(e, TaskError::Input(_)), "{e:?}");
     let text = e.to_string();
@@ -784,10 +763,7 @@ fn issue11_refusals_name_the_file_holding_the_bad_value() {
 /// fails naming the simulation pickle and the decision file (not only "simulating Apparate").
 #[test]
 fn issue11_a_task_refused_by_the_simulator_names_its_input_files() {
-    use apparate::sim::{Family, Overrides, StaticRamps};
-    use apparate::task::{
-        run_task, BatchingScheme, Inputs, TaskError, TaskParams, TaskSpec, TaskTrace,
-    };
+    use apparate::task::{run_task, TaskError};
     let tmp = fresh_temp_dir("issue11-task-blame");
     let data = tmp.join("data");
     copy_tree(&auburn_data(), &data);
@@ -802,25 +778,7 @@ fn issue11_a_task_refused_by_the_simulator_names_its_input_files() {
     let mut record = auburn_decisions();
     record.batching_decision = vec![4, 4];
     write_batch_decisions(&decisions, &record).expect("write");
-    let spec = TaskSpec {
-        grid: "cv".into(),
-        family: Family::Cv,
-        model: "resnet18".into(),
-        dataset: "auburn".into(),
-        trace: TaskTrace::ArtifactDecisions {
-            name: "fixed_30".into(),
-            file: "resnet18_1_fixed_30.pickle".into(),
-        },
-        params: TaskParams {
-            batching: BatchingScheme::Clockwork,
-            slo_multiplier: 1.0,
-            batch_size: 4,
-            static_ramps: StaticRamps::AllSites,
-            overrides: Overrides::default(),
-        },
-        seed: 0,
-        inputs: Inputs::Artifact { dir: data.clone() },
-    };
+    let spec = auburn_task_over(data.clone());
     let e = run_task(&spec, &tmp.join("out")).expect_err("refused");
     assert!(matches!(e, TaskError::Sim { .. }), "{e:?}");
     assert_names(
