@@ -51,6 +51,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_millis(ms as u64))
 }
 
+/// A duration as a flag gives it, exact to the millisecond and short: `2s`, `1.5s`, `10m`,
+/// `1m30s`, `2h`, `1h30m0s` (messages that quote `--give-up-after`).
+pub fn format_flag_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if !ms.is_multiple_of(1000) {
+        return format!("{:.1}s", d.as_secs_f64());
+    }
+    let s = ms / 1000;
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
+}
+
 /// A duration for progress lines: `4.2s`, `3m07s`, `2h05m`.
 pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();

@@ -1,6 +1,6 @@
 //! Durations the binaries read (`--give-up-after`, issue #16) and print (progress lines).
 
-use apparate::duration::{format_duration, parse_duration, DurationError};
+use apparate::duration::{format_duration, format_flag_duration, parse_duration, DurationError};
 use std::time::Duration;
 
 #[test]
@@ -47,4 +47,17 @@ fn progress_durations_pick_their_unit() {
     assert_eq!(format_duration(Duration::from_millis(4200)), "4.2s");
     assert_eq!(format_duration(Duration::from_secs(187)), "3m07s");
     assert_eq!(format_duration(Duration::from_secs(7500)), "2h05m");
+}
+
+#[test]
+fn flag_durations_are_quoted_as_given() {
+    for (d, text) in [
+        (Duration::from_secs(2), "2s"),
+        (Duration::from_millis(1500), "1.5s"),
+        (Duration::from_secs(600), "10m"),
+        (Duration::from_secs(90), "1m30s"),
+        (Duration::from_secs(7200), "2h"),
+    ] {
+        assert_eq!(format_flag_duration(d), text);
+    }
 }

@@ -339,25 +339,9 @@ async fn give_up_watch(w: &Worker) -> anyhow::Error {
                 "giving up: the coordinator at {} has been unreachable for longer than \
                  --give-up-after {}",
                 w.url,
-                fmt_secs(w.give_up)
+                apparate::duration::format_flag_duration(w.give_up)
             );
         }
-    }
-}
-
-/// `2s`, `1.5s`, `10m`, `1h30m`: short, exact to the millisecond.
-fn fmt_secs(d: Duration) -> String {
-    let ms = d.as_millis();
-    if !ms.is_multiple_of(1000) {
-        return format!("{:.1}s", d.as_secs_f64());
-    }
-    let s = ms / 1000;
-    match (s / 3600, (s % 3600) / 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, s) => format!("{h}h{m}m{s}s"),
     }
 }
 
