@@ -1,0 +1,29 @@
+//! `ee-backend`: the real early-exit backend's command line.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// The real early-exit backend: the paper's models with ramps on CPU or CUDA, written as the
+/// artifact's data layout.
+#[derive(Parser, Debug)]
+#[command(name = "ee-backend", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Devices, driver, memory, and what `--device auto` would use.
+    Probe,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Probe => {
+            println!("{}", backend::BACKEND_VERSION);
+            Ok(())
+        }
+    }
+}

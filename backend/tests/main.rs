@@ -1,0 +1,2 @@
+//! The backend's integration tests (one binary).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
