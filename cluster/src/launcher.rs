@@ -31,12 +31,15 @@ pub trait Launcher: Send {
     fn stop(&mut self) -> Result<()>;
 }
 
+/// A callback with the workers' states.
+pub type OnStates<'a> = Box<dyn Fn(&[WorkerState]) + Send + Sync + 'a>;
+
 /// What [`run_with_launcher`] tells the caller while the sweep runs.
 pub struct Watch<'a> {
     /// Whether tasks remain (pending or leased): lost workers are replaced only then.
     pub tasks_remain: Box<dyn Fn() -> bool + Send + Sync + 'a>,
     /// The workers' states after each look.
-    pub on_states: Box<dyn Fn(&[WorkerState]) + Send + Sync + 'a>,
+    pub on_states: OnStates<'a>,
     /// Watching failed for good (the launcher cannot keep workers running): the caller
     /// should end the sweep.
     pub on_failure: Box<dyn Fn(String) + Send + Sync + 'a>,
@@ -90,22 +93,21 @@ where
         let (stop_tx, stop_rx) = channel::<()>();
         if let Some(period) = period {
             let watch = &watch;
-            scope.spawn(move || loop {
-                match stop_rx.recv_timeout(period) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-                }
-                let remain = (watch.tasks_remain)();
-                let looked = launcher
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .watch(remain);
-                match looked {
-                    Ok(states) => (watch.on_states)(&states),
-                    Err(e) => {
-                        tracing::error!("watching the workers failed: {e}");
-                        (watch.on_failure)(e.to_string());
-                        break;
+            scope.spawn(move || {
+                // Until the sweep ends (the sender is dropped), one look per period.
+                while let Err(RecvTimeoutError::Timeout) = stop_rx.recv_timeout(period) {
+                    let remain = (watch.tasks_remain)();
+                    let looked = launcher
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .watch(remain);
+                    match looked {
+                        Ok(states) => (watch.on_states)(&states),
+                        Err(e) => {
+                            tracing::error!("watching the workers failed: {e}");
+                            (watch.on_failure)(e.to_string());
+                            break;
+                        }
                     }
                 }
             });
