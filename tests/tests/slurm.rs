@@ -412,6 +412,39 @@ fn scancel_of_an_element_mid_sweep_loses_nothing_and_the_sweep_completes() {
     );
 }
 
+#[test]
+fn ctrl_c_mid_sweep_cancels_the_array() {
+    let slurm = SlurmLab::start("slurm-interrupt-daemons");
+    let dir = fresh_dir("slurm-interrupt");
+    let spec = embedded_spec(
+        &dir,
+        &["resnet18", "vgg11"],
+        &["auburn", "hampton", "oxford"],
+    );
+    let mut c = TestCluster::new(&dir, &spec);
+    c.coordinator_env = slurm.env();
+    let flags = slurm_flags(2);
+    c.start_coordinator(&flags.iter().map(String::as_str).collect::<Vec<_>>());
+    c.await_log_line(None, "leased ");
+    assert!(!slurm.live_jobs().is_empty());
+    if let Some(p) = &c.coordinator {
+        p.signal("INT");
+    }
+    c.await_sweep(false);
+    let log = c.coordinator_log();
+    assert!(
+        log.contains("interrupted before the sweep finished"),
+        "{log}"
+    );
+    assert!(log.contains("cancelled the workers' job arrays"), "{log}");
+    wait_for(
+        DEADLINE,
+        "the array to end",
+        || slurm.logs(),
+        || slurm.live_jobs().is_empty(),
+    );
+}
+
 fn run_bin(name: &str, slurm: &SlurmLab, args: &[&str]) -> Output {
     let mut cmd = Command::new(bin(name));
     cmd.args(args).env("RUST_LOG", "warn");
