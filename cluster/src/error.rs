@@ -136,6 +136,12 @@ pub enum Error {
         /// What went wrong (its standard error, or the line that did not parse).
         message: String,
     },
+    /// A launcher stopped replacing workers that keep ending (a limit of ours, not retried).
+    #[error("{message}")]
+    GaveUp {
+        /// How many were started, how many live, where their logs are.
+        message: String,
+    },
     /// Hosts are unusable and the user chose to stop (or none is left).
     #[error("{}", unusable_message(.hosts))]
     Unusable {

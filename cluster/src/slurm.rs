@@ -530,7 +530,12 @@ pub struct SlurmLauncher {
     arrays: Vec<u64>,
     submitted: u32,
     states: BTreeMap<Element, String>,
+    failed_looks: u32,
 }
+
+/// Looks in a row whose Slurm command fails (slurmctld busy or restarting) before the
+/// launcher gives up: about a minute at the default poll.
+const MAX_FAILED_LOOKS: u32 = 12;
 
 impl SlurmLauncher {
     /// A launcher with these settings (nothing submitted yet).
@@ -542,6 +547,7 @@ impl SlurmLauncher {
             arrays: Vec::new(),
             submitted: 0,
             states: BTreeMap::new(),
+            failed_looks: 0,
         }
     }
 
@@ -659,6 +665,48 @@ impl SlurmLauncher {
         Ok(states)
     }
 
+    /// One look: the elements' states, and replacements for lost ones while tasks remain.
+    fn look(&mut self, tasks_remain: bool) -> Result<()> {
+        if self.arrays.is_empty() {
+            return Ok(());
+        }
+        let now = self.query()?;
+        for (e, s) in now {
+            if self.states.get(&e) != Some(&s) {
+                tracing::info!(element = %e, state = %s, "slurm worker");
+            }
+            self.states.insert(e, s);
+        }
+        let live = self.states.values().filter(|s| is_live(s)).count() as u32;
+        if tasks_remain && live < self.run.workers {
+            let want = self.run.workers - live;
+            let room = self.run.max_elements.saturating_sub(self.submitted);
+            if room == 0 {
+                return Err(Error::GaveUp {
+                    message: format!(
+                        "{} elements submitted and only {live} of {} live: the workers keep \
+                         ending (their logs: {}/worker-*.log); not submitting more",
+                        self.submitted,
+                        self.run.workers,
+                        self.run.job.log_dir.display()
+                    ),
+                });
+            }
+            let count = want.min(room);
+            tracing::warn!(
+                live,
+                wanted = self.run.workers,
+                "slurm workers ended while tasks remain: submitting {count} more"
+            );
+            let id = self.submit(count)?;
+            for index in 0..count {
+                self.states
+                    .insert(Element { array: id, index }, "SUBMITTED".into());
+            }
+        }
+        Ok(())
+    }
+
     fn report(&self) -> Vec<WorkerState> {
         self.states
             .iter()
@@ -693,45 +741,25 @@ impl Launcher for SlurmLauncher {
     }
 
     fn watch(&mut self, tasks_remain: bool) -> Result<Vec<WorkerState>> {
-        if self.arrays.is_empty() {
-            return Ok(Vec::new());
-        }
-        let now = self.query()?;
-        for (e, s) in now {
-            if self.states.get(&e) != Some(&s) {
-                tracing::info!(element = %e, state = %s, "slurm worker");
+        match self.look(tasks_remain) {
+            Ok(()) => {
+                self.failed_looks = 0;
+                Ok(self.report())
             }
-            self.states.insert(e, s);
-        }
-        let live = self.states.values().filter(|s| is_live(s)).count() as u32;
-        if tasks_remain && live < self.run.workers {
-            let want = self.run.workers - live;
-            let room = self.run.max_elements.saturating_sub(self.submitted);
-            if room == 0 {
-                return Err(Error::Slurm {
-                    command: "sbatch".into(),
-                    message: format!(
-                        "{} elements submitted and only {live} of {} live: the workers keep \
-                         ending (their logs: {}/worker-*.log); not submitting more",
-                        self.submitted,
-                        self.run.workers,
-                        self.run.job.log_dir.display()
-                    ),
-                });
-            }
-            let count = want.min(room);
-            tracing::warn!(
-                live,
-                wanted = self.run.workers,
-                "slurm workers ended while tasks remain: submitting {count} more"
-            );
-            let id = self.submit(count)?;
-            for index in 0..count {
-                self.states
-                    .insert(Element { array: id, index }, "SUBMITTED".into());
+            // Our own limit: no retry makes it better.
+            Err(e @ Error::GaveUp { .. }) => Err(e),
+            Err(e) => {
+                self.failed_looks += 1;
+                if self.failed_looks >= MAX_FAILED_LOOKS {
+                    return Err(e);
+                }
+                tracing::warn!(
+                    "{e} (look {} of {MAX_FAILED_LOOKS} in a row that failed; trying again)",
+                    self.failed_looks
+                );
+                Ok(self.report())
             }
         }
-        Ok(self.report())
     }
 
     fn stop(&mut self) -> Result<()> {

@@ -445,6 +445,49 @@ fn ctrl_c_mid_sweep_cancels_the_array() {
     );
 }
 
+#[test]
+fn workers_that_die_at_once_are_resubmitted_a_bounded_number_of_times_then_the_sweep_fails() {
+    let slurm = SlurmLab::start("slurm-dying-daemons");
+    let dir = fresh_dir("slurm-dying");
+    let spec = embedded_spec(&dir, &["resnet18"], &["auburn"]);
+    let mut c = TestCluster::new(&dir, &spec);
+    c.coordinator_env = slurm.env();
+    // `false` as the worker: every element fails at once.
+    let mut flags = slurm_flags(1);
+    let at = flags
+        .iter()
+        .position(|f| f == "--worker-bin")
+        .expect("flag")
+        + 1;
+    flags[at] = "/bin/false".into();
+    c.start_coordinator(&flags.iter().map(String::as_str).collect::<Vec<_>>());
+    c.await_sweep(false);
+    let log = c.coordinator_log();
+    // 1 element first, then replacements up to 4N+4 = 8 in all.
+    assert!(
+        log.contains("8 elements submitted and only 0 of 1 live: the workers keep ending"),
+        "{log}"
+    );
+    assert!(log.contains("the workers' launcher gave up"), "{log}");
+    assert_eq!(
+        log.matches("submitted the workers' job array").count(),
+        8,
+        "{log}"
+    );
+    // No task ran.
+    let status = c.status();
+    assert!(
+        status.values().all(|(state, _, _)| state == "pending"),
+        "{status:?}"
+    );
+    wait_for(
+        DEADLINE,
+        "no job left",
+        || slurm.logs(),
+        || slurm.live_jobs().is_empty(),
+    );
+}
+
 fn run_bin(name: &str, slurm: &SlurmLab, args: &[&str]) -> Output {
     let mut cmd = Command::new(bin(name));
     cmd.args(args).env("RUST_LOG", "warn");
