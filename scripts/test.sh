@@ -9,17 +9,22 @@ if [ ! -d ../shared/golden ]; then
   exit 1
 fi
 
-# The cluster crate's tests start their own OpenSSH servers on loopback and use rsync (#5).
+# The cluster crate's tests start their own OpenSSH servers on loopback and use rsync (#5);
+# the Slurm tests (#15) their own munged, slurmctld and slurmd.
 # Install what is missing (Debian); the tests fail loudly, never skip, when these are absent.
 need=()
 [ -x /usr/sbin/sshd ] || command -v sshd >/dev/null 2>&1 || need+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
+# The Slurm tests (#15) start a one-node Slurm (munged, slurmctld, slurmd) on loopback.
+command -v slurmctld >/dev/null 2>&1 || [ -x /usr/sbin/slurmctld ] || need+=(slurm-wlm)
+command -v munged >/dev/null 2>&1 || [ -x /usr/sbin/munged ] || need+=(munge)
 # The terminal tests (#16) run the binaries on a pseudo-terminal through util-linux's `script`.
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    # Keep the package from starting a system-wide sshd: the tests run their own.
+    # Keep the packages from starting a system-wide sshd, munged or Slurm: the tests run
+    # their own.
     made_policy=
     if [ ! -e /usr/sbin/policy-rc.d ]; then
       printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy=1

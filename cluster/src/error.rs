@@ -127,6 +127,21 @@ pub enum Error {
         /// What is wrong and what to give instead.
         message: String,
     },
+    /// A Slurm command (`sbatch`, `squeue`, `sacct`, `scancel`, `sinfo`) failed, or its output
+    /// was not what we expected.
+    #[error("slurm: {command}: {message}")]
+    Slurm {
+        /// The command (program and the arguments that matter).
+        command: String,
+        /// What went wrong (its standard error, or the line that did not parse).
+        message: String,
+    },
+    /// A launcher stopped replacing workers that keep ending (a limit of ours, not retried).
+    #[error("{message}")]
+    GaveUp {
+        /// How many were started, how many live, where their logs are.
+        message: String,
+    },
     /// Hosts are unusable and the user chose to stop (or none is left).
     #[error("{}", unusable_message(.hosts))]
     Unusable {

@@ -6,9 +6,11 @@ pub mod cli;
 pub mod deploy;
 pub mod error;
 pub mod hosts;
+pub mod launcher;
 mod parallel;
 pub mod preflight;
 pub mod session;
+pub mod slurm;
 pub mod ssh;
 pub mod workers;
 
@@ -16,5 +18,9 @@ pub use error::{Error, Result};
 pub use hosts::{
     load_host_list, load_hosts, Host, HostList, LoadOptions, LoginChoice, SkippedNode,
 };
-pub use session::{run_with_cluster, ClusterRun, ClusterRunError, OnUnusable, Session};
+pub use launcher::{run_with_launcher, Launcher, Watch, WorkerState};
+pub use session::{
+    run_with_cluster, ClusterRun, ClusterRunError, OnUnusable, Session, SshLauncher,
+};
+pub use slurm::{SlurmJob, SlurmLauncher, SlurmRun, SlurmTools};
 pub use ssh::SshConfig;

@@ -11,13 +11,16 @@ use clap::{Args, Parser, Subcommand};
 
 use cluster::preflight::{table, Requirements};
 use cluster::session::{per_host, PerHost};
-use cluster::{load_host_list, LoadOptions, LoginChoice, OnUnusable, Session, SshConfig};
+use cluster::slurm::check_partition;
+use cluster::{
+    load_host_list, LoadOptions, LoginChoice, OnUnusable, Session, SlurmJob, SlurmTools, SshConfig,
+};
 
 #[derive(Parser)]
 #[command(
     name = "cluster",
     version,
-    about = "Run apparate workers on Cloudlab nodes over ssh"
+    about = "Run apparate workers on Cloudlab nodes over ssh, or as Slurm jobs"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,13 +43,51 @@ enum Command {
     Status(Common),
     /// Print (or save) the workers' logs.
     Logs(LogsArgs),
+    /// Print the batch script `coordinator sweep --slurm` submits, to submit it by hand
+    /// (`sbatch --array=0-N FILE`).
+    SlurmScript(SlurmScriptArgs),
+}
+
+#[derive(Args)]
+struct SlurmScriptArgs {
+    /// The coordinator's address as the compute nodes dial it (`host:port`; `http://` is
+    /// added).
+    #[arg(long, value_name = "ADDR")]
+    coordinator: String,
+    /// The token file as the compute nodes see it (keep it mode 600).
+    #[arg(long, value_name = "FILE")]
+    token_file: PathBuf,
+    /// The worker binary as the compute nodes see it (default: `worker` beside this program).
+    #[arg(long, value_name = "PATH")]
+    worker_bin: Option<PathBuf>,
+    /// Folder for the elements' logs, and their working directory (default: this one).
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+    #[command(flatten)]
+    slurm: SlurmOptions,
+    /// An extra argument for every worker (repeatable).
+    #[arg(long = "worker-arg", value_name = "ARG", allow_hyphen_values = true)]
+    worker_args: Vec<String>,
+}
+
+#[derive(Args)]
+struct SlurmOptions {
+    /// The partition (default: the cluster's default).
+    #[arg(long = "slurm-partition", value_name = "P")]
+    partition: Option<String>,
+    /// Time limit of each job (Slurm's forms).
+    #[arg(long = "slurm-time", value_name = "T")]
+    time: Option<String>,
+    /// An extra `#SBATCH` option (repeatable).
+    #[arg(long = "slurm-arg", value_name = "ARG", allow_hyphen_values = true)]
+    args: Vec<String>,
 }
 
 #[derive(Args)]
 struct Common {
-    /// A Cloudlab manifest (rspec XML) or a TOML inventory.
+    /// A Cloudlab manifest (rspec XML) or a TOML inventory (not with `preflight --slurm`).
     #[arg(long, value_name = "FILE")]
-    hosts: PathBuf,
+    hosts: Option<PathBuf>,
     /// Which login of a manifest node to use (default: yours, else the first listed).
     #[arg(long, value_name = "USER")]
     login_user: Option<String>,
@@ -90,6 +131,19 @@ struct PreflightArgs {
     /// Count a node without a GPU as unusable (the simulator does not need one).
     #[arg(long)]
     require_gpu: bool,
+    /// Check Slurm instead of hosts: `sinfo`, the partition, and (with --coordinator-addr)
+    /// that a test job on a compute node reaches the coordinator.
+    #[arg(long)]
+    slurm: bool,
+    #[command(flatten)]
+    slurm_options: SlurmOptions,
+    /// Folder, seen by the compute nodes, for the test job's script and log (default: this
+    /// one).
+    #[arg(long, value_name = "DIR")]
+    slurm_dir: Option<PathBuf>,
+    /// Seconds the test job may take, queueing included.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    slurm_wait: u64,
 }
 
 #[derive(Args)]
@@ -170,7 +224,10 @@ impl Common {
             work_dir: self.work_dir.clone(),
             ssh_args: self.ssh_args.clone(),
         };
-        Ok(load_host_list(&self.hosts, &options)?)
+        let Some(hosts) = &self.hosts else {
+            anyhow::bail!("--hosts FILE is required (a Cloudlab manifest or a TOML inventory)");
+        };
+        Ok(load_host_list(hosts, &options)?)
     }
 }
 
@@ -222,6 +279,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     h.work_dir
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Preflight(a) if a.slurm => slurm_preflight(&a),
+        Command::SlurmScript(a) => {
+            let worker_bin = match a.worker_bin {
+                Some(p) => p,
+                None => std::fs::canonicalize(cluster::cli::default_worker_bin()?)?,
+            };
+            let log_dir = cluster::cli::absolute(&a.log_dir.unwrap_or_else(|| ".".into()))?;
+            let coordinator = if a.coordinator.contains("://") {
+                a.coordinator
+            } else {
+                format!("http://{}", a.coordinator)
+            };
+            let job = SlurmJob {
+                worker_bin,
+                coordinator,
+                token_file: cluster::cli::absolute(&a.token_file)?,
+                log_dir,
+                partition: a.slurm.partition,
+                time: a.slurm.time,
+                sbatch_args: a.slurm.args,
+                worker_args: a.worker_args,
+                name: "apparate-worker".into(),
+            };
+            job.validate()?;
+            print!("{}", cluster::slurm::batch_script(&job));
             Ok(ExitCode::SUCCESS)
         }
         Command::Preflight(a) => {
@@ -304,6 +388,65 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             Ok(exit(failed))
+        }
+    }
+}
+
+/// `preflight --slurm`: sinfo, the partition, and a test job that dials the coordinator.
+fn slurm_preflight(a: &PreflightArgs) -> Result<ExitCode> {
+    let tools = SlurmTools::default();
+    let version = tools.run("sinfo", &["--version".to_string()])?;
+    println!("sinfo      ok ({})", version.trim());
+    let partition = check_partition(&tools, a.slurm_options.partition.as_deref())?;
+    println!("partition  {partition}: up");
+    let Some(addr) = a.coordinator_addr else {
+        println!("test job   skipped (give --coordinator-addr ADDR to check the nodes reach it)");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let dir = cluster::cli::absolute(a.slurm_dir.as_deref().unwrap_or(Path::new(".")))?;
+    let job = SlurmJob {
+        worker_bin: PathBuf::from("/bin/true"),
+        coordinator: addr.to_string(),
+        token_file: dir.join("token"),
+        log_dir: dir.clone(),
+        partition: Some(partition),
+        time: a.slurm_options.time.clone().or_else(|| Some("5".into())),
+        sbatch_args: a.slurm_options.args.clone(),
+        worker_args: Vec::new(),
+        name: "apparate-preflight".into(),
+    };
+    job.validate()?;
+    let script = cluster::slurm::reach_script(&job, addr);
+    let path = dir.join(format!(".apparate-preflight-{}.sbatch", std::process::id()));
+    cluster::slurm::write_private(&path, script.as_bytes())?;
+    let waiting = SlurmTools {
+        timeout: Duration::from_secs(a.slurm_wait),
+        ..SlurmTools::default()
+    };
+    let submitted = waiting.run(
+        "sbatch",
+        &[
+            "--parsable".to_string(),
+            "--wait".to_string(),
+            path.display().to_string(),
+        ],
+    );
+    let _ = std::fs::remove_file(&path);
+    let log_of = |text: &str| -> String {
+        cluster::slurm::parse_submitted(text)
+            .ok()
+            .and_then(|id| std::fs::read_to_string(dir.join(format!("preflight-{id}.log"))).ok())
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default()
+    };
+    match submitted {
+        Ok(out) => {
+            println!("test job   {}", log_of(&out));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: the test job did not reach {addr}: {e}");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

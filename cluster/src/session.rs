@@ -7,10 +7,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use std::sync::{Mutex, PoisonError};
+
 use crate::binary::{inspect, BinaryInfo};
 use crate::deploy::{deploy_host, remote_binary, DataTree, Deployed};
 use crate::error::{Error, Result};
 use crate::hosts::Host;
+use crate::launcher::{run_with_launcher, Launcher, Watch, WorkerState};
 use crate::preflight::{preflight, reason, NodeReport, Requirements};
 use crate::ssh::SshConfig;
 use crate::workers::{self, Started, State, Stopped, WorkerArgs};
@@ -239,9 +242,100 @@ impl<E: std::error::Error + 'static> std::error::Error for ClusterRunError<E> {
     }
 }
 
+/// The ssh hosts of a [`Session`] as a [`Launcher`]: `start` is preflight (the table goes to
+/// the log), deploy and start, with [`OnUnusable`] applied after each step; `stop` stops the
+/// workers of the hosts in use. Not watched while the sweep runs.
+#[derive(Debug)]
+pub struct SshLauncher {
+    session: Session,
+    run: ClusterRun,
+}
+
+impl SshLauncher {
+    /// A launcher over `session`'s hosts with `run`'s settings.
+    pub fn new(session: &Session, run: &ClusterRun) -> Self {
+        Self {
+            session: session.clone(),
+            run: run.clone(),
+        }
+    }
+
+    /// The hosts in use (after `start`: those that passed every step).
+    pub fn hosts(&self) -> &[Host] {
+        &self.session.hosts
+    }
+}
+
+impl Launcher for SshLauncher {
+    fn start(&mut self) -> Result<()> {
+        let run = &self.run;
+        let session = &self.session;
+        let reports = session.preflight(&session.requirements(Some(run.coordinator)));
+        tracing::info!("preflight:\n{}", crate::preflight::table(&reports));
+        let checked: Vec<(String, Option<String>)> = reports
+            .iter()
+            .map(|r| (r.host.clone(), (!r.usable()).then(|| r.problems.join("; "))))
+            .collect();
+        let usable = apply_policy(run.on_unusable, &checked)?;
+        let session = session.restricted_to(&usable);
+        let deployed = session.deploy();
+        let usable = apply_policy(run.on_unusable, &outcomes(&deployed))?;
+        let session = session.restricted_to(&usable);
+        let args = session.worker_args(&run.coordinator.to_string(), run.slots, &run.worker_extra);
+        let started = session.start(&run.token, &args);
+        let running = match apply_policy(run.on_unusable, &outcomes(&started)) {
+            Ok(names) => names,
+            Err(e) => {
+                // Some started: do not leave them behind.
+                let _ = session.stop(run.stop_grace);
+                return Err(e);
+            }
+        };
+        self.session = session.restricted_to(&running);
+        tracing::info!(
+            workers = running.len(),
+            "workers started; running the sweep"
+        );
+        Ok(())
+    }
+
+    fn watch_period(&self) -> Option<Duration> {
+        None
+    }
+
+    fn watch(&mut self, _tasks_remain: bool) -> Result<Vec<WorkerState>> {
+        Ok(self
+            .session
+            .status()
+            .into_iter()
+            .map(|(h, s)| WorkerState {
+                id: h.name,
+                state: match s {
+                    Ok(s) => format!("{s:?}"),
+                    Err(e) => format!("unknown: {e}"),
+                },
+            })
+            .collect())
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        let stopped = self.session.stop(self.run.stop_grace);
+        let failures: Vec<(String, String)> = outcomes(&stopped)
+            .into_iter()
+            .filter_map(|(h, r)| r.map(|r| (h, r)))
+            .collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Unusable { hosts: failures })
+        }
+    }
+}
+
 /// The whole loop: preflight (the table goes to the log), deploy, start, then
 /// `sweep(hosts in use)`, and finally stop every worker, whatever the sweep returned (and if it
-/// panicked). Returns the sweep's value.
+/// panicked). Returns the sweep's value. This is [`run_with_launcher`] with an
+/// [`SshLauncher`].
 ///
 /// Bind the coordinator's listener *before* calling this: preflight checks that every node can
 /// connect to `run.coordinator`, and the workers start dialling it at once (they retry with
@@ -255,65 +349,15 @@ pub fn run_with_cluster<T, E, F>(
 where
     F: FnOnce(&[Host]) -> std::result::Result<T, E>,
 {
-    let setup = ClusterRunError::Setup;
-    let reports = session.preflight(&session.requirements(Some(run.coordinator)));
-    tracing::info!("preflight:\n{}", crate::preflight::table(&reports));
-    let checked: Vec<(String, Option<String>)> = reports
-        .iter()
-        .map(|r| (r.host.clone(), (!r.usable()).then(|| r.problems.join("; "))))
-        .collect();
-    let usable = apply_policy(run.on_unusable, &checked).map_err(setup)?;
-    let session = session.restricted_to(&usable);
-    let deployed = session.deploy();
-    let usable = apply_policy(run.on_unusable, &outcomes(&deployed)).map_err(setup)?;
-    let session = session.restricted_to(&usable);
-    let args = session.worker_args(&run.coordinator.to_string(), run.slots, &run.worker_extra);
-    let started = session.start(&run.token, &args);
-    let running = match apply_policy(run.on_unusable, &outcomes(&started)) {
-        Ok(names) => names,
-        Err(e) => {
-            // Some started: do not leave them behind.
-            let _ = session.stop(run.stop_grace);
-            return Err(setup(e));
-        }
-    };
-    let session = session.restricted_to(&running);
-    tracing::info!(
-        workers = running.len(),
-        "workers started; running the sweep"
-    );
-    // Stop the workers even if the sweep panics.
-    struct StopOnDrop<'a> {
-        session: &'a Session,
-        grace: Duration,
-        armed: bool,
-    }
-    impl Drop for StopOnDrop<'_> {
-        fn drop(&mut self) {
-            if self.armed {
-                let _ = self.session.stop(self.grace);
-            }
-        }
-    }
-    let mut guard = StopOnDrop {
-        session: &session,
-        grace: run.stop_grace,
-        armed: true,
-    };
-    let result = sweep(&session.hosts);
-    guard.armed = false;
-    let stopped = session.stop(run.stop_grace);
-    let stop_failures: Vec<(String, String)> = outcomes(&stopped)
-        .into_iter()
-        .filter_map(|(h, r)| r.map(|r| (h, r)))
-        .collect();
-    let value = result.map_err(ClusterRunError::Sweep)?;
-    if !stop_failures.is_empty() {
-        return Err(ClusterRunError::Stop(Error::Unusable {
-            hosts: stop_failures,
-        }));
-    }
-    Ok(value)
+    let launcher = Mutex::new(SshLauncher::new(session, run));
+    run_with_launcher(&launcher, Watch::none(), || {
+        let hosts = launcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .hosts()
+            .to_vec();
+        sweep(&hosts)
+    })
 }
 
 #[cfg(test)]

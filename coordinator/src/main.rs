@@ -77,7 +77,8 @@ struct SweepArgs {
     /// CA (PEM) that client certificates must chain to (mutual TLS).
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     tls_ca: Option<PathBuf>,
-    /// `--cluster FILE`: start the workers on these hosts over ssh, run the sweep, stop them.
+    /// `--cluster FILE` (workers on these hosts over ssh) or `--slurm` (workers as a Slurm job
+    /// array): start the workers, run the sweep, stop them.
     #[command(flatten)]
     cluster: cluster::cli::SweepClusterArgs,
 }
@@ -145,11 +146,19 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     let plan = apparate::sweep::load_plan(args.spec.as_deref())?;
     let token = read_token(&args.token_file)?;
     let tls = tls_config(&args)?;
-    // Hosts file and worker binary are checked before anything is served.
+    // Hosts file, worker binary and Slurm partition are checked before anything is served.
+    args.cluster.check()?;
     let cluster = args
         .cluster
         .session()
         .context("invalid --cluster settings; nothing was run")?;
+    if let Some(partition) = args
+        .cluster
+        .slurm_check()
+        .context("--slurm: nothing was run")?
+    {
+        tracing::info!("slurm partition {partition} is up");
+    }
     let token_line = format!("{token}\n");
     let dir = ResultsDir::new(&args.out);
     let writer = dir.lock()?;
@@ -168,10 +177,50 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(args.listen))
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let serve = |listener| rt.block_on(serve_until_done(&sweep, &args, tls, &plan, listener));
-    let failed = match cluster {
-        None => serve(listener)?,
-        Some(session) => {
+    let (abort_tx, abort_rx) = tokio::sync::watch::channel::<Option<String>>(None);
+    let serve = |listener| {
+        rt.block_on(serve_until_done(
+            &sweep, &args, tls, &plan, listener, abort_rx,
+        ))
+    };
+    let slurm = args
+        .cluster
+        .slurm_run(
+            listener.local_addr()?,
+            token_line.as_bytes(),
+            &dir.root().join(SLURM_DIR),
+        )
+        .context("invalid --slurm settings; nothing was run")?;
+    let failed = match (cluster, slurm) {
+        (None, Some(run)) => {
+            let shared = sweep.shared();
+            let jobs_file = args.out.join(SLURM_DIR).join(SLURM_JOBS);
+            let watch = cluster::Watch {
+                tasks_remain: Box::new(|| {
+                    let c = shared.snapshot().counts;
+                    c.pending + c.leased > 0
+                }),
+                on_states: Box::new(|states| write_slurm_jobs(&jobs_file, states)),
+                on_failure: Box::new(|message| {
+                    let _ = abort_tx.send(Some(message));
+                }),
+            };
+            let launcher = std::sync::Mutex::new(cluster::SlurmLauncher::new(run));
+            match cluster::run_with_launcher(&launcher, watch, || serve(listener)) {
+                Ok(failed) => failed,
+                Err(ClusterRunError::Sweep(e)) => return Err(e),
+                Err(ClusterRunError::Setup(e)) => {
+                    return Err(anyhow::Error::new(e)
+                        .context("starting the Slurm workers failed; nothing was run"))
+                }
+                Err(ClusterRunError::Stop(e)) => {
+                    return Err(anyhow::Error::new(e)
+                        .context("the sweep finished, but cancelling the Slurm jobs failed"))
+                }
+            }
+        }
+        (None, None) => serve(listener)?,
+        (Some(session), _) => {
             let run = args
                 .cluster
                 .run(listener.local_addr()?, token_line.as_bytes())?;
@@ -216,6 +265,7 @@ async fn serve_until_done(
     tls: Option<ServerTlsConfig>,
     plan: &Plan,
     listener: tokio::net::TcpListener,
+    mut abort: tokio::sync::watch::Receiver<Option<String>>,
 ) -> Result<usize> {
     let addr = listener.local_addr()?;
     let addr_file = args.out.join("coordinator.addr");
@@ -265,11 +315,15 @@ async fn serve_until_done(
         #[cfg(not(unix))]
         let terminated = std::future::pending::<()>();
         let interrupted = tokio::select! {
-            _ = finished.wait_for(|f| *f) => false,
-            _ = tokio::signal::ctrl_c() => true,
-            () = terminated => true,
+            _ = finished.wait_for(|f| *f) => None,
+            _ = tokio::signal::ctrl_c() => Some("interrupted before the sweep finished".to_string()),
+            () = terminated => Some("interrupted before the sweep finished".to_string()),
+            r = abort.wait_for(Option::is_some) => Some(match r {
+                Ok(m) => format!("the workers' launcher gave up: {}", m.as_deref().unwrap_or("")),
+                Err(_) => "the workers' launcher gave up".to_string(),
+            }),
         };
-        if interrupted {
+        if interrupted.is_some() {
             tracing::warn!("interrupted: stopping; a rerun with the same --out resumes");
         } else {
             // Let live workers hear that the sweep is done (they exit) before closing: wait
@@ -294,10 +348,31 @@ async fn serve_until_done(
         counts.failed,
         counts.pending + counts.leased
     );
-    if interrupted {
-        bail!("interrupted before the sweep finished");
+    if let Some(why) = interrupted {
+        bail!("{why}");
     }
     Ok(counts.failed)
+}
+
+/// The Slurm launcher's folder in `--out` (token, batch script, element logs, job states); a
+/// dot folder, so it is no result file.
+const SLURM_DIR: &str = ".slurm";
+/// The array elements and their Slurm states, one `ELEMENT\tSTATE` line each, rewritten after
+/// every look (read by `coordinator status`).
+const SLURM_JOBS: &str = "jobs.tsv";
+
+fn write_slurm_jobs(path: &Path, states: &[cluster::WorkerState]) {
+    let text: String = states
+        .iter()
+        .map(|w| format!("{}\t{}\n", w.id, w.state))
+        .collect();
+    if let Err(e) = apparate::safe_write::write_bytes(
+        path,
+        apparate::safe_write::Durability::Flush,
+        text.as_bytes(),
+    ) {
+        tracing::warn!("cannot write {}: {e}", path.display());
+    }
 }
 
 fn sweep_lease(args: &SweepArgs) -> Duration {
@@ -418,6 +493,18 @@ fn run_status(args: &StatusArgs) -> Result<()> {
             w.succeeded,
             if w.blocked { "\tblocked" } else { "" }
         )?;
+    }
+    let jobs = args.out.join(SLURM_DIR).join(SLURM_JOBS);
+    if let Ok(text) = std::fs::read_to_string(&jobs) {
+        for line in text.lines() {
+            let Some((job, state)) = line.split_once('\t') else {
+                bail!(
+                    "{}: expected ELEMENT<tab>STATE lines, found {line:?}",
+                    jobs.display()
+                );
+            };
+            writeln!(out, "slurm job {job}\t{state}")?;
+        }
     }
     let summary: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
     writeln!(out, "{} tasks: {}", rows.len(), summary.join(", "))?;

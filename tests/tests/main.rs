@@ -16,5 +16,7 @@ mod exits;
 mod inputs;
 /// Tokens and fencing: a wrong token, a superseded attempt's result, a forged upload.
 mod security;
+/// Workers as Slurm jobs, against a real one-node Slurm on loopback (issue #15).
+mod slurm;
 /// `coordinator sweep` on a real pseudo-terminal: the compact table at the end.
 mod terminal;

@@ -117,6 +117,11 @@ impl Proc {
         assert!(status.success(), "kill -{signal} failed");
     }
 
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.exited().is_none()
+    }
+
     /// SIGKILL, then reap.
     pub fn kill(&mut self) {
         if self.exited().is_none() {
@@ -152,6 +157,8 @@ pub struct TestCluster {
     pub workers: Vec<Proc>,
     /// URL scheme workers use (`http`, or `https` with TLS).
     pub scheme: &'static str,
+    /// Environment variables of the coordinator (e.g. `SLURM_CONF`).
+    pub coordinator_env: Vec<(String, String)>,
 }
 
 impl TestCluster {
@@ -170,6 +177,7 @@ impl TestCluster {
             addr: String::new(),
             workers: Vec::new(),
             scheme: "http",
+            coordinator_env: Vec::new(),
         }
     }
 
@@ -206,6 +214,7 @@ impl TestCluster {
             .join(format!("coordinator-{}.log", self.coordinator_runs));
         let mut cmd = Command::new(bin("coordinator"));
         cmd.args(&self.coordinator_args).args(["--listen", listen]);
+        cmd.envs(self.coordinator_env.iter().map(|(k, v)| (k, v)));
         let p = Proc::spawn("coordinator", &mut cmd, log);
         self.coordinator = Some(p);
         let line = self.await_log_line(None, "listening on ");
