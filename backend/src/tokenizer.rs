@@ -3,10 +3,15 @@
 //! stripped, lowercasing), the `BertPreTokenizer` (whitespace and punctuation splits), greedy
 //! longest-match WordPiece, then `[CLS] ... [SEP]`, truncation and padding to a fixed length.
 //!
+//! GPT-2's byte-level BPE is read too (model `BPE` with a `ByteLevel` pre-tokenizer): GPT-2's
+//! splitting pattern (contractions, letter runs, digit runs, other runs, whitespace; each may
+//! take one leading space), bytes mapped to printable characters, then merges by rank; no special
+//! tokens are added, and padding uses `padding.pad_id` or `<|endoftext|>`.
+//!
 //! It gives the same ids as the `tokenizers` library for ordinary text (checked against it on the
-//! MiniLM tokenizer in the tests). Not handled: special tokens written literally in the text
-//! (`"[SEP]"` inside a review is split as plain text), sentence pairs, and other tokenizer
-//! models: GPT-2's byte-level BPE is refused with an error naming the model type.
+//! MiniLM tokenizer and on a small trained byte-level BPE in the tests). Not handled: special
+//! tokens written literally in the text (`"[SEP]"` inside a review is split as plain text),
+//! sentence pairs, and other tokenizer models (refused with an error naming the model type).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -50,16 +55,18 @@ pub enum TokenizerError {
         /// What is there.
         found: String,
     },
-    /// A tokenizer model other than WordPiece.
-    #[error("{}: `model.type` is `{kind}`: only WordPiece tokenizers (BERT, DistilBERT, MiniLM) are supported; GPT-2's byte-level BPE is not implemented yet", file.display())]
+    /// A tokenizer model other than WordPiece and BPE.
+    #[error("{}: `model.type` is `{kind}`: expected WordPiece (BERT, DistilBERT, MiniLM) or byte-level BPE (GPT-2)", file.display())]
     Unsupported {
         /// The file.
         file: PathBuf,
         /// The model type found.
         kind: String,
     },
-    /// `seq_len` cannot hold `[CLS]` and `[SEP]`.
-    #[error("sequence length {seq_len}: expected at least 2 (for [CLS] and [SEP])")]
+    /// `seq_len` cannot hold the special tokens.
+    #[error(
+        "sequence length {seq_len}: expected at least 2 (WordPiece: [CLS] and [SEP]) or 1 (BPE)"
+    )]
     SeqLen {
         /// The length asked for.
         seq_len: usize,
@@ -75,15 +82,34 @@ pub struct Encoding {
     pub mask: Vec<i64>,
 }
 
-/// A WordPiece tokenizer.
+/// GPT-2's byte-level BPE.
+#[derive(Clone, Debug)]
+struct ByteBpe {
+    /// Merge ranks: (left, right) to rank (lower merges first).
+    ranks: HashMap<(String, String), usize>,
+    /// Byte to printable character (GPT-2's `bytes_to_unicode`).
+    byte_char: Vec<char>,
+    /// Prepend a space when the text does not start with one.
+    add_prefix_space: bool,
+}
+
+/// The tokenizer model.
+#[derive(Clone, Debug)]
+enum Kind {
+    /// WordPiece, with `[CLS]` and `[SEP]` ids.
+    WordPiece { cls: i64, sep: i64 },
+    /// Byte-level BPE (no special tokens).
+    ByteBpe(ByteBpe),
+}
+
+/// A WordPiece or byte-level BPE tokenizer.
 #[derive(Clone, Debug)]
 pub struct Tokenizer {
+    kind: Kind,
     vocab: HashMap<String, i64>,
     unk: i64,
     prefix: String,
     max_chars: usize,
-    cls: i64,
-    sep: i64,
     pad: i64,
     clean_text: bool,
     chinese_chars: bool,
@@ -128,7 +154,7 @@ impl Tokenizer {
             .and_then(|m| m.get("type"))
             .and_then(Value::as_str)
             .ok_or_else(|| field("model.type", "a string", model.and_then(|m| m.get("type"))))?;
-        if kind != "WordPiece" {
+        if kind != "WordPiece" && kind != "BPE" {
             return Err(TokenizerError::Unsupported {
                 file: file.to_path_buf(),
                 kind: kind.to_string(),
@@ -144,6 +170,9 @@ impl Tokenizer {
                 .as_i64()
                 .ok_or_else(|| field(&format!("model.vocab.{token}"), "an integer id", Some(id)))?;
             vocab.insert(token.clone(), id);
+        }
+        if kind == "BPE" {
+            return Tokenizer::byte_bpe(json, file, vocab);
         }
         let str_field =
             |path: &str, v: Option<&Value>, default: &str| -> Result<String, TokenizerError> {
@@ -180,8 +209,10 @@ impl Tokenizer {
                 .ok_or_else(|| field(path, &format!("`{token}` in model.vocab"), None))
         };
         let unk = lookup(&unk_token, "model.unk_token")?;
-        let cls = lookup("[CLS]", "post_processor ([CLS])")?;
-        let sep = lookup("[SEP]", "post_processor ([SEP])")?;
+        let kind = Kind::WordPiece {
+            cls: lookup("[CLS]", "post_processor ([CLS])")?,
+            sep: lookup("[SEP]", "post_processor ([SEP])")?,
+        };
         let pad = match json
             .get("padding")
             .and_then(|p| p.get("pad_id"))
@@ -239,17 +270,117 @@ impl Tokenizer {
             }
         }
         Ok(Tokenizer {
+            kind,
             vocab,
             unk,
             prefix,
             max_chars,
-            cls,
-            sep,
             pad,
             clean_text,
             chinese_chars,
             strip_accents,
             lowercase,
+        })
+    }
+
+    /// The byte-level BPE part of [`Tokenizer::from_json`].
+    fn byte_bpe(
+        json: &Value,
+        file: &Path,
+        vocab: HashMap<String, i64>,
+    ) -> Result<Tokenizer, TokenizerError> {
+        let field = |path: &str, expected: &str, found: Option<&Value>| TokenizerError::Field {
+            file: file.to_path_buf(),
+            field: path.to_string(),
+            expected: expected.to_string(),
+            found: found.map_or("nothing".to_string(), describe),
+        };
+        let pre = json.get("pre_tokenizer");
+        if pre.and_then(|p| p.get("type")).and_then(Value::as_str) != Some("ByteLevel") {
+            return Err(field(
+                "pre_tokenizer.type",
+                "\"ByteLevel\" (GPT-2's byte-level BPE; other BPE tokenizers are not supported)",
+                pre.and_then(|p| p.get("type")),
+            ));
+        }
+        if pre.and_then(|p| p.get("use_regex")) == Some(&Value::Bool(false)) {
+            return Err(field(
+                "pre_tokenizer.use_regex",
+                "true (GPT-2's splitting pattern)",
+                pre.and_then(|p| p.get("use_regex")),
+            ));
+        }
+        let add_prefix_space = pre
+            .and_then(|p| p.get("add_prefix_space"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        match json.get("normalizer") {
+            None | Some(Value::Null) => {}
+            Some(other) => {
+                return Err(field(
+                    "normalizer",
+                    "null for a byte-level BPE",
+                    Some(other),
+                ))
+            }
+        }
+        let raw = json.get("model").and_then(|m| m.get("merges"));
+        let merges = raw
+            .and_then(Value::as_array)
+            .ok_or_else(|| field("model.merges", "an array of merges", raw))?;
+        let mut ranks = HashMap::with_capacity(merges.len());
+        for (rank, merge) in merges.iter().enumerate() {
+            let pair = match merge {
+                Value::String(s) => s
+                    .split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string())),
+                Value::Array(ab) => match (
+                    ab.first().and_then(Value::as_str),
+                    ab.get(1).and_then(Value::as_str),
+                ) {
+                    (Some(a), Some(b)) if ab.len() == 2 => Some((a.to_string(), b.to_string())),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let pair = pair.ok_or_else(|| {
+                field(
+                    &format!("model.merges[{rank}]"),
+                    "\"left right\" or [\"left\", \"right\"]",
+                    Some(merge),
+                )
+            })?;
+            ranks.entry(pair).or_insert(rank);
+        }
+        let unk = match json
+            .get("model")
+            .and_then(|m| m.get("unk_token"))
+            .and_then(Value::as_str)
+        {
+            Some(t) => vocab.get(t).copied().unwrap_or(-1),
+            None => -1,
+        };
+        let pad = json
+            .get("padding")
+            .and_then(|p| p.get("pad_id"))
+            .and_then(Value::as_i64)
+            .or_else(|| vocab.get("<|endoftext|>").copied())
+            .unwrap_or(0);
+        Ok(Tokenizer {
+            kind: Kind::ByteBpe(ByteBpe {
+                ranks,
+                byte_char: bytes_to_unicode(),
+                add_prefix_space,
+            }),
+            vocab,
+            unk,
+            prefix: String::new(),
+            max_chars: 0,
+            pad,
+            clean_text: false,
+            chinese_chars: false,
+            strip_accents: false,
+            lowercase: false,
         })
     }
 
@@ -357,23 +488,52 @@ impl Tokenizer {
     /// The ids of `text` without special tokens.
     pub fn tokenize(&self, text: &str) -> Vec<i64> {
         let mut ids = Vec::new();
-        for word in Tokenizer::pre_tokenize(&self.normalize(text)) {
-            self.word_ids(&word, &mut ids);
+        match &self.kind {
+            Kind::WordPiece { .. } => {
+                for word in Tokenizer::pre_tokenize(&self.normalize(text)) {
+                    self.word_ids(&word, &mut ids);
+                }
+            }
+            Kind::ByteBpe(bpe) => {
+                let text = if bpe.add_prefix_space && !text.starts_with(' ') {
+                    format!(" {text}")
+                } else {
+                    text.to_string()
+                };
+                for piece in gpt2_split(&text) {
+                    let mapped: String = piece.bytes().map(|b| bpe.byte_char[b as usize]).collect();
+                    for symbol in bpe.merge(&mapped) {
+                        ids.push(self.vocab.get(&symbol).copied().unwrap_or(self.unk));
+                    }
+                }
+            }
         }
         ids
     }
 
-    /// `[CLS] text [SEP]`, truncated and padded to `seq_len`.
+    /// `[CLS] text [SEP]` (WordPiece) or the text's tokens (BPE), truncated and padded to
+    /// `seq_len`.
     pub fn encode(&self, text: &str, seq_len: usize) -> Result<Encoding, TokenizerError> {
-        if seq_len < 2 {
-            return Err(TokenizerError::SeqLen { seq_len });
-        }
-        let mut tokens = self.tokenize(text);
-        tokens.truncate(seq_len - 2);
         let mut ids = Vec::with_capacity(seq_len);
-        ids.push(self.cls);
-        ids.extend(tokens);
-        ids.push(self.sep);
+        let mut tokens = self.tokenize(text);
+        match self.kind {
+            Kind::WordPiece { cls, sep } => {
+                if seq_len < 2 {
+                    return Err(TokenizerError::SeqLen { seq_len });
+                }
+                tokens.truncate(seq_len - 2);
+                ids.push(cls);
+                ids.extend(tokens);
+                ids.push(sep);
+            }
+            Kind::ByteBpe(_) => {
+                if seq_len < 1 {
+                    return Err(TokenizerError::SeqLen { seq_len });
+                }
+                tokens.truncate(seq_len);
+                ids.extend(tokens);
+            }
+        }
         let real = ids.len();
         ids.resize(seq_len, self.pad);
         let mut mask = vec![1; real];
@@ -427,4 +587,134 @@ fn is_chinese_char(c: char) -> bool {
         | 0x2B920..=0x2CEAF
         | 0xF900..=0xFAFF
         | 0x2F800..=0x2FA1F)
+}
+
+impl ByteBpe {
+    /// The BPE symbols of one pre-token (already mapped to printable characters): start from its
+    /// characters and apply the lowest-ranked merge until none applies.
+    fn merge(&self, word: &str) -> Vec<String> {
+        let mut symbols: Vec<String> = word.chars().map(String::from).collect();
+        loop {
+            let best = symbols
+                .windows(2)
+                .filter_map(|w| self.ranks.get(&(w[0].clone(), w[1].clone())).copied())
+                .min();
+            let Some(rank) = best else {
+                return symbols;
+            };
+            // Merge every occurrence of that pair, left to right.
+            let mut merged = Vec::with_capacity(symbols.len());
+            let mut i = 0;
+            while i < symbols.len() {
+                let pair = symbols
+                    .get(i + 1)
+                    .map(|next| (symbols[i].clone(), next.clone()));
+                if pair.and_then(|p| self.ranks.get(&p).copied()) == Some(rank) {
+                    merged.push(format!("{}{}", symbols[i], symbols[i + 1]));
+                    i += 2;
+                } else {
+                    merged.push(symbols[i].clone());
+                    i += 1;
+                }
+            }
+            symbols = merged;
+        }
+    }
+}
+
+/// GPT-2's `bytes_to_unicode`: printable bytes map to themselves, the others to 256, 257, ...
+fn bytes_to_unicode() -> Vec<char> {
+    let printable = |b: u32| {
+        (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
+    };
+    let mut next = 256;
+    (0u32..256)
+        .map(|b| {
+            let code = if printable(b) {
+                b
+            } else {
+                next += 1;
+                next - 1
+            };
+            char::from_u32(code).unwrap_or('?')
+        })
+        .collect()
+}
+
+/// GPT-2's pre-tokenizer pattern, by hand:
+/// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
+fn gpt2_split(text: &str) -> Vec<&str> {
+    #[derive(PartialEq, Clone, Copy)]
+    enum Class {
+        Letter,
+        Number,
+        Space,
+        Other,
+    }
+    let class = |c: char| {
+        if c.is_letter() {
+            Class::Letter
+        } else if c.is_number() {
+            Class::Number
+        } else if c.is_whitespace() {
+            Class::Space
+        } else {
+            Class::Other
+        }
+    };
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let at = |i: usize| chars.get(i).map_or(text.len(), |(b, _)| *b);
+    let mut pieces = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i].1;
+        // Contractions (lowercase only, as the pattern).
+        if c == '\'' {
+            let rest = &text[at(i + 1)..];
+            let len = if ["re", "ve", "ll"].iter().any(|s| rest.starts_with(s)) {
+                Some(2)
+            } else if ["s", "t", "m", "d"].iter().any(|s| rest.starts_with(s)) {
+                Some(1)
+            } else {
+                None
+            };
+            if let Some(len) = len {
+                pieces.push(&text[at(i)..at(i + 1 + len)]);
+                i += 1 + len;
+                continue;
+            }
+        }
+        // An optional space, then a run of one class.
+        let (start, first) = if c == ' ' {
+            match chars.get(i + 1) {
+                Some((_, n)) if class(*n) != Class::Space => (i + 1, class(*n)),
+                _ => (i, Class::Space),
+            }
+        } else {
+            (i, class(c))
+        };
+        if first != Class::Space {
+            let mut j = start + 1;
+            while j < chars.len() && class(chars[j].1) == first {
+                j += 1;
+            }
+            pieces.push(&text[at(i)..at(j)]);
+            i = j;
+            continue;
+        }
+        // Whitespace: the run, less its last character when a non-space follows (that one is the
+        // optional space of the next piece), unless the run is a single character.
+        let mut j = i + 1;
+        while j < chars.len() && class(chars[j].1) == Class::Space {
+            j += 1;
+        }
+        let end = if j < chars.len() && j - i >= 2 {
+            j - 1
+        } else {
+            j
+        };
+        pieces.push(&text[at(i)..at(end)]);
+        i = end;
+    }
+    pieces
 }

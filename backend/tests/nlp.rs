@@ -514,19 +514,62 @@ fn tokenizer_matches_hugging_face_on_the_tiny_fixture() {
 }
 
 #[test]
+fn byte_level_bpe_matches_hugging_face_on_the_tiny_fixture() {
+    #[derive(serde::Deserialize)]
+    struct Expected {
+        cases: Vec<Case>,
+    }
+    let file = fixture("bytebpe-tiny/tokenizer.json");
+    let tok = Tokenizer::from_file(&file).unwrap();
+    let expected: Expected = serde_json::from_str(
+        &std::fs::read_to_string(fixture("bytebpe-tiny/expected.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(expected.cases.len() >= 12);
+    check_cases(&tok, &expected.cases);
+    // No special tokens; truncated to seq_len; padded with <|endoftext|>.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let eot = json["model"]["vocab"]["<|endoftext|>"].as_i64().unwrap();
+    let hello = &expected.cases[0];
+    let e = tok.encode(&hello.text, hello.ids.len() + 2).unwrap();
+    assert_eq!(e.ids, [hello.ids.clone(), vec![eot; 2]].concat());
+    assert_eq!(e.mask, [vec![1; hello.ids.len()], vec![0; 2]].concat());
+    let e = tok.encode(&hello.text, 3).unwrap();
+    assert_eq!((e.ids.as_slice(), e.mask), (&hello.ids[..3], vec![1; 3]));
+}
+
+#[test]
 fn tokenizer_refuses_what_it_cannot_read_naming_file_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokenizer.json");
     let write = |v: serde_json::Value| std::fs::write(&path, v.to_string()).unwrap();
 
-    write(serde_json::json!({"model": {"type": "BPE", "vocab": {}, "merges": []}}));
+    write(serde_json::json!({"model": {"type": "Unigram", "vocab": []}}));
     let err = Tokenizer::from_file(&path).unwrap_err();
-    assert!(matches!(&err, TokenizerError::Unsupported { kind, .. } if kind == "BPE"));
+    assert!(matches!(&err, TokenizerError::Unsupported { kind, .. } if kind == "Unigram"));
     let msg = err.to_string();
     assert!(
-        msg.contains("tokenizer.json") && msg.contains("BPE"),
+        msg.contains("tokenizer.json") && msg.contains("Unigram"),
         "{msg}"
     );
+
+    // A BPE that is not byte-level (GPT-2's) is refused, naming the field.
+    write(
+        serde_json::json!({"model": {"type": "BPE", "vocab": {}, "merges": []},
+        "pre_tokenizer": {"type": "Whitespace"}}),
+    );
+    let msg = Tokenizer::from_file(&path).unwrap_err().to_string();
+    assert!(
+        msg.contains("`pre_tokenizer.type`") && msg.contains("Whitespace"),
+        "{msg}"
+    );
+    write(
+        serde_json::json!({"model": {"type": "BPE", "vocab": {}, "merges": [["a"]]},
+        "pre_tokenizer": {"type": "ByteLevel"}}),
+    );
+    let msg = Tokenizer::from_file(&path).unwrap_err().to_string();
+    assert!(msg.contains("`model.merges[0]`"), "{msg}");
 
     write(serde_json::json!({"model": {"type": "WordPiece", "vocab": [1, 2]}}));
     let msg = Tokenizer::from_file(&path).unwrap_err().to_string();
