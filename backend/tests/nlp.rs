@@ -1,6 +1,7 @@
 //! The NLP models (BERT, DistilBERT, GPT-2), Hugging Face checkpoints, the WordPiece tokenizer,
 //! and the MiniLM reference check.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use backend::device::Cpu;
@@ -740,4 +741,61 @@ fn a_bare_gpt2_checkpoint_loads_and_its_attention_buffers_are_ignored() {
         hidden.into_data()
     };
     assert_eq!(last(&b), last(&a));
+}
+
+/// The formula weights of `scripts/nlp_tiny_reference.py` (`weight`), in Hugging Face names and
+/// PyTorch layouts.
+fn formula_entries(tensors: &BTreeMap<String, Vec<usize>>) -> Entries {
+    tensors
+        .iter()
+        .map(|(name, shape)| {
+            let n: usize = shape.iter().product();
+            let phase = (name.bytes().map(usize::from).sum::<usize>() % 97) as f64 / 10.0;
+            let offset = if shape.len() == 1 && name.ends_with(".weight") {
+                1.0
+            } else {
+                0.0
+            };
+            let bytes = (0..n)
+                .flat_map(|i| {
+                    let v = offset + 0.1 * (0.37 * i as f64 + phase).sin();
+                    (v as f32).to_le_bytes()
+                })
+                .collect();
+            (name.clone(), "F32".to_string(), shape.clone(), bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn tiny_models_match_an_independent_float64_reference() {
+    #[derive(serde::Deserialize)]
+    struct Reference {
+        ids: Vec<Vec<i64>>,
+        mask: Vec<Vec<i64>>,
+        logits: BTreeMap<String, Vec<Vec<f32>>>,
+        tensors: BTreeMap<String, BTreeMap<String, Vec<usize>>>,
+    }
+    let r: Reference =
+        serde_json::from_str(&std::fs::read_to_string(fixture("nlp-tiny-reference.json")).unwrap())
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in TINY {
+        let mut m = build_nlp::<Cpu>(name, 3, &dev()).unwrap();
+        let ours = match &m {
+            NlpModel::Bert(m) => hf::expected_tensors(m),
+            NlpModel::DistilBert(m) => hf::expected_tensors(m),
+            NlpModel::Gpt2(m) => hf::expected_tensors(m),
+        };
+        // The same tensors, named and shaped as Hugging Face's modelling code has them.
+        assert_eq!(&ours, &r.tensors[name], "{name}");
+        let file = dir.path().join(format!("{name}.safetensors"));
+        write_entries(&file, &formula_entries(&ours));
+        m.load_hf(&file, LoadOptions::default()).unwrap();
+        let got = logits(&m, tokens(&r.ids, &r.mask));
+        for (row, want) in got.iter().zip(&r.logits[name]) {
+            let d = max_diff(row, want);
+            assert!(d < 1e-4, "{name}: |delta| {d}: {row:?} vs {want:?}");
+        }
+    }
 }
