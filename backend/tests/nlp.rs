@@ -799,3 +799,30 @@ fn tiny_models_match_an_independent_float64_reference() {
         }
     }
 }
+
+#[test]
+fn the_last_real_token_is_the_rightmost_unmasked_one() {
+    // hidden[b, s, :] = 10 b + s.
+    let data: Vec<f32> = (0..3)
+        .flat_map(|b| (0..4).flat_map(move |s| [10.0 * b as f32 + s as f32; 2]))
+        .collect();
+    let hidden = Tensor::<Cpu, 3>::from_data(TensorData::new(data, [3, 4, 2]), &dev());
+    let mask = Tensor::<Cpu, 2, Int>::from_data(
+        TensorData::new(vec![1i64, 1, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1], [3, 4]),
+        &dev(),
+    );
+    let picked = rows(backend::ramps::last_real_token(&hidden, &mask));
+    // Right padding, no padding, left padding.
+    assert_eq!(picked, [vec![1.0; 2], vec![13.0; 2], vec![23.0; 2]]);
+}
+
+#[test]
+fn inputs_the_embeddings_cannot_take_are_refused() {
+    let m = build_nlp::<Cpu>("bert-tiny", 2, &dev()).unwrap();
+    assert_eq!(m.vocab_size(), 100);
+    assert!(m.check_tokens(64, 100).is_ok());
+    let msg = m.check_tokens(65, 100).unwrap_err().to_string();
+    assert!(msg.contains("65") && msg.contains("at most 64"), "{msg}");
+    let msg = m.check_tokens(8, 30522).unwrap_err().to_string();
+    assert!(msg.contains("30522") && msg.contains("bert-tiny"), "{msg}");
+}

@@ -34,6 +34,31 @@ pub struct UnknownNlpModel {
     pub name: String,
 }
 
+/// A token input the model cannot take (its embeddings would be indexed out of range).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenInputError {
+    /// Longer than the position embeddings.
+    #[error("sequence length {seq_len}: expected at most {max} ({model}'s position embeddings)")]
+    TooLong {
+        /// The model.
+        model: String,
+        /// The length asked for.
+        seq_len: usize,
+        /// The longest the model takes.
+        max: usize,
+    },
+    /// A tokenizer whose ids go beyond the model's vocabulary.
+    #[error("tokenizer vocabulary of {tokenizer} ids: expected at most {model_vocab} ({model}'s word embeddings)")]
+    Vocabulary {
+        /// The model.
+        model: String,
+        /// The tokenizer's vocabulary size.
+        tokenizer: usize,
+        /// The model's vocabulary size.
+        model_vocab: usize,
+    },
+}
+
 /// One of the NLP models.
 #[derive(Module, Debug)]
 pub enum NlpModel<B: Backend> {
@@ -98,6 +123,39 @@ impl<B: Backend> NlpModel<B> {
             NlpModel::DistilBert(m) => m.max_positions,
             NlpModel::Gpt2(m) => m.max_positions,
         }
+    }
+
+    /// The number of token ids the word embeddings cover.
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            NlpModel::Bert(m) => m.bert.embeddings.word_embeddings.weight.dims()[0],
+            NlpModel::DistilBert(m) => m.distilbert.embeddings.word_embeddings.weight.dims()[0],
+            NlpModel::Gpt2(m) => m.transformer.wte.weight.dims()[0],
+        }
+    }
+
+    /// Refuses inputs of `seq_len` tokens from a tokenizer of `tokenizer_vocab` ids that the
+    /// model cannot embed (call before running it: out-of-range ids are not checked later).
+    pub fn check_tokens(
+        &self,
+        seq_len: usize,
+        tokenizer_vocab: usize,
+    ) -> Result<(), TokenInputError> {
+        if seq_len > self.max_positions() {
+            return Err(TokenInputError::TooLong {
+                model: self.name().to_string(),
+                seq_len,
+                max: self.max_positions(),
+            });
+        }
+        if tokenizer_vocab > self.vocab_size() {
+            return Err(TokenInputError::Vocabulary {
+                model: self.name().to_string(),
+                tokenizer: tokenizer_vocab,
+                model_vocab: self.vocab_size(),
+            });
+        }
+        Ok(())
     }
 
     /// Ramps for every site, initialised as the artifact does: BERT's highways copy the model's
