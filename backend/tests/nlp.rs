@@ -826,3 +826,48 @@ fn inputs_the_embeddings_cannot_take_are_refused() {
     let msg = m.check_tokens(8, 30522).unwrap_err().to_string();
     assert!(msg.contains("30522") && msg.contains("bert-tiny"), "{msg}");
 }
+
+#[test]
+fn configs_read_from_hugging_face_json_and_unsupported_settings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let gpt2 = serde_json::json!({"vocab_size": 50257, "n_embd": 1024, "n_layer": 24,
+        "n_head": 16, "n_positions": 1024, "n_inner": null, "activation_function": "gelu_new",
+        "model_type": "gpt2"});
+    std::fs::write(&path, gpt2.to_string()).unwrap();
+    let c: Gpt2Config = hf::read_config(&path).unwrap();
+    assert_eq!(c, Gpt2Config::medium());
+
+    let mut relu = gpt2.clone();
+    relu["activation_function"] = "relu".into();
+    std::fs::write(&path, relu.to_string()).unwrap();
+    let msg = hf::read_config::<Gpt2Config>(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("config.json")
+            && msg.contains("activation_function")
+            && msg.contains("gelu_new"),
+        "{msg}"
+    );
+
+    let distil = serde_json::json!({"vocab_size": 30522, "dim": 768, "n_layers": 6,
+        "n_heads": 10, "hidden_dim": 3072, "max_position_embeddings": 512});
+    std::fs::write(&path, distil.to_string()).unwrap();
+    let msg = hf::read_config::<DistilBertConfig>(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("attention heads") && msg.contains("768"),
+        "{msg}"
+    );
+
+    std::fs::write(&path, r#"{"vocab_size": 30522}"#).unwrap();
+    let msg = hf::read_config::<BertConfig>(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("config.json") && msg.contains("hidden_size"),
+        "{msg}"
+    );
+}

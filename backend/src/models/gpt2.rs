@@ -29,6 +29,9 @@ use crate::ramps::{last_real_token, TokenPool};
 fn default_gpt_eps() -> f64 {
     1e-5
 }
+fn default_gelu_new() -> String {
+    "gelu_new".to_string()
+}
 
 /// GPT-2's shape, with Hugging Face's `config.json` field names.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -49,6 +52,9 @@ pub struct Gpt2Config {
     /// Layer norm epsilon.
     #[serde(default = "default_gpt_eps")]
     pub layer_norm_epsilon: f64,
+    /// The MLP activation; only `gelu_new` (the tanh approximation) is supported.
+    #[serde(default = "default_gelu_new")]
+    pub activation_function: String,
 }
 
 impl Gpt2Config {
@@ -62,6 +68,7 @@ impl Gpt2Config {
             n_positions: 1024,
             n_inner: None,
             layer_norm_epsilon: 1e-5,
+            activation_function: default_gelu_new(),
         }
     }
 
@@ -75,6 +82,7 @@ impl Gpt2Config {
             n_positions: 64,
             n_inner: None,
             layer_norm_epsilon: 1e-5,
+            activation_function: default_gelu_new(),
         }
     }
 

@@ -237,20 +237,84 @@ pub fn read_header(file: &Path) -> Result<BTreeMap<String, Vec<usize>>, HfError>
     Ok(tensors)
 }
 
-/// A Hugging Face `config.json` into `T`.
-pub fn read_config<T: DeserializeOwned>(file: &Path) -> Result<T, HfError> {
+/// A model config read from Hugging Face's `config.json`, with what our implementation supports.
+pub trait HfConfig: DeserializeOwned {
+    /// The first unsupported setting: (field, expected, found).
+    fn unsupported(&self) -> Option<(&'static str, String, String)>;
+}
+
+fn check_heads(hidden: usize, heads: usize) -> Option<(&'static str, String, String)> {
+    (heads == 0 || hidden % heads != 0).then(|| {
+        (
+            "attention heads",
+            format!("a divisor of the hidden size {hidden}"),
+            heads.to_string(),
+        )
+    })
+}
+
+impl HfConfig for super::bert::BertConfig {
+    fn unsupported(&self) -> Option<(&'static str, String, String)> {
+        if self.hidden_act != "gelu" {
+            return Some((
+                "hidden_act",
+                "\"gelu\"".into(),
+                format!("{:?}", self.hidden_act),
+            ));
+        }
+        check_heads(self.hidden_size, self.num_attention_heads)
+    }
+}
+
+impl HfConfig for super::bert::DistilBertConfig {
+    fn unsupported(&self) -> Option<(&'static str, String, String)> {
+        if self.activation != "gelu" {
+            return Some((
+                "activation",
+                "\"gelu\"".into(),
+                format!("{:?}", self.activation),
+            ));
+        }
+        check_heads(self.dim, self.n_heads)
+    }
+}
+
+impl HfConfig for super::gpt2::Gpt2Config {
+    fn unsupported(&self) -> Option<(&'static str, String, String)> {
+        if self.activation_function != "gelu_new" {
+            return Some((
+                "activation_function",
+                "\"gelu_new\"".into(),
+                format!("{:?}", self.activation_function),
+            ));
+        }
+        check_heads(self.n_embd, self.n_head)
+    }
+}
+
+/// A Hugging Face `config.json` into `T`, refusing settings our models do not implement.
+pub fn read_config<T: HfConfig>(file: &Path) -> Result<T, HfError> {
     let text = std::fs::read_to_string(file).map_err(|source| HfError::Read {
         file: file.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|e| HfError::Format {
-        file: file.to_path_buf(),
-        what: format!("line {}, column {}: {e}", e.line(), e.column()),
-        expected: format!(
-            "a Hugging Face config with the fields of {}",
-            short_type::<T>()
-        ),
-    })
+    serde_json::from_str(&text)
+        .map_err(|e| HfError::Format {
+            file: file.to_path_buf(),
+            what: format!("line {}, column {}: {e}", e.line(), e.column()),
+            expected: format!(
+                "a Hugging Face config with the fields of {}",
+                short_type::<T>()
+            ),
+        })
+        .and_then(|config: T| match config.unsupported() {
+            None => Ok(config),
+            Some((field, expected, found)) => Err(HfError::Format {
+                file: file.to_path_buf(),
+                what: format!("`{field}` is {found}"),
+                expected,
+            }),
+        })
 }
 
 fn short_type<T>() -> &'static str {
