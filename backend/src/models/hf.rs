@@ -244,7 +244,7 @@ pub trait HfConfig: DeserializeOwned {
 }
 
 fn check_heads(hidden: usize, heads: usize) -> Option<(&'static str, String, String)> {
-    (heads == 0 || hidden % heads != 0).then(|| {
+    (heads == 0 || !hidden.is_multiple_of(heads)).then(|| {
         (
             "attention heads",
             format!("a divisor of the hidden size {hidden}"),
