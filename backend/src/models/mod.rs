@@ -3,6 +3,12 @@
 //! ([`crate::ramps`]) that read the activation at their site; the backbone stays frozen. Every
 //! command (profile, train-ramps, infer) drives models through [`StagedModel`] only.
 
+pub mod bert;
+pub mod gpt2;
+pub mod hf;
+pub mod nlp;
+pub mod transformer;
+
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
@@ -64,4 +70,9 @@ pub trait StagedModel<B: Backend> {
     /// A batch of `batch` random inputs of the model's input shape (images of its resolution, or
     /// `seq_len` tokens), for profiling.
     fn example_input(&self, batch: usize, seq_len: usize, device: &B::Device) -> ModelInput<B>;
+    /// Which token the NLP ramps of this model read: token 0 (BERT, DistilBERT; the default) or
+    /// the last real token (GPT-2). CV models ignore it.
+    fn ramp_token(&self) -> crate::ramps::TokenPool {
+        crate::ramps::TokenPool::First
+    }
 }
