@@ -1,2 +1,9 @@
 //! The backend's integration tests (one binary).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+// Device probing and selection (`ee-backend probe`, `--device`).
+mod device;
+// Profiling: statistics, rescaling, pickles, `--from-json`, the forward pass.
+mod profile;
+// A tiny seeded CNN implementing `StagedModel`, for the tests above.
+mod tiny;
