@@ -311,11 +311,14 @@ pub fn select(choice: DeviceChoice) -> Result<Selected, DeviceError> {
         _ => Probe::run(),
     };
     let selected = select_with(choice, &probe)?;
-    tracing::info!(device = %selected.describe(), "{}", selected.why());
+    match (choice, &selected) {
+        (DeviceChoice::Auto, Selected::Cpu { why }) => tracing::warn!("{why}"),
+        _ => tracing::info!(device = %selected.describe(), "{}", selected.why()),
+    }
     Ok(selected)
 }
 
-/// [`select`] on an already taken [`Probe`] (pure).
+/// [`select`] on an already taken [`Probe`] (pure: logs nothing).
 pub fn select_with(choice: DeviceChoice, probe: &Probe) -> Result<Selected, DeviceError> {
     let cuda = || -> Result<Selected, String> {
         if let Some(reason) = probe.cuda_unusable() {
@@ -355,11 +358,9 @@ pub fn select_with(choice: DeviceChoice, probe: &Probe) -> Result<Selected, Devi
                     .to_string(),
             }),
             Ok(other) => Ok(other),
-            Err(reason) => {
-                let why = format!("--device auto fell back to the CPU: {reason}");
-                tracing::warn!("{why}");
-                Ok(Selected::Cpu { why })
-            }
+            Err(reason) => Ok(Selected::Cpu {
+                why: format!("--device auto fell back to the CPU: {reason}"),
+            }),
         },
     }
 }

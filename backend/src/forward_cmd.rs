@@ -18,6 +18,10 @@ pub struct Args {
     /// The input: `input` (f32 images) or `input_ids` (+ `attention_mask`) in a safetensors file.
     #[arg(long)]
     input: PathBuf,
+    /// Output classes of the final head and the ramps (the model's default when absent:
+    /// 1000 for the CV models, 2 labels for the NLP ones).
+    #[arg(long)]
+    num_classes: Option<usize>,
     /// Where to run.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
@@ -31,7 +35,7 @@ pub fn run(args: &Args) -> Result<()> {
     let selected = select(args.device)?;
     // MERGE (models registry + weights): build, load, run, write:
     //   backend::with_backend!(&selected, B, device, {
-    //       let model = backend::models::registry::build::<B>(&args.model, None, &device)?;
+    //       let model = backend::models::registry::build::<B>(&args.model, args.num_classes, &device)?;
     //       (load args.weights into model)
     //       let input = backend::forward::read_input::<B>(&args.input, &device)?;
     //       let logits = backend::forward::forward_logits(&model, input)?;

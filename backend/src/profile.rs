@@ -399,13 +399,20 @@ pub fn write_profile_dir(
         );
     }
     let json_path = out.join(RECORD_FILE);
-    let mut text =
-        serde_json::to_string_pretty(record).map_err(|e| write_err(&json_path, e.to_string()))?;
-    text.push('\n');
-    write_bytes(&json_path, Durability::Flush, text.as_bytes())
-        .map_err(|e| write_err(&json_path, e.to_string()))?;
+    write_record(&json_path, record)?;
     written.push(json_path);
     Ok(written)
+}
+
+/// Writes `record` as pretty JSON into `path`, atomically.
+fn write_record(path: &Path, record: &ProfileRecord) -> Result<(), ProfileError> {
+    let write_err = |reason: String| ProfileError::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut text = serde_json::to_string_pretty(record).map_err(|e| write_err(e.to_string()))?;
+    text.push('\n');
+    write_bytes(path, Durability::Flush, text.as_bytes()).map_err(|e| write_err(e.to_string()))
 }
 
 /// Times `model` with `ramps` on `device`, every batch size of [`BATCH_SIZES`] required
@@ -435,6 +442,18 @@ pub fn measure<B: Backend, M: StagedModel<B>>(
     opts: &ProfileOptions,
     device: &B::Device,
 ) -> Result<ProfileRecord, ProfileError> {
+    measure_with(model, ramps, opts, device, &mut |_| Ok(()))
+}
+
+/// [`measure`], calling `done` with the record so far after each batch size (so a run cut short
+/// still leaves the batch sizes it finished).
+pub fn measure_with<B: Backend, M: StagedModel<B>>(
+    model: &M,
+    ramps: &RampSet<B>,
+    opts: &ProfileOptions,
+    device: &B::Device,
+    done: &mut dyn FnMut(&ProfileRecord) -> Result<(), ProfileError>,
+) -> Result<ProfileRecord, ProfileError> {
     let name = model.name().to_string();
     let options = |what: String| Err(ProfileError::Options { what });
     if opts.reps == 0 {
@@ -453,7 +472,24 @@ pub fn measure<B: Backend, M: StagedModel<B>>(
             ramps.ramps.len()
         ));
     }
-    let mut batches = Vec::with_capacity(opts.batch_sizes.len());
+    let mut dev = serde_json::Map::new();
+    dev.insert("backend".into(), B::name(device).into());
+    dev.insert("device".into(), format!("{device:?}").into());
+    let mut versions = serde_json::Map::new();
+    versions.insert("ee-backend".into(), crate::BACKEND_VERSION.into());
+    let mut record = ProfileRecord {
+        format: RECORD_FORMAT.to_string(),
+        source: "ee-backend".to_string(),
+        model: name.clone(),
+        num_sites: sites,
+        device: dev,
+        versions,
+        tf32: None,
+        warmup: opts.warmup,
+        reps: opts.reps,
+        seq_len: Some(opts.seq_len),
+        batches: Vec::with_capacity(opts.batch_sizes.len()),
+    };
     let bar =
         indicatif::ProgressBar::new((opts.batch_sizes.len() * (opts.warmup + opts.reps)) as u64);
     bar.set_style(
@@ -531,7 +567,7 @@ pub fn measure<B: Backend, M: StagedModel<B>>(
             .ok()
             .map(|t| TableRecord::from(&t));
         tracing::debug!(bs, v_ms = vanilla_ms.median, "timed");
-        batches.push(BatchRecord {
+        record.batches.push(BatchRecord {
             batch_size: bs,
             vanilla_ms,
             segments_ms,
@@ -539,26 +575,10 @@ pub fn measure<B: Backend, M: StagedModel<B>>(
             first_forward_ms: Some(first),
             table,
         });
+        done(&record)?;
     }
     bar.finish_and_clear();
-    let mut dev = serde_json::Map::new();
-    dev.insert("backend".into(), B::name(device).into());
-    dev.insert("device".into(), format!("{device:?}").into());
-    let mut versions = serde_json::Map::new();
-    versions.insert("ee-backend".into(), crate::BACKEND_VERSION.into());
-    Ok(ProfileRecord {
-        format: RECORD_FORMAT.to_string(),
-        source: "ee-backend".to_string(),
-        model: name,
-        num_sites: sites,
-        device: dev,
-        versions,
-        tf32: None,
-        warmup: opts.warmup,
-        reps: opts.reps,
-        seq_len: Some(opts.seq_len),
-        batches,
-    })
+    Ok(record)
 }
 
 /// [`measure`], then the device fields of `device_info` added to the record, then
@@ -572,7 +592,18 @@ pub fn profile_to_dir<B: Backend, M: StagedModel<B>>(
     device_info: serde_json::Map<String, serde_json::Value>,
     out: &Path,
 ) -> Result<(ProfileRecord, Vec<PathBuf>), ProfileError> {
-    let mut record = measure(model, ramps, opts, device)?;
+    let json_path = out.join(RECORD_FILE);
+    std::fs::create_dir_all(out).map_err(|e| ProfileError::Write {
+        path: out.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    // profile.json after every batch size: a run cut short keeps what it measured.
+    let mut partial = |r: &ProfileRecord| {
+        let mut r = r.clone();
+        r.device.extend(device_info.clone());
+        write_record(&json_path, &r)
+    };
+    let mut record = measure_with(model, ramps, opts, device, &mut partial)?;
     record.device.extend(device_info);
     let written = write_profile_dir(out, &record, model.name(), model.name())?;
     Ok((record, written))

@@ -19,6 +19,10 @@ pub struct Args {
     /// depend on them).
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Output classes of the final head and the ramps (the model's default when absent:
+    /// 1000 for the CV models, 2 labels for the NLP ones).
+    #[arg(long)]
+    num_classes: Option<usize>,
     /// Where to run.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
@@ -69,7 +73,7 @@ pub fn run(args: &Args) -> Result<()> {
     let model = args.model.as_deref().unwrap_or_default();
     // MERGE (models registry): build the model on the selected backend and time it:
     //   backend::with_backend!(&selected, B, device, {
-    //       let model = backend::models::registry::build::<B>(model, None, &device)?;
+    //       let model = backend::models::registry::build::<B>(model, args.num_classes, &device)?;
     //       (load args.weights)
     //       let ramps = backend::ramps::RampSet::for_model(&model, &device);
     //       let info = backend::device::device_record(&selected);
