@@ -5,6 +5,8 @@
 #
 #   scripts/gpu/validate.sh PATH/TO/ee-backend [OUT_DIR]
 #
+# Environment: BUDGET_S (default 530), DEVICE (cuda; cpu for a dry run), PYTHON (python3).
+#
 # PATH/TO/ee-backend: the stripped binary built elsewhere with
 #   cargo build --release --workspace --features backend/cuda --bin ee-backend
 #   strip -o ee-backend target/release/ee-backend
@@ -31,6 +33,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REF="$HERE/torch_ref.py"
 PY=${PYTHON:-python3}
 BUDGET_S=${BUDGET_S:-530}
+# DEVICE=cpu makes a dry run of the whole flow on a machine without a GPU (slow; for testing).
+DEVICE=${DEVICE:-cuda}
 mkdir -p "$OUT"
 STEPS="$OUT/steps.json"
 echo "[]" > "$STEPS"
@@ -101,7 +105,7 @@ fi
 echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-} CUDA_PATH=${CUDA_PATH:-}" | tee "$OUT/env.txt"
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
 
-step probe 90 "$BIN" probe --run --device cuda
+step probe 90 "$BIN" probe --run --device "$DEVICE"
 cp "$OUT/probe.log" "$OUT/probe.txt"
 
 for MODEL in resnet50 bert-base; do
@@ -110,17 +114,17 @@ for MODEL in resnet50 bert-base; do
     record_step "bert-base" 125 0 "skipped: not enough time left"
     break
   fi
-  step "make_$MODEL" 90 "$PY" "$REF" make --model "$MODEL" --out "$OUT/ref" --device cuda
+  step "make_$MODEL" 90 "$PY" "$REF" make --model "$MODEL" --out "$OUT/ref" --device "$DEVICE"
   step "forward_$MODEL" 120 "$BIN" forward --model "$MODEL" \
     --weights "$OUT/ref/$MODEL.safetensors" --input "$OUT/ref/${MODEL}_input.safetensors" \
-    --device cuda --out "$OUT/ours_${MODEL}_logits.json"
+    --device "$DEVICE" --out "$OUT/ours_${MODEL}_logits.json"
   if [ -f "$OUT/ours_${MODEL}_logits.json" ]; then
     step "parity_$MODEL" 30 "$PY" "$REF" compare --ours "$OUT/ours_${MODEL}_logits.json" \
       --ref "$OUT/ref/${MODEL}_torch_logits.json" --tol 1e-3
   fi
-  step "torch_profile_$MODEL" 120 "$PY" "$REF" profile --model "$MODEL" --device cuda \
+  step "torch_profile_$MODEL" 120 "$PY" "$REF" profile --model "$MODEL" --device "$DEVICE" \
     --budget-s 90 --out "$OUT/torch_profile_$MODEL.json"
-  step "ours_profile_$MODEL" 150 "$BIN" profile --model "$MODEL" --device cuda \
+  step "ours_profile_$MODEL" 150 "$BIN" profile --model "$MODEL" --device "$DEVICE" \
     --weights "$OUT/ref/$MODEL.safetensors" --out "$OUT/ours_$MODEL"
   if [ -f "$OUT/torch_profile_$MODEL.json" ]; then
     step "from_json_$MODEL" 30 "$BIN" profile --from-json "$OUT/torch_profile_$MODEL.json" \
