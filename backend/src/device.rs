@@ -173,8 +173,8 @@ impl Probe {
     pub fn cuda_unusable(&self) -> Option<String> {
         if !self.cuda_built_in {
             return Some(
-                "this ee-backend was built without the `cuda` feature (rebuild with \
-                 `cargo build --release --features backend/cuda`)"
+                "this ee-backend was built without the `cuda` feature (rebuild with `cargo \
+                 build --release --workspace --features backend/cuda --bin ee-backend`)"
                     .to_string(),
             );
         }
