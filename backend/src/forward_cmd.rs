@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use backend::device::{select, DeviceChoice};
+use backend::models::ModelInput;
 
 /// `ee-backend forward` arguments.
 #[derive(clap::Args, Debug)]
@@ -33,11 +34,19 @@ pub struct Args {
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
     let selected = select(args.device)?;
+    // The input is read (and checked) on the selected backend first.
+    let shape = backend::with_backend!(&selected, B, device, {
+        match backend::forward::read_input::<B>(&args.input, &device)? {
+            ModelInput::Images(x) => format!("images {:?}", x.dims()),
+            ModelInput::Tokens { ids, .. } => format!("tokens {:?}", ids.dims()),
+        }
+    });
+    tracing::info!(input = %args.input.display(), "{shape}");
     // MERGE (models registry + weights): build, load, run, write:
     //   backend::with_backend!(&selected, B, device, {
     //       let model = backend::models::registry::build::<B>(&args.model, args.num_classes, &device)?;
     //       (load args.weights into model)
-    //       let input = backend::forward::read_input::<B>(&args.input, &device)?;
+    //       let input = backend::forward::read_input::<B>(&args.input, &device)?;   (as above)
     //       let logits = backend::forward::forward_logits(&model, input)?;
     //       write {model, device: selected.describe(), logits} to args.out
     //   })
