@@ -312,3 +312,29 @@ fn forward_reads_a_safetensors_input_and_gives_the_models_logits() {
         "{err}"
     );
 }
+
+#[test]
+fn measure_with_reports_the_record_after_every_batch_size() {
+    let device = Default::default();
+    let model = TinyCnn::<Cpu>::new(&device);
+    let ramps = RampSet::for_model(&model, &device);
+    let mut seen = Vec::new();
+    let record =
+        backend::profile::measure_with(&model, &ramps, &quick(vec![2, 1, 4]), &device, &mut |r| {
+            seen.push(r.batches.iter().map(|b| b.batch_size).collect::<Vec<_>>());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, vec![vec![2], vec![2, 1], vec![2, 1, 4]]);
+    assert_eq!(record.batches.len(), 3);
+    // A callback error stops the run with that error.
+    let err =
+        backend::profile::measure_with(&model, &ramps, &quick(vec![1, 2]), &device, &mut |_| {
+            Err(ProfileError::Write {
+                path: "x".into(),
+                reason: "disk full".into(),
+            })
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+}
