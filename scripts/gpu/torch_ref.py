@@ -303,12 +303,17 @@ def cmd_profile(args):
             clock.sync()
             first = (time.perf_counter() - t0) * 1e3
             for _ in range(args.warmup):
+                if deadline and time.time() > deadline:
+                    break
                 staged(inputs)
                 vanilla(inputs)
             seg_samples = [[] for _ in range(len(sites) + 1)]
             ramp_samples = [[] for _ in sites]
             whole = []
-            for _ in range(args.reps):
+            for rep in range(args.reps):
+                if deadline and time.time() > deadline and rep >= 3:
+                    log(f"budget spent: batch size {bs} keeps {rep} timed runs")
+                    break
                 segs, ramps = staged(inputs)
                 if len(segs) != len(sites) + 1:
                     raise SystemExit(f"{len(segs) - 1} site marks for {len(sites)} sites")
@@ -323,6 +328,7 @@ def cmd_profile(args):
                 "segments_ms": [stats(s) for s in seg_samples],
                 "ramps_ms": [stats(s) for s in ramp_samples],
                 "first_forward_ms": first,
+                "reps_done": len(whole),
             })
             write_json(args.out, record)
             log(f"{args.model} bs {bs}: V median {stats(whole)['median']:.3f} ms")
@@ -436,6 +442,8 @@ def cmd_report(args):
             entry["tf32_torch"] = (torch_prof or {}).get("tf32")
             entry["batches"] = compare_profiles(our_prof, torch_prof)
         for s in steps:
+            if s.get("rc") != 0:
+                continue
             if s.get("name") == f"forward_{model}":
                 entry["time_to_first_result_ours_s"] = s.get("seconds")
             if s.get("name") == f"make_{model}":
