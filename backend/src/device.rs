@@ -52,7 +52,7 @@ pub const CUDA_BUILT_IN: bool = cfg!(feature = "cuda");
 pub const CUDA_API: (u32, u32) = (13, 0);
 
 /// The machine's CPU.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct CpuInfo {
     /// Logical cores this process may use.
     pub cores: usize,
@@ -61,7 +61,7 @@ pub struct CpuInfo {
 }
 
 /// One CUDA device as the driver reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct GpuInfo {
     /// The device ordinal.
     pub index: usize,
@@ -72,7 +72,7 @@ pub struct GpuInfo {
 }
 
 /// What the CUDA driver said, when `libcuda.so.1` loaded.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct DriverInfo {
     /// The library name that loaded.
     pub library: String,
@@ -85,7 +85,7 @@ pub struct DriverInfo {
 }
 
 /// The CUDA side of the machine, found without touching burn.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct CudaInfo {
     /// The driver, or `None` when no `libcuda` loaded.
     pub driver: Option<DriverInfo>,
@@ -102,7 +102,7 @@ pub struct CudaInfo {
 }
 
 /// Everything [`select`] decides on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Probe {
     /// The CPU.
     pub cpu: CpuInfo,
@@ -222,6 +222,24 @@ impl Probe {
             );
         }
         None
+    }
+
+    /// The probe as JSON (`ee-backend probe --json`): every field, plus `auto` (what `--device
+    /// auto` uses: `device` and `why`, or `error`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        let auto = match select_with(DeviceChoice::Auto, self) {
+            Ok(s) => serde_json::json!({
+                "device": s.describe(),
+                "gpu": matches!(s, Selected::Cuda { .. }),
+                "why": s.why(),
+            }),
+            Err(e) => serde_json::json!({ "error": e.to_string() }),
+        };
+        if let serde_json::Value::Object(m) = &mut v {
+            m.insert("auto".into(), auto);
+        }
+        v
     }
 
     /// The plain-words report `ee-backend probe` prints.

@@ -16,6 +16,9 @@ pub struct Args {
     /// Also run a 256x256 matrix product on the device `--device` selects.
     #[arg(long)]
     run: bool,
+    /// Print the probe as one JSON object instead of the plain-words report.
+    #[arg(long)]
+    json: bool,
     /// The device for `--run`.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
@@ -24,8 +27,17 @@ pub struct Args {
 /// Prints the probe's report (exit 0 whatever it finds); with `--run`, the smoke test's result
 /// (exit 1 when it fails).
 pub fn run(args: &Args) -> Result<()> {
-    println!("{}", backend::BACKEND_VERSION);
-    print!("{}", Probe::run().report());
+    let probe = Probe::run();
+    if args.json {
+        let mut v = probe.to_json();
+        if let serde_json::Value::Object(m) = &mut v {
+            m.insert("version".into(), backend::BACKEND_VERSION.into());
+        }
+        println!("{v}");
+    } else {
+        println!("{}", backend::BACKEND_VERSION);
+        print!("{}", probe.report());
+    }
     if args.run {
         let selected = select(args.device)?;
         let ms = backend::with_backend!(&selected, B, device, smoke::<B>(&device))?;

@@ -156,3 +156,24 @@ fn device_cuda_without_a_gpu_is_a_one_line_error() {
     // Nothing was written.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn probe_json_says_what_auto_uses() {
+    let v = gpu_probe().to_json();
+    assert_eq!(v["auto"]["gpu"], true);
+    assert_eq!(
+        v["cuda"]["driver"]["devices"][0]["name"],
+        "NVIDIA H100 80GB HBM3"
+    );
+    assert_eq!(v["cpu"]["cores"], 16);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_ee-backend"))
+        .args(["probe", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["auto"]["gpu"], false, "{v}");
+    assert_eq!(v["auto"]["device"], "cpu (burn Flex)");
+    assert!(v["version"].as_str().unwrap().starts_with("ee-backend "));
+}
