@@ -6,6 +6,7 @@
 //! This is the only crate of the workspace that links the ML framework.
 
 pub mod device;
+pub mod forward;
 pub mod models;
 pub mod profile;
 pub mod ramps;

@@ -1,5 +1,9 @@
 //! `ee-backend`: the real early-exit backend's command line.
 
+mod forward_cmd;
+mod probe_cmd;
+mod profile_cmd;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -15,15 +19,27 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Devices, driver, memory, and what `--device auto` would use.
-    Probe,
+    Probe(probe_cmd::Args),
+    /// Time a model per batch size (segments, ramps, whole model) into profile pickles and
+    /// profile.json; or turn a PyTorch profile JSON into them (--from-json).
+    Profile(profile_cmd::Args),
+    /// One forward pass of a model on a given input, logits written as JSON (parity checks).
+    Forward(forward_cmd::Args),
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    apparate::logging::init();
     let cli = Cli::parse();
-    match cli.command {
-        Command::Probe => {
-            println!("{}", backend::BACKEND_VERSION);
-            Ok(())
+    let result: Result<()> = match cli.command {
+        Command::Probe(args) => probe_cmd::run(&args),
+        Command::Profile(args) => profile_cmd::run(&args),
+        Command::Forward(args) => forward_cmd::run(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", apparate::text::error_chain(e.as_ref()));
+            std::process::ExitCode::FAILURE
         }
     }
 }

@@ -3,3 +3,9 @@
 
 // The NLP models, Hugging Face checkpoints, the tokenizer, the MiniLM reference check.
 mod nlp;
+// Device probing and selection (`ee-backend probe`, `--device`).
+mod device;
+// Profiling: statistics, rescaling, pickles, `--from-json`, the forward pass.
+mod profile;
+// A tiny seeded CNN implementing `StagedModel`, for the tests above.
+mod tiny;
