@@ -9,6 +9,7 @@ pub mod device;
 pub mod models;
 pub mod profile;
 pub mod ramps;
+pub mod weights;
 
 /// The backend's version, recorded in every data folder it writes (and in the digests of the
 /// inputs a sweep builds with it).

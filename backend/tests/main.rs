@@ -1,2 +1,4 @@
 //! The backend's integration tests (one binary).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod models;
+mod weights;
