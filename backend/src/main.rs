@@ -3,6 +3,8 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod models_cmd;
+
 /// The real early-exit backend: the paper's models with ramps on CPU or CUDA, written as the
 /// artifact's data layout.
 #[derive(Parser, Debug)]
@@ -16,6 +18,8 @@ struct Cli {
 enum Command {
     /// Devices, driver, memory, and what `--device auto` would use.
     Probe,
+    /// Every model the backend builds, with its number of ramp sites.
+    Models,
 }
 
 fn main() -> Result<()> {
@@ -23,6 +27,10 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Probe => {
             println!("{}", backend::BACKEND_VERSION);
+            Ok(())
+        }
+        Command::Models => {
+            models_cmd::run();
             Ok(())
         }
     }

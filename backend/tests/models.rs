@@ -283,3 +283,21 @@ fn ramps_read_every_site() {
     }
     assert_eq!(model.finish(act).dims(), [2, 5]);
 }
+
+#[test]
+fn the_models_command_lists_every_model_with_its_sites() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ee-backend"))
+        .arg("models")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for info in MODELS {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(info.name))
+            .unwrap_or_else(|| panic!("no line for {} in\n{text}", info.name));
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[2], info.sites.to_string(), "{line}");
+    }
+}

@@ -92,6 +92,8 @@ pub enum ModelError {
 ///
 /// A `Module` itself, so [`crate::weights`] loads and saves it whole (the store skips the variant
 /// name, so the tensor paths are the wrapped model's own: `conv1.weight`, `features.0.bias`).
+// One model per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum AnyModel<B: Backend> {
     /// ResNet-18/50/101 (or a custom [`ResNetConfig`]).

@@ -152,11 +152,9 @@ impl ResNetConfig {
             }
             layers.push(blocks);
         }
-        let [layer1, layer2, layer3, layer4]: [Vec<Block<B>>; 4] = match layers.try_into() {
-            Ok(l) => l,
-            // Unreachable: four layers are pushed above.
-            Err(_) => [Vec::new(), Vec::new(), Vec::new(), Vec::new()],
-        };
+        // Four layers are pushed above, so the conversion cannot fail.
+        let [layer1, layer2, layer3, layer4]: [Vec<Block<B>>; 4] =
+            layers.try_into().unwrap_or_default();
         ResNet {
             conv1,
             bn1: BatchNormConfig::new(w).init(device),
