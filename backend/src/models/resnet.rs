@@ -8,6 +8,10 @@
 //! [`crate::weights`] without remapping. `downsample` is a list of [`DownsampleLayer`]s (an
 //! enum, whose variant names the store skips) to give torchvision's `downsample.0` (the 1x1
 //! convolution) and `downsample.1` (its batch norm).
+//!
+//! Batch norms use their running statistics only on a backend without autodiff: on
+//! [`crate::device::CpuTrain`] burn's `BatchNorm` normalises with (and updates) batch statistics,
+//! so a frozen backbone must run on the inner backend (`model.valid()`).
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};

@@ -29,7 +29,9 @@
 //! | vgg13 (B: 10 conv) | 25 | 20 |
 //! | vgg16 (D: 13 conv) | 31 | 26 |
 //!
-//! (If the exporter wrote the view as a single `Flatten` instead, `N = F + 6`, the last
+//! (Eval-mode export matters: were the two `Dropout`s exported, `classifier.0` would become a
+//! site, whose 2-D output the CV ramp could not pool. If the exporter wrote the view as a single
+//! `Flatten` instead, `N = F + 6`, the last
 //! feature is still the last site and the `Flatten` node falls in the skipped tail: the same
 //! list.) NOTE: the `apparate` crate's embedded presets and profile writer assume one site per
 //! convolution's ReLU (8 / 10 / 13) instead; the artifact's shipped VGG pickles are not in the
