@@ -9,6 +9,7 @@ pub mod device;
 pub mod models;
 pub mod profile;
 pub mod ramps;
+mod torch_pt;
 pub mod weights;
 
 /// The backend's version, recorded in every data folder it writes (and in the digests of the

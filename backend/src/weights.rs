@@ -9,9 +9,10 @@
 //! models to give `Sequential`-style indices) are skipped. So a torchvision checkpoint loads as it
 //! is, and what [`save`] writes loads back with [`load`] (and into PyTorch).
 //!
-//! Formats: safetensors. PyTorch pickles (`.pt`, `.pth`, `.bin`) need burn-store's `pytorch`
-//! feature, which this build leaves off (it pulls `zip` 8 with its C compression libraries): they
-//! are refused with the one-line conversion to safetensors.
+//! Formats: safetensors, and PyTorch's `torch.save` zip checkpoints (`.pt`, `.pth`, `.bin`,
+//! `.ckpt`: a state dict, or a dict holding one under `state_dict` or `model`), read by
+//! [`crate::torch_pt`] rather than burn-store's `pytorch` feature (which pulls `zip` 8 with C
+//! compression libraries and rebuilds burn).
 //!
 //! Every tensor is checked before anything is applied: a tensor the model needs and the file
 //! lacks, a tensor in the file the model has no place for, and a shape that differs are errors
@@ -31,6 +32,8 @@ use burn::store::{
 };
 use burn::tensor::backend::Backend;
 use burn::tensor::DType;
+
+use crate::torch_pt;
 
 /// Names ending so are ignored when the model has no place for them.
 const ALWAYS_IGNORED: &[&str] = &["num_batches_tracked"];
@@ -168,27 +171,46 @@ impl ModuleAdapter for ToF32Adapter {
     }
 }
 
+/// A checkpoint's format, from its extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Safetensors,
+    Torch,
+}
+
 /// The checkpoint format, from the file's extension.
-fn check_format(path: &Path) -> Result<(), WeightsError> {
+fn check_format(path: &Path) -> Result<Format, WeightsError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
     match ext.as_deref() {
-        Some("safetensors") => Ok(()),
-        Some("pt" | "pth" | "bin" | "ckpt") => Err(WeightsError::UnsupportedFormat {
-            file: path.to_path_buf(),
-            reason: "PyTorch pickle checkpoints are not read by this build (burn-store's \
-                     `pytorch` feature is off); convert it once with: python -c \"import torch, \
-                     sys; from safetensors.torch import save_file; sd = torch.load(sys.argv[1], \
-                     map_location='cpu'); sd = sd.get('state_dict', sd); save_file({k: \
-                     v.contiguous() for k, v in sd.items()}, sys.argv[2])\" IN.pt OUT.safetensors"
-                .to_string(),
-        }),
+        Some("safetensors") => Ok(Format::Safetensors),
+        Some("pt" | "pth" | "bin" | "ckpt") => Ok(Format::Torch),
         _ => Err(WeightsError::UnsupportedFormat {
             file: path.to_path_buf(),
-            reason: "expected a `.safetensors` checkpoint".to_string(),
+            reason: "expected a `.safetensors` or a PyTorch (`.pt`, `.pth`, `.bin`, `.ckpt`) \
+                     checkpoint"
+                .to_string(),
         }),
+    }
+}
+
+/// A store over the checkpoint: the file itself (safetensors), or a PyTorch checkpoint's state
+/// dict re-encoded as safetensors in memory.
+fn open_store(path: &Path) -> Result<SafetensorsStore, WeightsError> {
+    match check_format(path)? {
+        Format::Safetensors => Ok(SafetensorsStore::from_file(path)),
+        Format::Torch => {
+            let unreadable = |reason: String| WeightsError::Unreadable {
+                file: path.to_path_buf(),
+                reason,
+            };
+            let bytes = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+            let tensors = torch_pt::read(&bytes).map_err(unreadable)?;
+            let st = torch_pt::to_safetensors(&tensors).map_err(unreadable)?;
+            Ok(SafetensorsStore::from_bytes(Some(st)))
+        }
     }
 }
 
@@ -213,7 +235,6 @@ pub fn load_with<B: Backend, M: Module<B>>(
     path: &Path,
     opts: &LoadOptions,
 ) -> Result<M, WeightsError> {
-    check_format(path)?;
     let file = path.to_path_buf();
     let mut remapper = KeyRemapper::new();
     for (from, to) in &opts.remap {
@@ -224,7 +245,7 @@ pub fn load_with<B: Backend, M: Module<B>>(
                 reason: e.to_string(),
             })?;
     }
-    let mut store = SafetensorsStore::from_file(path)
+    let mut store = open_store(path)?
         .remap(remapper)
         .skip_enum_variants(true)
         .allow_partial(true)
@@ -336,11 +357,10 @@ pub fn save<B: Backend, M: Module<B>>(module: &M, path: &Path) -> Result<(), Wei
         })
 }
 
-/// The tensors in a safetensors checkpoint (name, PyTorch shape), sorted by name, as `ee-backend`
+/// The tensors in a checkpoint (name, PyTorch shape), sorted by name, as `ee-backend`
 /// and the tests inspect them.
 pub fn list_tensors(path: &Path) -> Result<Vec<(String, Vec<usize>)>, WeightsError> {
-    check_format(path)?;
-    let mut store = SafetensorsStore::from_file(path);
+    let mut store = open_store(path)?;
     let all = store
         .get_all_snapshots()
         .map_err(|e| WeightsError::Unreadable {

@@ -472,14 +472,23 @@ fn an_unexpected_tensor_is_named() {
 #[test]
 fn unreadable_and_unsupported_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let pt = dir.path().join("resnet18.pth");
-    std::fs::write(&pt, b"not read").unwrap();
-    let err = weights::load(fresh(), &pt).unwrap_err();
+    let onnx = dir.path().join("resnet18.onnx");
+    std::fs::write(&onnx, b"not read").unwrap();
+    let err = weights::load(fresh(), &onnx).unwrap_err();
     assert!(
         matches!(err, WeightsError::UnsupportedFormat { .. }),
         "{err}"
     );
-    assert!(err.to_string().contains("resnet18.pth") && err.to_string().contains("safetensors"));
+    assert!(err.to_string().contains("resnet18.onnx") && err.to_string().contains("safetensors"));
+
+    let pt = dir.path().join("legacy.pth");
+    std::fs::write(&pt, b"\x80\x02not a zip").unwrap();
+    let err = weights::load(fresh(), &pt).unwrap_err();
+    assert!(matches!(err, WeightsError::Unreadable { .. }), "{err}");
+    assert!(
+        err.to_string().contains("legacy.pth") && err.to_string().contains("zip"),
+        "{err}"
+    );
 
     let absent = dir.path().join("absent.safetensors");
     let err = weights::load(fresh(), &absent).unwrap_err();
@@ -491,4 +500,40 @@ fn unreadable_and_unsupported_files_are_refused() {
     let err = weights::load(fresh(), &garbage).unwrap_err();
     assert!(matches!(err, WeightsError::Unreadable { .. }), "{err}");
     assert!(!err.to_string().contains('\n'), "one line: {err}");
+}
+
+/// `tests/fixtures/resnet18-tiny.pth`: the same state dict as `torchvision_resnet([2, 2, 2, 2],
+/// 2, 3)`, written in `torch.save`'s zip format by `tests/fixtures/make_torch_checkpoint.py`
+/// (Python's own pickler, no torch), with `fc.weight` a transposed view sharing its storage with
+/// `fc.bias`.
+#[test]
+fn a_torch_save_checkpoint_loads_like_its_safetensors_twin() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/resnet18-tiny.pth");
+    let cfg = ResNetConfig {
+        base_width: 2,
+        ..tiny_resnet18_layout(3)
+    };
+    let names = weights::list_tensors(&path).unwrap();
+    assert!(names
+        .iter()
+        .any(|(k, s)| k == "layer2.0.downsample.1.running_mean" && s == &[4]));
+    assert!(names.iter().any(|(k, s)| k == "fc.weight" && s == &[3, 16]));
+    let model = weights::load(cfg.init::<Cpu>(&Device::default()), &path).unwrap();
+    let logits = values(model.forward(images(2, 32)));
+    let want = expected_logits(3, 16);
+    for row in logits.chunks(3) {
+        for (got, want) in row.iter().zip(&want) {
+            assert!((got - want).abs() < 1e-4, "{row:?} vs {want:?}");
+        }
+    }
+    // The same tensors through a safetensors file give the same model.
+    let dir = tempfile::tempdir().unwrap();
+    let twin = dir.path().join("twin.safetensors");
+    write_safetensors(&twin, &torchvision_resnet([2, 2, 2, 2], 2, 3));
+    let twin_model = weights::load(cfg.init::<Cpu>(&Device::default()), &twin).unwrap();
+    let x = images(1, 32);
+    assert_eq!(
+        values(twin_model.forward(x.clone())),
+        values(model.forward(x))
+    );
 }
