@@ -438,6 +438,24 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Vec<RawTensor>, String> {
             .ok_or_else(|| format!("tensor `{name}`: storage `data/{}` is missing", t.key))?;
         let es = elem_size(t.dtype);
         let numel: usize = t.size.iter().product();
+        // Row-major strides of `size`: a contiguous view is one slice of its storage.
+        let mut contiguous = vec![1usize; t.size.len()];
+        for d in (0..t.size.len().saturating_sub(1)).rev() {
+            contiguous[d] = contiguous[d + 1] * t.size[d + 1];
+        }
+        if numel > 0 && (t.stride == contiguous || numel == 1) {
+            let data = storage
+                .get(t.offset * es..(t.offset + numel) * es)
+                .ok_or_else(|| format!("tensor `{name}`: its view runs past its storage"))?
+                .to_vec();
+            out.push(RawTensor {
+                name,
+                dtype: t.dtype,
+                shape: t.size.clone(),
+                data,
+            });
+            continue;
+        }
         let mut data = Vec::with_capacity(numel * es);
         let mut idx = vec![0usize; t.size.len()];
         for _ in 0..numel {
