@@ -214,8 +214,9 @@ fn open_store(path: &Path) -> Result<SafetensorsStore, WeightsError> {
     }
 }
 
-/// The model's tensors as PyTorch names them, with their PyTorch shapes.
-fn expected_tensors<B: Backend, M: Module<B>>(module: &M) -> BTreeMap<String, Vec<usize>> {
+/// The tensors a checkpoint for `module` must hold: PyTorch names and shapes (PyTorch layouts),
+/// sorted by name. Materialises the module's lazily initialised parameters.
+pub fn expected_tensors<B: Backend, M: Module<B>>(module: &M) -> BTreeMap<String, Vec<usize>> {
     module
         .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
         .into_iter()

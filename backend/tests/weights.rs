@@ -537,3 +537,48 @@ fn a_torch_save_checkpoint_loads_like_its_safetensors_twin() {
         values(model.forward(x))
     );
 }
+
+/// The full-size models expect exactly torchvision's state dict keys (less the
+/// `num_batches_tracked` counters), with torchvision's shapes.
+#[test]
+fn full_size_models_expect_torchvisions_state_dict() {
+    let device = Device::default();
+    // torchvision's `len(state_dict())` minus one `num_batches_tracked` per batch norm:
+    // resnet18 122 - 20, resnet50 320 - 53, resnet101 626 - 104.
+    for (name, keys) in [("resnet18", 102), ("resnet50", 267), ("resnet101", 522)] {
+        let model = backend::models::build::<Cpu>(name, 1000, &device).unwrap();
+        let t = weights::expected_tensors(&model);
+        assert_eq!(t.len(), keys, "{name}");
+        assert_eq!(t["conv1.weight"], [64, 3, 7, 7], "{name}");
+        assert_eq!(t["bn1.running_var"], [64], "{name}");
+        assert!(t
+            .keys()
+            .all(|k| !k.contains("gamma") && !k.contains("beta")));
+        if name == "resnet18" {
+            assert_eq!(t["layer2.0.downsample.0.weight"], [128, 64, 1, 1]);
+            assert_eq!(t["layer4.1.conv2.weight"], [512, 512, 3, 3]);
+            assert_eq!(t["fc.weight"], [1000, 512]);
+            assert!(!t.contains_key("layer1.0.downsample.0.weight"));
+        } else {
+            assert_eq!(t["layer1.0.downsample.0.weight"], [256, 64, 1, 1]);
+            assert_eq!(t["layer1.0.downsample.1.running_mean"], [256]);
+            assert_eq!(t["layer3.0.conv2.weight"], [256, 256, 3, 3]);
+            assert_eq!(t["layer4.2.conv3.weight"], [2048, 512, 1, 1]);
+            assert_eq!(t["fc.weight"], [1000, 2048]);
+        }
+    }
+    // VGG-16's features at full size (the classifier narrowed: its first layer alone would be
+    // 411 MB); torchvision has 13 convolutions and 3 linear layers, weight and bias each.
+    let model = VggConfig {
+        hidden: 64,
+        ..VggConfig::vgg16(1000)
+    }
+    .init::<Cpu>(&device);
+    let t = weights::expected_tensors(&model);
+    assert_eq!(t.len(), 32);
+    assert_eq!(t["features.0.weight"], [64, 3, 3, 3]);
+    assert_eq!(t["features.28.weight"], [512, 512, 3, 3]);
+    assert_eq!(t["features.28.bias"], [512]);
+    assert_eq!(t["classifier.0.weight"], [64, 512 * 7 * 7]);
+    assert_eq!(t["classifier.6.weight"], [1000, 64]);
+}
