@@ -582,3 +582,28 @@ fn full_size_models_expect_torchvisions_state_dict() {
     assert_eq!(t["classifier.0.weight"], [64, 512 * 7 * 7]);
     assert_eq!(t["classifier.6.weight"], [1000, 64]);
 }
+
+/// `tests/fixtures/ramp-p4.pt`: `{"epoch": 3, "state_dict": {...}}` of one CV ramp, pickled with
+/// protocol 4 (made by `tests/fixtures/make_torch_checkpoint.py`): the state dict is found under
+/// its key and `ramps.0.classifier.weight` (PyTorch's `[out, in]`) lands transposed.
+#[test]
+fn a_protocol_4_training_checkpoint_loads_its_state_dict() {
+    let device = Device::default();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ramp-p4.pt");
+    let fresh = RampSet {
+        ramps: vec![Ramp::new(Family::Cv, 4, 2, &device)],
+    };
+    let ramps = weights::load(fresh, &path).unwrap();
+    // Channel c of a 2x2 map holds c + 1 everywhere: the pooled features are [1, 2, 3, 4].
+    let maps: Vec<f32> = (0..4).flat_map(|c| [c as f32 + 1.0; 4]).collect();
+    let act = Activation::Image(
+        Tensor::<Cpu, 1>::from_floats(maps.as_slice(), &device).reshape([1, 4, 2, 2]),
+    );
+    let got = values(ramps.ramps[0].forward(&act));
+    let w = [[0.5, -1.0, 0.25, 2.0], [-0.5, 1.5, 0.75, -0.25]];
+    let b = [0.1, -0.2];
+    for k in 0..2 {
+        let want: f32 = (0..4).map(|c| w[k][c] * (c as f32 + 1.0)).sum::<f32>() + b[k];
+        assert!((got[k] - want).abs() < 1e-5, "{got:?}");
+    }
+}
