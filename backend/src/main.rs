@@ -1,6 +1,7 @@
 //! `ee-backend`: the real early-exit backend's command line.
 
 mod forward_cmd;
+mod models_cmd;
 mod probe_cmd;
 mod profile_cmd;
 
@@ -25,6 +26,8 @@ enum Command {
     Profile(profile_cmd::Args),
     /// One forward pass of a model on a given input, logits written as JSON (parity checks).
     Forward(forward_cmd::Args),
+    /// Every model the backend builds, with its number of ramp sites.
+    Models,
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +37,10 @@ fn main() -> std::process::ExitCode {
         Command::Probe(args) => probe_cmd::run(&args),
         Command::Profile(args) => profile_cmd::run(&args),
         Command::Forward(args) => forward_cmd::run(&args),
+        Command::Models => {
+            models_cmd::run();
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -9,3 +9,5 @@ mod device;
 mod profile;
 // A tiny seeded CNN implementing `StagedModel`, for the tests above.
 mod tiny;
+mod models;
+mod weights;

@@ -12,6 +12,12 @@ pub mod transformer;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
+pub mod registry;
+pub mod resnet;
+pub mod vgg;
+
+pub use registry::{build, AnyModel, ModelError, ModelInfo, MODELS};
+
 /// The model family (the simulator's own enum): decides the ramp head (CV: global average pool +
 /// linear; NLP: the DeeBERT highway) and the artifact's naming rules.
 pub use apparate::sim::Family;
@@ -74,5 +80,29 @@ pub trait StagedModel<B: Backend> {
     /// the last real token (GPT-2). CV models ignore it.
     fn ramp_token(&self) -> crate::ramps::TokenPool {
         crate::ramps::TokenPool::First
+    }
+}
+
+/// The images of a CV model's input.
+///
+/// # Panics
+///
+/// On token input: a CV model was driven with an NLP batch (a programming error).
+pub(crate) fn images<B: Backend>(input: ModelInput<B>) -> Tensor<B, 4> {
+    match input {
+        ModelInput::Images(x) => x,
+        ModelInput::Tokens { .. } => panic!("a CV model was given token ids instead of images"),
+    }
+}
+
+/// The feature maps of a CV activation.
+///
+/// # Panics
+///
+/// On hidden states: a CV segment was given an NLP activation (a programming error).
+pub(crate) fn maps<B: Backend>(x: Activation<B>) -> Tensor<B, 4> {
+    match x {
+        Activation::Image(x) => x,
+        Activation::Tokens { .. } => panic!("a CV segment was given hidden states"),
     }
 }
