@@ -33,6 +33,36 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# The backend's digits end-to-end test (#13) reads scikit-learn's 8x8 digits data
+# (sklearn/datasets/data/digits.csv.gz, 1,797 images, the label in the last column) from a cache
+# folder outside the repository: fetched once from PyPI with pip (the wheel, no dependencies), then
+# only that file is kept. The test fails, naming this path, when it is missing.
+SKLEARN_VERSION=1.9.1
+cache="${APPARATE_TEST_CACHE:-$HOME/.cache/apparate-tests}"
+export APPARATE_DIGITS_CSV="$cache/digits/digits.csv.gz"
+if [ ! -s "$APPARATE_DIGITS_CSV" ]; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip
+    else
+      echo "error: the digits test needs pip to fetch scikit-learn's digits data (install python3-pip, or run scripts/test.sh as root on Debian)" >&2
+      exit 1
+    fi
+  fi
+  tmp="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps "scikit-learn==$SKLEARN_VERSION" -d "$tmp"
+  mkdir -p "$cache/digits"
+  python3 - "$tmp" "$APPARATE_DIGITS_CSV" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/scikit_learn-*.whl")[0]
+with zipfile.ZipFile(wheel) as z, open(sys.argv[2] + ".tmp", "wb") as out:
+    out.write(z.read("sklearn/datasets/data/digits.csv.gz"))
+PY
+  mv "$APPARATE_DIGITS_CSV.tmp" "$APPARATE_DIGITS_CSV"
+  rm -rf "$tmp"
+fi
+
 # The end-to-end tests spawn the workspace's binaries (coordinator, worker, analysis) from the
 # target folder; build them first so a partial earlier build never leaves a stale one there.
 cargo build --workspace --bins --locked

@@ -1,5 +1,10 @@
 //! `ee-backend`: the real early-exit backend's command line.
 
+mod args;
+mod gendata_cmd;
+mod infer_cmd;
+mod train_cmd;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -16,14 +21,28 @@ struct Cli {
 enum Command {
     /// Devices, driver, memory, and what `--device auto` would use.
     Probe,
+    /// Train a small backbone (digits-cnn) from scratch on labelled images.
+    TrainBackbone(train_cmd::TrainBackboneArgs),
+    /// Train the ramp heads of a frozen backbone (labels = the final model's answers).
+    TrainRamps(train_cmd::TrainRampsArgs),
+    /// Every ramp's confidence and agreement for every sample, as bootstrap and simulation
+    /// pickles.
+    Infer(infer_cmd::InferArgs),
+    /// train-ramps + infer + profile into one artifact-format data folder.
+    GenData(Box<gendata_cmd::GenDataArgs>),
 }
 
 fn main() -> Result<()> {
+    apparate::logging::init();
     let cli = Cli::parse();
     match cli.command {
         Command::Probe => {
             println!("{}", backend::BACKEND_VERSION);
             Ok(())
         }
+        Command::TrainBackbone(a) => train_cmd::train_backbone_cmd(a),
+        Command::TrainRamps(a) => train_cmd::train_ramps_cmd(a),
+        Command::Infer(a) => infer_cmd::infer_cmd(a),
+        Command::GenData(a) => gendata_cmd::gen_data_cmd(*a),
     }
 }

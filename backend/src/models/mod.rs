@@ -3,6 +3,8 @@
 //! ([`crate::ramps`]) that read the activation at their site; the backbone stays frozen. Every
 //! command (profile, train-ramps, infer) drives models through [`StagedModel`] only.
 
+pub mod tiny;
+
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
