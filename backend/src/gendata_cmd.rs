@@ -65,8 +65,12 @@ pub fn gen_data_cmd(a: GenDataArgs) -> Result<()> {
     )?;
     prepare_out_dir(&a.out, a.overwrite)?;
 
-    let (model, samples, _files, ramps, reports) =
-        trained_ramps(&a.model, &a.split, &a.train, &dev)?;
+    let crate::train_cmd::Trained {
+        model,
+        samples,
+        ramps,
+        reports,
+    } = trained_ramps(&a.model, &a.split, &a.train, &dev)?;
     let sp = split(
         samples.len(),
         a.split.bootstrap_fraction,

@@ -91,19 +91,21 @@ pub struct TrainRampsArgs {
     pub out: PathBuf,
 }
 
+/// A model, its data and its trained ramps.
+pub struct Trained {
+    pub model: Model<Cpu>,
+    pub samples: Samples,
+    pub ramps: RampSet<Cpu>,
+    pub reports: Vec<RampReport>,
+}
+
 /// Opens the model and data, trains the ramps; the reports are printed. Shared with gen-data.
 pub fn trained_ramps(
     m: &ModelArgs,
     s: &SplitArgs,
     t: &RampTrainArgs,
     dev: &CpuDevice,
-) -> Result<(
-    Model<Cpu>,
-    Samples,
-    Vec<PathBuf>,
-    RampSet<Cpu>,
-    Vec<RampReport>,
-)> {
+) -> Result<Trained> {
     Cpu::seed(dev, t.seed);
     let model: Model<Cpu> = open_model(&m.model, m.weights.as_deref(), dev)?;
     if m.weights.is_none() {
@@ -113,7 +115,7 @@ pub fn trained_ramps(
             t.seed
         );
     }
-    let (samples, files) = open_samples(&model, &m.data, dev)?;
+    let (samples, _) = open_samples(&model, &m.data, dev)?;
     let sp = split(samples.len(), s.bootstrap_fraction, s.train_share)
         .with_context(|| format!("{}", m.data.display()))?;
     let opts = TrainOptions {
@@ -136,14 +138,19 @@ pub fn trained_ramps(
             r.site, r.validation_agreement, r.train_agreement
         );
     }
-    Ok((model, samples, files, ramps, reports))
+    Ok(Trained {
+        model,
+        samples,
+        ramps,
+        reports,
+    })
 }
 
 pub fn train_ramps_cmd(a: TrainRampsArgs) -> Result<()> {
     let (dev, words) = device(a.model.device)?;
     tracing::info!("device: {words}");
-    let (_, _, _, ramps, _) = trained_ramps(&a.model, &a.split, &a.train, &dev)?;
-    save(&ramps, &a.out)
+    let t = trained_ramps(&a.model, &a.split, &a.train, &dev)?;
+    save(&t.ramps, &a.out)
 }
 
 fn save(ramps: &RampSet<Cpu>, out: &Path) -> Result<()> {
