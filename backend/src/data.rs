@@ -407,6 +407,43 @@ mod tests {
     }
 
     #[test]
+    fn texts_come_from_a_csv_column_or_a_jsonl_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("reviews.csv");
+        std::fs::write(&csv, "id,text\n1,\"good, really\"\n2,bad\n").unwrap();
+        assert_eq!(read_texts(&csv).unwrap(), vec!["good, really", "bad"]);
+        let jsonl = dir.path().join("reviews.jsonl");
+        std::fs::write(&jsonl, "{\"text\": \"fine\"}\n\n{\"text\": \"meh\"}\n").unwrap();
+        assert_eq!(read_texts(&jsonl).unwrap(), vec!["fine", "meh"]);
+        std::fs::write(&jsonl, "{\"text\": \"fine\"}\n{\"body\": 1}\n").unwrap();
+        let e = read_texts(&jsonl).unwrap_err().to_string();
+        assert!(
+            e.ends_with("reviews.jsonl:2: no string field `text`"),
+            "{e}"
+        );
+        std::fs::write(&csv, "id,body\n1,x\n").unwrap();
+        let e = read_texts(&csv).unwrap_err().to_string();
+        assert!(e.contains("reviews.csv:1: no `text` column"), "{e}");
+        let other = dir.path().join("reviews.txt");
+        std::fs::write(&other, "x").unwrap();
+        assert!(read_texts(&other)
+            .unwrap_err()
+            .to_string()
+            .contains(".jsonl"));
+    }
+
+    #[test]
+    fn labels_come_from_lines_or_a_csv_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("labels.csv");
+        std::fs::write(&csv, "file,label\na.png,3\nb.png,x\n").unwrap();
+        let e = read_labels(&csv, 2, 10).unwrap_err().to_string();
+        assert!(e.contains("labels.csv:3") && e.contains("\"x\""), "{e}");
+        std::fs::write(&csv, "file,label\na.png,3\nb.png,9\n").unwrap();
+        assert_eq!(read_labels(&csv, 2, 10).unwrap(), vec![3, 9]);
+    }
+
+    #[test]
     fn normalise_scales_gray_and_standardises_rgb() {
         assert_eq!(normalise(&[0, 255], 1), vec![0.0, 1.0]);
         let v = normalise(&[255, 0, 0], 3);

@@ -32,10 +32,10 @@ enum Command {
     GenData(Box<gendata_cmd::GenDataArgs>),
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     apparate::logging::init();
     let cli = Cli::parse();
-    match cli.command {
+    let result: Result<()> = match cli.command {
         Command::Probe => {
             println!("{}", backend::BACKEND_VERSION);
             Ok(())
@@ -44,5 +44,13 @@ fn main() -> Result<()> {
         Command::TrainRamps(a) => train_cmd::train_ramps_cmd(a),
         Command::Infer(a) => infer_cmd::infer_cmd(a),
         Command::GenData(a) => gendata_cmd::gen_data_cmd(*a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes.
+            eprintln!("error: {}", apparate::text::error_chain(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -375,11 +375,59 @@ fn train_ramps_is_seeded() {
         );
         apparate::sweep::digest::file_sha256(&out).expect("ramps file")
     };
+    // A CV model written under a name the simulator would read as NLP: refused in one line,
+    // before any work.
+    let o = Command::new(ee())
+        .args([
+            "gen-data",
+            "--model",
+            "digits-cnn",
+            "--data",
+            s(&d.frames),
+            "--out",
+            s(&d.root.join("never")),
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("runs");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--name resnet18"), "{err}");
+    assert!(!d.root.join("never").exists());
+
     let a = heads("ramps-a.safetensors", "5");
     let b = heads("ramps-b.safetensors", "5");
     let c = heads("ramps-c.safetensors", "6");
     assert_eq!(a, b, "the same seed gives identical heads");
     assert_ne!(a, c, "another seed gives other heads");
+
+    // infer with those heads writes the two pickles the readers take back.
+    let out = d.root.join("infer-out");
+    run(
+        &ee(),
+        &[
+            "infer",
+            "--model",
+            "digits-cnn",
+            "--weights",
+            s(&d.weights),
+            "--ramps",
+            s(&d.root.join("ramps-a.safetensors")),
+            "--data",
+            s(&d.frames),
+            "--name",
+            "resnet18",
+            "--out",
+            s(&out),
+        ],
+    );
+    let boot = read_ramp_data(&out.join("bootstrap_pickles/bootstrap_video_resnet18.pickle"))
+        .expect("bootstrap pickle");
+    let sim = read_ramp_data(&out.join("simulation_pickles/video_resnet18.pickle"))
+        .expect("simulation pickle");
+    assert_eq!((boot.num_ramps(), boot.num_samples()), (3, 180));
+    assert_eq!(sim.num_samples(), SAMPLES - 180);
 }
 
 #[test]
