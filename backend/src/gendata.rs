@@ -420,6 +420,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_output_folder_is_never_clobbered_silently() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("a/b");
+        prepare_out_dir(&out, false).unwrap();
+        assert!(out.join("batch_decisions").is_dir());
+        // A folder that holds anything is refused without --overwrite, kept with it.
+        std::fs::write(out.join("mine.txt"), "x").unwrap();
+        let e = prepare_out_dir(&out, false).unwrap_err().to_string();
+        assert!(e.contains("not empty") && e.contains("--overwrite"), "{e}");
+        prepare_out_dir(&out, true).unwrap();
+        assert!(out.join("mine.txt").is_file());
+    }
+
+    #[test]
+    fn a_folders_digest_covers_names_and_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("d");
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("a.png"), "1").unwrap();
+        std::fs::write(d.join("sub/b.png"), "2").unwrap();
+        let lines = format!(
+            "{}  a.png\n{}  sub/b.png\n",
+            apparate::sweep::digest::sha256_hex(b"1"),
+            apparate::sweep::digest::sha256_hex(b"2")
+        );
+        let want = apparate::sweep::digest::sha256_hex(lines.as_bytes());
+        assert_eq!(sha256_path(&d).unwrap(), want);
+        std::fs::rename(d.join("a.png"), d.join("c.png")).unwrap();
+        assert_ne!(sha256_path(&d).unwrap(), want);
+    }
+
+    #[test]
     fn names_follow_the_simulators_rules() {
         let n = Names::new("resnet18", Some("auburn"), Family::Cv).unwrap();
         assert_eq!(n.arch(), "resnet18_auburn");
