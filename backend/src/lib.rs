@@ -5,14 +5,20 @@
 //!
 //! This is the only crate of the workspace that links the ML framework.
 
+pub mod data;
 pub mod device;
 pub mod forward;
+pub mod gendata;
+pub mod infer;
 pub mod models;
+pub mod open;
 pub mod profile;
 pub mod ramps;
 pub mod tokenizer;
 mod torch_pt;
 pub mod weights;
+pub mod safetensors_io;
+pub mod train;
 
 /// The backend's version, recorded in every data folder it writes (and in the digests of the
 /// inputs a sweep builds with it).

@@ -5,6 +5,11 @@ mod models_cmd;
 mod probe_cmd;
 mod profile_cmd;
 
+mod args;
+mod gendata_cmd;
+mod infer_cmd;
+mod train_cmd;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -28,6 +33,15 @@ enum Command {
     Forward(forward_cmd::Args),
     /// Every model the backend builds, with its number of ramp sites.
     Models,
+    /// Train a small backbone (digits-cnn) from scratch on labelled images.
+    TrainBackbone(train_cmd::TrainBackboneArgs),
+    /// Train the ramp heads of a frozen backbone (labels = the final model's answers).
+    TrainRamps(train_cmd::TrainRampsArgs),
+    /// Every ramp's confidence and agreement for every sample, as bootstrap and simulation
+    /// pickles.
+    Infer(infer_cmd::InferArgs),
+    /// train-ramps + infer + profile into one artifact-format data folder.
+    GenData(Box<gendata_cmd::GenDataArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,10 +55,15 @@ fn main() -> std::process::ExitCode {
             models_cmd::run();
             Ok(())
         }
+        Command::TrainBackbone(a) => train_cmd::train_backbone_cmd(a),
+        Command::TrainRamps(a) => train_cmd::train_ramps_cmd(a),
+        Command::Infer(a) => infer_cmd::infer_cmd(a),
+        Command::GenData(a) => gendata_cmd::gen_data_cmd(*a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            // One line: the error and its causes.
             eprintln!("error: {}", apparate::text::error_chain(e.as_ref()));
             std::process::ExitCode::FAILURE
         }

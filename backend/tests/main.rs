@@ -11,3 +11,4 @@ mod profile;
 mod tiny;
 mod models;
 mod weights;
+mod digits;

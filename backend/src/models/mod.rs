@@ -8,6 +8,7 @@ pub mod gpt2;
 pub mod hf;
 pub mod nlp;
 pub mod transformer;
+pub mod tiny;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
