@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use backend::device::{select, DeviceChoice};
 use backend::models::ModelInput;
 
@@ -42,18 +42,34 @@ pub fn run(args: &Args) -> Result<()> {
         }
     });
     tracing::info!(input = %args.input.display(), "{shape}");
-    // MERGE (models registry + weights): build, load, run, write:
-    //   backend::with_backend!(&selected, B, device, {
-    //       let model = backend::models::registry::build::<B>(&args.model, args.num_classes, &device)?;
-    //       (load args.weights into model)
-    //       let input = backend::forward::read_input::<B>(&args.input, &device)?;   (as above)
-    //       let logits = backend::forward::forward_logits(&model, input)?;
-    //       write {model, device: selected.describe(), logits} to args.out
-    //   })
-    bail!(
-        "--model {}: this build has no model registry yet (it lands with the models work); \
-         device {} was usable",
-        args.model,
-        selected.describe()
+    let logits = backend::with_backend!(&selected, B, device, {
+        let model = backend::open::open_model_with::<B>(
+            &args.model,
+            Some(&args.weights),
+            args.num_classes,
+            &device,
+        )?;
+        let input = backend::forward::read_input::<B>(&args.input, &device)?;
+        backend::forward::forward_logits(&model, input)?
+    });
+    let json = serde_json::json!({
+        "model": args.model,
+        "device": selected.describe(),
+        "logits": logits,
+    });
+    let text = serde_json::to_string(&json)?;
+    apparate::safe_write::write_bytes(
+        &args.out,
+        apparate::safe_write::Durability::Sync,
+        text.as_bytes(),
     )
+    .with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "{}: {} rows of logits on {} written to {}",
+        args.model,
+        logits.len(),
+        selected.describe(),
+        args.out.display()
+    );
+    Ok(())
 }

@@ -2,15 +2,18 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use backend::device::select;
 use backend::device::Cpu;
 use backend::gendata::{
     copy_profiles, prepare_out_dir, write_decisions, write_readme, Names, Provenance,
 };
 use backend::infer::{agreement, argmax_rows, split};
+use backend::models::registry::AnyModel;
 use backend::models::StagedModel;
-use backend::profile::{profile, ProfileError, ProfileOptions};
-use backend::safetensors_io::save_module;
+use backend::profile::{profile, Profile, ProfileOptions};
+use backend::weights;
+use burn::tensor::backend::Backend;
 
 use crate::args::{device, invocation, ModelArgs, NameArgs, RampTrainArgs, SplitArgs};
 use crate::infer_cmd::{outputs, write_pickles};
@@ -79,8 +82,8 @@ pub fn gen_data_cmd(a: GenDataArgs) -> Result<()> {
     .with_context(|| format!("{}", a.model.data.display()))?;
     let mut files = Vec::new();
     let ramps_file = a.out.join("ramps.safetensors");
-    save_module(&ramps, &ramps_file)?;
-    files.push(ramps_file);
+    weights::save(&ramps, &ramps_file)?;
+    files.push(ramps_file.clone());
 
     let o = outputs(&model, &ramps, &samples, a.train.batch, &dev)?;
     files.extend(write_pickles(&a.out, &names, &o, &sp)?);
@@ -95,39 +98,52 @@ pub fn gen_data_cmd(a: GenDataArgs) -> Result<()> {
         Some(from) => {
             let (written, tables) = copy_profiles(from, &a.out, &names, model.num_sites())?;
             files.extend(written);
-            (tables, format!("copied from `{}` (--profile-from), not measured", from.display()))
+            (
+                tables,
+                format!(
+                    "copied from `{}` (--profile-from), not measured",
+                    from.display()
+                ),
+            )
         }
-        None => match profile(&model, &ramps, &opts, &dev) {
-            Ok(p) => {
-                let written = apparate::artifact::write::write_profiles(
-                    &a.out.join("profile_pickles_bs"),
-                    &names.name,
-                    &p.tables,
-                )?;
-                files.extend(written);
-                let record = a.out.join("profile.json");
-                let text = serde_json::to_string_pretty(&p.record)?;
-                apparate::safe_write::write_bytes(
-                    &record,
-                    apparate::safe_write::Durability::Sync,
-                    text.as_bytes(),
-                )
-                .with_context(|| format!("{}", record.display()))?;
-                files.push(record);
-                (
-                    p.tables,
-                    format!(
-                        "measured on this device ({} warm-up and {} timed runs per batch size, median kept; see profile.json)",
-                        a.warmup, a.reps
-                    ),
-                )
+        None => {
+            // Timed on the selected device (CUDA when asked and usable), with the heads just
+            // trained; ramp training and inference above ran on the CPU.
+            let selected = select(a.model.device)?;
+            let mut p = backend::with_backend!(&selected, B, device, {
+                profile_on::<B>(&a, &ramps_file, &opts, &device)
+            })?;
+            if let Some(record) = p.record.as_object_mut() {
+                record.insert(
+                    "device".into(),
+                    backend::device::device_record(&selected).into(),
+                );
             }
-            Err(ProfileError::NotImplemented) => bail!(
-                "profiling is not available in this build; pass --profile-from DIR (a profile_pickles_bs/ folder of {} with {} ramps)",
-                names.name,
-                model.num_sites()
-            ),
-        },
+            let written = apparate::artifact::write::write_profiles(
+                &a.out.join("profile_pickles_bs"),
+                &names.name,
+                &p.tables,
+            )?;
+            files.extend(written);
+            let record = a.out.join("profile.json");
+            let text = serde_json::to_string_pretty(&p.record)?;
+            apparate::safe_write::write_bytes(
+                &record,
+                apparate::safe_write::Durability::Sync,
+                text.as_bytes(),
+            )
+            .with_context(|| format!("{}", record.display()))?;
+            files.push(record);
+            (
+                p.tables,
+                format!(
+                    "measured on {} ({} warm-up and {} timed runs per batch size, median kept; see profile.json)",
+                    selected.describe(),
+                    a.warmup,
+                    a.reps
+                ),
+            )
+        }
     };
     files.push(write_decisions(
         &a.out,
@@ -180,4 +196,17 @@ pub fn gen_data_cmd(a: GenDataArgs) -> Result<()> {
     let readme = write_readme(&a.out, &p, &files)?;
     println!("wrote {} files and {}", files.len(), readme.display());
     Ok(())
+}
+
+/// Times the model (with the trained heads of `ramps_file`) on `device`.
+fn profile_on<B: Backend>(
+    a: &GenDataArgs,
+    ramps_file: &std::path::Path,
+    opts: &ProfileOptions,
+    device: &B::Device,
+) -> Result<Profile> {
+    let model: AnyModel<B> =
+        backend::open::open_model(&a.model.model, a.model.weights.as_deref(), device)?;
+    let ramps = weights::load(model.ramps(device), ramps_file)?;
+    Ok(profile(&model, &ramps, opts, device)?)
 }

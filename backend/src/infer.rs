@@ -20,7 +20,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::data::ImageSpec;
 use crate::models::{Activation, ModelInput, StagedModel};
-use crate::ramps::{Ramp, RampSet};
+use crate::ramps::{Ramp, RampSet, TokenPool};
 
 /// The index of the largest value (the first of equal ones; 0 for an empty row).
 pub fn argmax(row: &[f32]) -> usize {
@@ -227,32 +227,16 @@ impl Samples {
     }
 }
 
-/// What a ramp head reads before its trainable part: the global average pool of a feature map
-/// (CV; the whole of [`Ramp::features`], which has no parameters) or the hidden state of token
-/// 0 (NLP; the highway's pooler trains, so it is applied in [`head_logits`]).
-pub fn head_input<B: Backend>(x: &Activation<B>) -> Tensor<B, 2> {
-    match x {
-        Activation::Image(maps) => {
-            let [b, c, h, w] = maps.dims();
-            maps.clone()
-                .reshape([b, c, h * w])
-                .mean_dim(2)
-                .reshape([b, c])
-        }
-        Activation::Tokens { hidden, .. } => {
-            let [b, _, h] = hidden.dims();
-            hidden.clone().slice([0..b, 0..1]).reshape([b, h])
-        }
-    }
+/// What a ramp head reads of its site before any trainable part ([`crate::ramps::site_input`]):
+/// the global average pool of a feature map (CV) or one token's hidden state (NLP; the
+/// highway's pooler trains, so it is applied in [`head_logits`]).
+pub fn head_input<B: Backend>(x: &Activation<B>, token: TokenPool) -> Tensor<B, 2> {
+    crate::ramps::site_input(x, token)
 }
 
 /// A ramp's logits from its [`head_input`]: the same as [`Ramp::forward`] on the activation.
 pub fn head_logits<B: Backend>(ramp: &Ramp<B>, input: Tensor<B, 2>) -> Tensor<B, 2> {
-    let features = match &ramp.pooler {
-        Some(dense) => burn::tensor::activation::tanh(dense.forward(input)),
-        None => input,
-    };
-    ramp.classify(features)
+    ramp.classify(ramp.pool(input))
 }
 
 /// A tensor's values.

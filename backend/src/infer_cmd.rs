@@ -8,9 +8,8 @@ use backend::device::Cpu;
 use backend::gendata::{prepare_out_dir, write_samples, Names};
 use backend::infer::{ramp_data, run, split, Outputs, Samples, Split};
 use backend::models::StagedModel;
-use backend::open::{open_model, open_samples, Model};
+use backend::open::{open_model, open_samples, Model, DEFAULT_SEQ_LEN};
 use backend::ramps::RampSet;
-use backend::safetensors_io::load_module;
 
 use crate::args::{bar, device, CpuDevice, ModelArgs, NameArgs, SplitArgs};
 
@@ -97,8 +96,14 @@ pub fn infer_cmd(a: InferArgs) -> Result<()> {
         a.names.dataset.as_deref(),
         model.family(),
     )?;
-    let ramps = load_module(RampSet::for_model(&model, &dev), &a.ramps)?;
-    let (samples, _) = open_samples(&model, &a.model.data, &dev)?;
+    let ramps = backend::weights::load(model.ramps(&dev), &a.ramps)?;
+    let (samples, _) = open_samples(
+        &model,
+        &a.model.data,
+        a.model.weights.as_deref(),
+        DEFAULT_SEQ_LEN,
+        &dev,
+    )?;
     let sp = split(
         samples.len(),
         a.split.bootstrap_fraction,

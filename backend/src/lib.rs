@@ -16,9 +16,8 @@ pub mod profile;
 pub mod ramps;
 pub mod tokenizer;
 mod torch_pt;
-pub mod weights;
-pub mod safetensors_io;
 pub mod train;
+pub mod weights;
 
 /// The backend's version, recorded in every data folder it writes (and in the digests of the
 /// inputs a sweep builds with it).

@@ -1,8 +1,7 @@
 //! Opening what a command names: a model (by name, with optional weights) and a dataset in the
 //! form the model reads.
-//!
-//! MERGE: the model registry (`models::registry::build`, `AnyModel`) replaces [`Model`] and the
-//! name match in [`open_model`]; [`crate::safetensors_io`] gives way to `weights.rs`.
+//! Models come from the registry ([`crate::models::registry`]); text datasets are tokenized with
+//! the `tokenizer.json` beside the data file (or beside the weights).
 
 use std::path::{Path, PathBuf};
 
@@ -10,32 +9,42 @@ use burn::tensor::backend::Backend;
 
 use crate::data::{self, DataError, ImageSpec};
 use crate::infer::Samples;
-use crate::models::tiny::{self, DigitsCnn};
+use crate::models::registry::{self, AnyModel, LoadError, ModelError};
 use crate::models::{ModelInput, StagedModel};
-use crate::safetensors_io::{load_module, SafetensorsIoError};
+use crate::tokenizer::{Tokenizer, TokenizerError};
 
 /// The models this build can open.
-pub type Model<B> = DigitsCnn<B>;
+pub type Model<B> = AnyModel<B>;
+
+/// The number of classes of models opened without weights that say otherwise: the paper's
+/// binary tasks (traffic videos: car or not; reviews: positive or negative).
+pub const DEFAULT_CLASSES: usize = 2;
 
 /// A model or dataset that cannot be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// An unknown model name.
-    #[error("unknown model {name:?}; this build knows: {known}")]
-    UnknownModel {
-        /// The name given.
-        name: String,
-        /// The names it knows.
-        known: String,
-    },
+    #[error(transparent)]
+    Model(#[from] ModelError),
     /// Weights that do not load.
     #[error(transparent)]
-    Weights(#[from] SafetensorsIoError),
+    Weights(#[from] LoadError),
+    /// A tokenizer that does not load or encode.
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
     /// A dataset that does not load.
     #[error(transparent)]
     Data(#[from] DataError),
-    /// A text dataset for an NLP model, before the tokenizer is wired in.
-    #[error("{}: text datasets need the tokenizer (tokenizer.json), which this build does not have yet", path.display())]
+    /// Token ids the model cannot embed.
+    #[error("{}: {reason}", path.display())]
+    Tokens {
+        /// The tokenizer.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A text dataset without a tokenizer.
+    #[error("{}: a text dataset needs a tokenizer.json beside it (or beside the weights); none found", path.display())]
     NoTokenizer {
         /// The dataset.
         path: PathBuf,
@@ -43,23 +52,53 @@ pub enum OpenError {
 }
 
 /// The model `name`, randomly initialised (seed the backend first for a reproducible one), or
-/// with the weights of `weights`.
+/// with the weights of `weights`; its number of classes read from the weights' final head, else
+/// [`DEFAULT_CLASSES`].
 pub fn open_model<B: Backend>(
     name: &str,
     weights: Option<&Path>,
     device: &B::Device,
 ) -> Result<Model<B>, OpenError> {
-    if name != tiny::NAME {
-        return Err(OpenError::UnknownModel {
-            name: name.to_string(),
-            known: tiny::NAME.to_string(),
-        });
-    }
-    let model = DigitsCnn::new(device);
+    open_model_with(name, weights, None, device)
+}
+
+/// [`open_model`] with the number of classes given (`None`: from the weights, else
+/// [`DEFAULT_CLASSES`]).
+pub fn open_model_with<B: Backend>(
+    name: &str,
+    weights: Option<&Path>,
+    classes: Option<usize>,
+    device: &B::Device,
+) -> Result<Model<B>, OpenError> {
+    let classes = match (classes, weights) {
+        (Some(c), _) => c,
+        (None, Some(path)) => head_classes(path)?.unwrap_or(DEFAULT_CLASSES),
+        (None, None) => DEFAULT_CLASSES,
+    };
+    let model = registry::build::<B>(name, classes, device)?;
     match weights {
-        Some(path) => Ok(load_module(model, path)?),
+        Some(path) => Ok(model.with_weights(path)?),
         None => Ok(model),
     }
+}
+
+/// The final head's output count in a checkpoint: the first dimension of torchvision's
+/// `fc.weight` / `classifier.6.weight` or Hugging Face's `classifier.weight` / `score.weight`;
+/// `None` when it has no such tensor (a bare encoder).
+pub fn head_classes(path: &Path) -> Result<Option<usize>, OpenError> {
+    const HEADS: [&str; 4] = [
+        "fc.weight",
+        "classifier.6.weight",
+        "classifier.weight",
+        "score.weight",
+    ];
+    let tensors = crate::weights::list_tensors(path).map_err(LoadError::from)?;
+    Ok(HEADS.iter().find_map(|head| {
+        tensors
+            .iter()
+            .find(|(name, _)| name == head)
+            .and_then(|(_, shape)| shape.first().copied())
+    }))
 }
 
 /// The image input of `model` (from its example input), or `None` for a text model.
@@ -80,11 +119,17 @@ pub fn image_spec<B: Backend, M: StagedModel<B>>(
     }
 }
 
+/// Tokens per text sample (the artifact pads BERT inputs to 128).
+pub const DEFAULT_SEQ_LEN: usize = 128;
+
 /// The dataset `data` as `model` reads it: an image folder for CV models, a CSV / JSONL text
-/// file for NLP ones; the image files in order (empty for text).
-pub fn open_samples<B: Backend, M: StagedModel<B>>(
-    model: &M,
+/// file for NLP ones (tokenized to `seq_len` with the `tokenizer.json` beside `data`, else beside
+/// `weights`); the image files in order (empty for text).
+pub fn open_samples<B: Backend>(
+    model: &AnyModel<B>,
     data: &Path,
+    weights: Option<&Path>,
+    seq_len: usize,
     device: &B::Device,
 ) -> Result<(Samples, Vec<PathBuf>), OpenError> {
     match image_spec(model, device) {
@@ -94,12 +139,32 @@ pub fn open_samples<B: Backend, M: StagedModel<B>>(
             Ok((Samples::Images { pixels, spec }, files))
         }
         None => {
-            // HOOK: the tokenizer (backend/src/tokenizer.rs) turns these into Samples::Tokens
-            // through data::TextEncoder.
-            let _texts = data::read_texts(data)?;
-            Err(OpenError::NoTokenizer {
-                path: data.to_path_buf(),
-            })
+            let texts = data::read_texts(data)?;
+            let beside = |p: &Path| p.parent().map(|d| d.join("tokenizer.json"));
+            let tokenizer_file = [Some(data), weights]
+                .into_iter()
+                .flatten()
+                .filter_map(beside)
+                .find(|f| f.is_file())
+                .ok_or_else(|| OpenError::NoTokenizer {
+                    path: data.to_path_buf(),
+                })?;
+            let tokenizer = Tokenizer::from_file(&tokenizer_file)?;
+            if let AnyModel::Nlp(m) = model {
+                m.check_tokens(seq_len, tokenizer.vocab_size())
+                    .map_err(|e| OpenError::Tokens {
+                        path: tokenizer_file.clone(),
+                        reason: e.to_string(),
+                    })?;
+            }
+            let mut ids = Vec::with_capacity(texts.len() * seq_len);
+            let mut mask = Vec::with_capacity(texts.len() * seq_len);
+            for text in &texts {
+                let enc = tokenizer.encode(text, seq_len)?;
+                ids.extend(enc.ids);
+                mask.extend(enc.mask);
+            }
+            Ok((Samples::Tokens { ids, mask, seq_len }, Vec::new()))
         }
     }
 }

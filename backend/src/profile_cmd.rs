@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use apparate::sim::latency::BATCH_SIZES;
 use backend::device::{select, DeviceChoice};
 use backend::profile::{read_record, tables_from_record, write_profile_dir, ProfileOptions};
@@ -63,7 +63,7 @@ pub fn run(args: &Args) -> Result<()> {
             "not every batch size is timed: writing profile.json only, no profile pickles"
         );
     }
-    let _opts = ProfileOptions {
+    let opts = ProfileOptions {
         batch_sizes: args.batch_sizes.clone(),
         warmup: args.warmup,
         reps: args.reps,
@@ -71,19 +71,25 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let selected = select(args.device)?;
     let model = args.model.as_deref().unwrap_or_default();
-    // MERGE (models registry): build the model on the selected backend and time it:
-    //   backend::with_backend!(&selected, B, device, {
-    //       let model = backend::models::registry::build::<B>(model, args.num_classes, &device)?;
-    //       (load args.weights)
-    //       let ramps = backend::ramps::RampSet::for_model(&model, &device);
-    //       let info = backend::device::device_record(&selected);
-    //       backend::profile::profile_to_dir(&model, &ramps, &_opts, &device, info, &args.out)
-    //   })
-    bail!(
-        "--model {model}: this build has no model registry yet (it lands with the models work); \
-         device {} was usable. `--from-json FILE` converts a PyTorch profile instead",
-        selected.describe()
-    )
+    let model_name = model.to_string();
+    let (_record, written) = backend::with_backend!(&selected, B, device, {
+        let model = backend::open::open_model_with::<B>(
+            &model_name,
+            args.weights.as_deref(),
+            args.num_classes,
+            &device,
+        )?;
+        let ramps = model.ramps(&device);
+        let info = backend::device::device_record(&selected);
+        backend::profile::profile_to_dir(&model, &ramps, &opts, &device, info, &args.out)?
+    });
+    println!(
+        "{model_name} on {}: {} files written into {}",
+        selected.describe(),
+        written.len(),
+        args.out.display()
+    );
+    Ok(())
 }
 
 fn from_json(path: &Path, args: &Args) -> Result<()> {

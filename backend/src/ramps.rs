@@ -75,25 +75,15 @@ impl<B: Backend> Ramp<B> {
     /// the pooled token `[B, H]` (token 0, or the last real token for [`TokenPool::LastReal`];
     /// tanh of the dense layer; the raw token when the head has no pooler).
     pub fn features(&self, x: &Activation<B>) -> Tensor<B, 2> {
-        match x {
-            Activation::Image(maps) => {
-                let [b, c, h, w] = maps.dims();
-                maps.clone()
-                    .reshape([b, c, h * w])
-                    .mean_dim(2)
-                    .reshape([b, c])
-            }
-            Activation::Tokens { hidden, mask } => {
-                let [b, _, h] = hidden.dims();
-                let first = match self.token {
-                    TokenPool::First => hidden.clone().slice([0..b, 0..1]).reshape([b, h]),
-                    TokenPool::LastReal => last_real_token(hidden, mask),
-                };
-                match &self.pooler {
-                    Some(dense) => tanh(dense.forward(first)),
-                    None => first,
-                }
-            }
+        self.pool(site_input(x, self.token))
+    }
+
+    /// The highway's pooler (tanh of the dense layer) on a [`site_input`]; the identity for
+    /// heads without one (CV).
+    pub fn pool(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
+        match &self.pooler {
+            Some(dense) => tanh(dense.forward(input)),
+            None => input,
         }
     }
 
@@ -105,6 +95,28 @@ impl<B: Backend> Ramp<B> {
     /// The logits `[B, classes]` on the activation at the ramp's site.
     pub fn forward(&self, x: &Activation<B>) -> Tensor<B, 2> {
         self.classify(self.features(x))
+    }
+}
+
+/// What a head reads of its site's activation before any parameter: the global average pool of a
+/// feature map `[B, C]`, or one token's hidden state `[B, H]` (token 0, or the last real one).
+/// Parameter-free, so ramp training caches it once per sample.
+pub fn site_input<B: Backend>(x: &Activation<B>, token: TokenPool) -> Tensor<B, 2> {
+    match x {
+        Activation::Image(maps) => {
+            let [b, c, h, w] = maps.dims();
+            maps.clone()
+                .reshape([b, c, h * w])
+                .mean_dim(2)
+                .reshape([b, c])
+        }
+        Activation::Tokens { hidden, mask } => {
+            let [b, _, h] = hidden.dims();
+            match token {
+                TokenPool::First => hidden.clone().slice([0..b, 0..1]).reshape([b, h]),
+                TokenPool::LastReal => last_real_token(hidden, mask),
+            }
+        }
     }
 }
 

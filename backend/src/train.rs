@@ -103,7 +103,7 @@ pub fn cache_sites<B: Backend, M: StagedModel<B>>(
     while start < range.end {
         let end = (start + batch.max(1)).min(range.end);
         let fin = walk(model, samples.batch::<B>(start..end, device), |i, x| {
-            parts[i].push(head_input(x));
+            parts[i].push(head_input(x, model.ramp_token()));
             Ok(())
         })?;
         answers.extend(argmax_rows(&values(fin)?, model.num_classes()));
@@ -166,7 +166,8 @@ pub fn train_ramps<AD: AutodiffBackend, M: StagedModel<AD::InnerBackend>>(
             model.site_width(site),
             model.num_classes(),
             device,
-        );
+        )
+        .with_token(model.ramp_token());
         // burn initialises parameters lazily, on first use: a forward pass now fixes the order
         // in which they draw from the seeded generator.
         let _ = head_logits(&init, Tensor::zeros([1, model.site_width(site)], device));

@@ -6,9 +6,8 @@ use anyhow::{bail, Context, Result};
 use backend::device::{Cpu, CpuTrain};
 use backend::infer::{split, Samples};
 use backend::models::StagedModel;
-use backend::open::{open_model, open_samples, Model};
+use backend::open::{open_model, open_samples, Model, DEFAULT_SEQ_LEN};
 use backend::ramps::RampSet;
-use backend::safetensors_io::save_module;
 use backend::train::{train_backbone, train_ramps, RampReport, TrainOptions};
 use burn::tensor::backend::Backend;
 
@@ -53,7 +52,7 @@ pub fn train_backbone_cmd(a: TrainBackboneArgs) -> Result<()> {
     }
     let dev = CpuDevice::default();
     let model: Model<Cpu> = open_model(&a.model, None, &dev)?;
-    let (samples, _) = open_samples(&model, &a.data, &dev)?;
+    let (samples, _) = open_samples(&model, &a.data, None, DEFAULT_SEQ_LEN, &dev)?;
     let labels = backend::data::read_labels(&a.labels, samples.len(), model.num_classes())?;
     let opts = TrainOptions {
         epochs: a.epochs,
@@ -65,7 +64,7 @@ pub fn train_backbone_cmd(a: TrainBackboneArgs) -> Result<()> {
     let pb = bar(steps as u64, "train-backbone");
     let (model, acc) = train_backbone::<CpuTrain>(&samples, &labels, &opts, &dev, || pb.inc(1))?;
     pb.finish_and_clear();
-    save_module(&model, &a.out)?;
+    backend::weights::save(&model, &a.out)?;
     println!(
         "{}: trained on {} samples for {} epochs, training accuracy {:.4}; weights in {}",
         a.model,
@@ -115,7 +114,7 @@ pub fn trained_ramps(
             t.seed
         );
     }
-    let (samples, _) = open_samples(&model, &m.data, dev)?;
+    let (samples, _) = open_samples(&model, &m.data, m.weights.as_deref(), DEFAULT_SEQ_LEN, dev)?;
     let sp = split(samples.len(), s.bootstrap_fraction, s.train_share)
         .with_context(|| format!("{}", m.data.display()))?;
     let opts = TrainOptions {
@@ -154,7 +153,7 @@ pub fn train_ramps_cmd(a: TrainRampsArgs) -> Result<()> {
 }
 
 fn save(ramps: &RampSet<Cpu>, out: &Path) -> Result<()> {
-    save_module(ramps, out)?;
+    backend::weights::save(ramps, out)?;
     println!("ramp heads in {}", out.display());
     Ok(())
 }

@@ -346,16 +346,24 @@ pub fn load_with<B: Backend, M: Module<B>>(
 /// Saves `module`'s weights to `path` as safetensors in PyTorch's names and layouts (see the
 /// module documentation), replacing the file if it exists. [`load`] reads it back.
 pub fn save<B: Backend, M: Module<B>>(module: &M, path: &Path) -> Result<(), WeightsError> {
-    let mut store = SafetensorsStore::from_file(path)
+    let write_err = |reason: String| WeightsError::Write {
+        file: path.to_path_buf(),
+        reason,
+    };
+    // One metadata entry: burn-store's default ones live in a HashMap whose order changes from
+    // run to run, which would make the same weights give different bytes. Written atomically
+    // (a temporary file renamed into place; a link at `path` is replaced, never followed).
+    let mut store = SafetensorsStore::from_bytes(None)
+        .clear_metadata()
+        .metadata("producer", crate::BACKEND_VERSION)
         .skip_enum_variants(true)
-        .overwrite(true)
         .with_to_adapter(BurnToPyTorchAdapter);
     module
         .save_into(&mut store)
-        .map_err(|e| WeightsError::Write {
-            file: path.to_path_buf(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| write_err(e.to_string()))?;
+    let bytes = store.get_bytes().map_err(|e| write_err(e.to_string()))?;
+    apparate::safe_write::write_bytes(path, apparate::safe_write::Durability::Sync, &bytes)
+        .map_err(|e| write_err(e.to_string()))
 }
 
 /// The tensors in a checkpoint (name, PyTorch shape), sorted by name, as `ee-backend`

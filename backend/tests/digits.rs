@@ -12,9 +12,9 @@ use apparate::artifact::write::write_profiles;
 use apparate::artifact::{read_latency_tables, read_ramp_data};
 use apparate::sim::{LatencyTable, LatencyTables, RampCost, BATCH_SIZES};
 
-/// MERGE: set to `true` once `backend::profile::profile` is implemented (the profile work):
-/// gen-data then measures the profiles instead of copying the synthetic ones written here.
-const USE_REAL_PROFILE: bool = false;
+/// gen-data measures the profiles (few repetitions: the test checks the plumbing, not the
+/// timing); `--profile-from` copies synthetic ones instead.
+const USE_REAL_PROFILE: bool = true;
 
 const SAMPLES: usize = 1797;
 

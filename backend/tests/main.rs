@@ -8,7 +8,7 @@ mod device;
 // Profiling: statistics, rescaling, pickles, `--from-json`, the forward pass.
 mod profile;
 // A tiny seeded CNN implementing `StagedModel`, for the tests above.
-mod tiny;
-mod models;
-mod weights;
 mod digits;
+mod models;
+mod tiny;
+mod weights;

@@ -65,9 +65,9 @@ fn every_model_has_the_artifacts_site_count() {
         ("resnet18", 8),
         ("resnet50", 16),
         ("resnet101", 33),
-        ("vgg11", 16),
-        ("vgg13", 20),
-        ("vgg16", 26),
+        ("vgg11", 8),
+        ("vgg13", 10),
+        ("vgg16", 13),
     ];
     for (name, sites) in expected {
         let info = MODELS.iter().find(|m| m.name == name).unwrap();
@@ -102,15 +102,20 @@ fn site_names_follow_the_artifact() {
             "layer4.1"
         ]
     );
+    // One site per convolution, at its ReLU (torchvision's `features` indices).
     let v16 = VggConfig::vgg16(2).site_names();
-    assert_eq!(v16.first().unwrap(), "features.5");
-    assert_eq!(v16.last().unwrap(), "features.30");
-    let v11 = VggConfig::vgg11(2).site_names();
-    assert_eq!(v11.first().unwrap(), "features.5");
-    assert_eq!(v11.last().unwrap(), "features.20");
     assert_eq!(
-        VggConfig::vgg13(2).site_names().last().unwrap(),
-        "features.24"
+        v16,
+        [1, 3, 6, 8, 11, 13, 15, 18, 20, 22, 25, 27, 29].map(|k| format!("features.{k}"))
+    );
+    let v11 = VggConfig::vgg11(2).site_names();
+    assert_eq!(
+        v11,
+        [1, 4, 7, 9, 12, 14, 17, 19].map(|k| format!("features.{k}"))
+    );
+    assert_eq!(
+        VggConfig::vgg13(2).site_names(),
+        [1, 3, 6, 8, 11, 13, 16, 18, 21, 23].map(|k| format!("features.{k}"))
     );
 }
 
@@ -162,21 +167,21 @@ fn full_size_resnets_have_torchvisions_shapes_at_every_site() {
 fn full_size_vggs_have_the_right_shapes_at_every_site() {
     // Spot checks written from torchvision's layer list, independent of the crate's arithmetic.
     let v16 = VggConfig::vgg16(1000).site_shapes(224);
-    assert_eq!(v16.len(), 26);
-    assert_eq!(v16[0], [128, 112, 112]); // features.5: conv 64 -> 128 after the first pool
-    assert_eq!(v16[4], [128, 56, 56]); // features.9: the second pool
-    assert_eq!(v16[5], [256, 56, 56]); // features.10: conv 128 -> 256
-    assert_eq!(v16[12], [512, 28, 28]); // features.17: conv 256 -> 512
-    assert_eq!(v16[25], [512, 7, 7]); // features.30: the last pool
+    assert_eq!(v16.len(), 13);
+    assert_eq!(v16[0], [64, 224, 224]); // features.1: the first conv's ReLU
+    assert_eq!(v16[2], [128, 112, 112]); // features.6: conv 64 -> 128 after the first pool
+    assert_eq!(v16[4], [256, 56, 56]); // features.11: conv 128 -> 256
+    assert_eq!(v16[7], [512, 28, 28]); // features.18: conv 256 -> 512
+    assert_eq!(v16[12], [512, 14, 14]); // features.29: the last conv, before the last pool
     let v11 = VggConfig::vgg11(1000).site_shapes(224);
-    assert_eq!(v11.len(), 16);
-    assert_eq!(v11[0], [128, 56, 56]); // features.5: the second pool
-    assert_eq!(v11[1], [256, 56, 56]); // features.6: conv 128 -> 256
-    assert_eq!(v11[15], [512, 7, 7]);
+    assert_eq!(v11.len(), 8);
+    assert_eq!(v11[0], [64, 224, 224]); // features.1
+    assert_eq!(v11[1], [128, 112, 112]); // features.4: conv 64 -> 128 after the first pool
+    assert_eq!(v11[7], [512, 14, 14]);
     let v13 = VggConfig::vgg13(1000).site_shapes(224);
-    assert_eq!(v13.len(), 20);
-    assert_eq!(v13[0], [128, 112, 112]);
-    assert_eq!(v13[19], [512, 7, 7]);
+    assert_eq!(v13.len(), 10);
+    assert_eq!(v13[0], [64, 224, 224]);
+    assert_eq!(v13[9], [512, 14, 14]);
 
     for (name, cfg) in [
         ("vgg11", VggConfig::vgg11(1000)),
@@ -250,7 +255,7 @@ fn staged_forward_equals_the_plain_forward() {
     }
     let cfg = tiny_vgg();
     let model = cfg.init::<Cpu>(&device);
-    assert_eq!(model.num_sites(), 6);
+    assert_eq!(model.num_sites(), 4); // one per convolution
     let x = images(2, 32);
     let plain = values(model.forward(x.clone()));
     let (dims, logits) = staged(&model, x);

@@ -7,8 +7,8 @@ pub mod bert;
 pub mod gpt2;
 pub mod hf;
 pub mod nlp;
-pub mod transformer;
 pub mod tiny;
+pub mod transformer;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};

@@ -9,9 +9,16 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use std::path::Path;
+
+use super::hf::{HfError, LoadOptions};
+use super::nlp::{build_nlp, NlpModel};
 use super::resnet::{ResNet, ResNetConfig};
+use super::tiny::{self, DigitsCnn};
 use super::vgg::{Vgg, VggConfig};
 use super::{Activation, Family, ModelInput, StagedModel};
+use crate::ramps::{RampSet, TokenPool};
+use crate::weights::{self, WeightsError};
 
 /// One known model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,22 +56,69 @@ pub const MODELS: &[ModelInfo] = &[
     ModelInfo {
         name: "vgg11",
         family: Family::Cv,
-        sites: 16,
-        about: "VGG-11 (A, no batch norm), ramps at the ONNX cut vertices features.5..20",
+        sites: 8,
+        about: "VGG-11 (A, no batch norm), a ramp after every convolution's ReLU",
     },
     ModelInfo {
         name: "vgg13",
         family: Family::Cv,
-        sites: 20,
-        about: "VGG-13 (B, no batch norm), ramps at the ONNX cut vertices features.5..24",
+        sites: 10,
+        about: "VGG-13 (B, no batch norm), a ramp after every convolution's ReLU",
     },
     ModelInfo {
         name: "vgg16",
         family: Family::Cv,
-        sites: 26,
-        about: "VGG-16 (D, no batch norm), ramps at the ONNX cut vertices features.5..30",
+        sites: 13,
+        about: "VGG-16 (D, no batch norm), a ramp after every convolution's ReLU",
     },
-    // NLP models (distilbert-base, bert-base, bert-large, gpt2-medium) go here.
+    ModelInfo {
+        name: "distilbert-base",
+        family: Family::Nlp,
+        sites: 6,
+        about: "Hugging Face DistilBERT (6 layers, H 768), a highway after every layer",
+    },
+    ModelInfo {
+        name: "bert-base",
+        family: Family::Nlp,
+        sites: 12,
+        about: "Hugging Face BERT-base (12 layers, H 768), a highway after every layer",
+    },
+    ModelInfo {
+        name: "bert-large",
+        family: Family::Nlp,
+        sites: 24,
+        about: "Hugging Face BERT-large (24 layers, H 1024), a highway after every layer",
+    },
+    ModelInfo {
+        name: "gpt2-medium",
+        family: Family::Nlp,
+        sites: 24,
+        about: "Hugging Face GPT-2 medium (24 blocks, H 1024), last-real-token heads (our choice)",
+    },
+    ModelInfo {
+        name: "digits-cnn",
+        family: Family::Cv,
+        sites: 3,
+        about: "a small CNN for 8x8 grey digits (tests, examples), a ramp after each of 3 stages",
+    },
+    ModelInfo {
+        name: "bert-tiny",
+        family: Family::Nlp,
+        sites: 2,
+        about: "BERT with 2 layers, H 32, vocabulary 100 (tests)",
+    },
+    ModelInfo {
+        name: "distilbert-tiny",
+        family: Family::Nlp,
+        sites: 2,
+        about: "DistilBERT with 2 layers, H 32, vocabulary 100 (tests)",
+    },
+    ModelInfo {
+        name: "gpt2-tiny",
+        family: Family::Nlp,
+        sites: 2,
+        about: "GPT-2 with 2 blocks, H 32, vocabulary 100 (tests)",
+    },
 ];
 
 /// Why a model could not be built.
@@ -100,10 +154,53 @@ pub enum AnyModel<B: Backend> {
     ResNet(ResNet<B>),
     /// VGG-11/13/16 (or a custom [`VggConfig`]).
     Vgg(Vgg<B>),
-    // NLP models go here.
+    /// BERT, DistilBERT, GPT-2 (Hugging Face names).
+    Nlp(NlpModel<B>),
+    /// The small digits CNN.
+    Digits(DigitsCnn<B>),
 }
 
-/// Builds the model the artifact calls `name` with `num_classes` outputs, randomly initialised
+/// Weights that did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A torchvision-named (or our own) checkpoint.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// A Hugging Face checkpoint.
+    #[error(transparent)]
+    Hf(#[from] HfError),
+}
+
+impl<B: Backend> AnyModel<B> {
+    /// The model with the weights of `path`: torchvision names (safetensors or a `torch.save`
+    /// zip) for CV models, Hugging Face safetensors for NLP ones (a bare encoder loads too, the
+    /// head then keeps its initial values). Every tensor is checked before any is applied.
+    pub fn with_weights(self, path: &Path) -> Result<AnyModel<B>, LoadError> {
+        Ok(match self {
+            AnyModel::Nlp(mut m) => {
+                let opts = LoadOptions {
+                    allow_missing_head: true,
+                    ..LoadOptions::default()
+                };
+                m.load_hf(path, opts)?;
+                AnyModel::Nlp(m)
+            }
+            other => weights::load(other, path)?,
+        })
+    }
+
+    /// Fresh ramp heads for every site, initialised as the artifact does (BERT's highway poolers
+    /// copy the model's pooler).
+    pub fn ramps(&self, device: &B::Device) -> RampSet<B> {
+        match self {
+            AnyModel::Nlp(m) => m.ramps(device),
+            other => RampSet::for_model(other, device),
+        }
+    }
+}
+
+/// Builds the model the artifact calls `name` with `num_classes` outputs (`digits-cnn` always has
+/// 10), randomly initialised
 /// (parameters materialise lazily, on first use; load weights with [`crate::weights::load`]).
 pub fn build<B: Backend>(
     name: &str,
@@ -123,15 +220,26 @@ pub fn build<B: Backend>(
         "vgg11" => AnyModel::Vgg(VggConfig::vgg11(num_classes).init(device)),
         "vgg13" => AnyModel::Vgg(VggConfig::vgg13(num_classes).init(device)),
         "vgg16" => AnyModel::Vgg(VggConfig::vgg16(num_classes).init(device)),
-        // NLP models go here.
-        _ => {
-            return Err(ModelError::Unknown {
-                name: name.to_string(),
-                known: MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
-            })
+        tiny::NAME => AnyModel::Digits(DigitsCnn::new(device)),
+        nlp if MODELS
+            .iter()
+            .any(|m| m.name == nlp && m.family == Family::Nlp) =>
+        {
+            match build_nlp(nlp, num_classes, device) {
+                Ok(m) => AnyModel::Nlp(m),
+                Err(_) => return Err(unknown(name)),
+            }
         }
+        _ => return Err(unknown(name)),
     };
     Ok(model)
+}
+
+fn unknown(name: &str) -> ModelError {
+    ModelError::Unknown {
+        name: name.to_string(),
+        known: MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
+    }
 }
 
 /// Calls `$body` with `$m` bound to the wrapped model.
@@ -140,6 +248,8 @@ macro_rules! dispatch {
         match $self {
             AnyModel::ResNet($m) => $body,
             AnyModel::Vgg($m) => $body,
+            AnyModel::Nlp($m) => $body,
+            AnyModel::Digits($m) => $body,
         }
     };
 }
@@ -179,5 +289,9 @@ impl<B: Backend> StagedModel<B> for AnyModel<B> {
 
     fn example_input(&self, batch: usize, seq_len: usize, device: &B::Device) -> ModelInput<B> {
         dispatch!(self, m => m.example_input(batch, seq_len, device))
+    }
+
+    fn ramp_token(&self) -> TokenPool {
+        dispatch!(self, m => m.ramp_token())
     }
 }

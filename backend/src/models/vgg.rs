@@ -2,41 +2,27 @@
 //! `vgg{11,13,16}_earlyexit` call `make_layers(cfg[..])` with `batch_norm=False`) as
 //! [`StagedModel`]s, with torchvision's module names (`features.N`, `classifier.N`).
 //!
-//! # Ramp sites: the artifact's cut vertices
+//! # Ramp sites: one after every convolution's ReLU (8 / 10 / 13)
 //!
 //! The artifact places VGG ramps with `summary_graph.py: get_exits_def`: it exports the model to
-//! ONNX (`torch.onnx.export`, eval mode, so `Dropout` disappears; `Constant` and `Identity` nodes
-//! are dropped), builds the node graph, gives the first node path weight 1 and lets every node
-//! pass its weight on split evenly over its out-edges (`get_bottleneck_nodes`). A cut vertex is a
-//! node of path weight 1 and in-degree 1; nodes with index `< 5` or within 7 of the node count
-//! (`abs(idx - N) < 7`) are skipped ("too early or too late"). The ramp goes on the node's
-//! PyTorch module (`features.k`).
+//! ONNX, builds the node graph, gives the first node path weight 1 and lets every node pass its
+//! weight on split evenly over its out-edges (`get_bottleneck_nodes`); a cut vertex is a node of
+//! path weight 1 and in-degree 1, skipping the first 5 and the last 7 nodes. Read literally on a
+//! plain `Conv, Relu, MaxPool` chain, that rule would put a site on every `features` module from
+//! index 5 on (16 / 20 / 26 sites). The data the artifact recorded says otherwise: its VGG-16
+//! pickles (the simulator's golden scenario `cv-vgg16-oxford`, built to the artifact's shapes like
+//! the ResNet and BERT ones, whose 8 / 16 / 12 / 6 ramps match their architectures exactly) hold
+//! **13** ramps, one per convolution, and `apparate`'s embedded presets and profile writer use 8
+//! / 10 / 13. With in-place ReLUs a convolution's output and its ReLU's are one tensor, and a
+//! pool follows a ReLU, so the distinct exits are one per convolution block. We follow the
+//! recorded data: site `i` is the output of the `i`-th convolution's ReLU (`features.k`, `k` the
+//! ReLU's index), and `finish` runs what follows the last one (its max pool) and the classifier.
 //!
-//! The artifact's VGG (`models/video/vgg.py`) runs `features`, then `x.view(x.size(0), -1)`,
-//! then `classifier`. In ONNX, `features` is a chain of one node per module (`Conv`, `Relu`,
-//! `MaxPool`), each of weight 1 and in-degree 1 except node 0 (in-degree 0: its input is the
-//! graph input). The view adds `Shape -> Gather -> Unsqueeze -> Concat -> Reshape` after the last
-//! max pool, which therefore has two out-edges: `Shape` gets weight 1/2 and `Reshape` (weight 1)
-//! has in-degree 2, so neither is a cut vertex, and the classifier's
-//! `Gemm, Relu, Gemm, Relu, Gemm` (5 nodes) are all within 7 of the end. With `F` modules in
-//! `features` there are `N = F + 10` nodes, so the sites are `features.5 .. features.{F-1}`:
-//! every module of `features` from index 5 on, i.e. convolution outputs (before their ReLU),
-//! ReLU outputs and max-pool outputs alike:
-//!
-//! | model | `features` modules `F` | sites `F - 5` |
+//! | model | convolutions = sites | last site |
 //! |---|---|---|
-//! | vgg11 (A: 8 conv, 8 ReLU, 5 pool) | 21 | 16 |
-//! | vgg13 (B: 10 conv) | 25 | 20 |
-//! | vgg16 (D: 13 conv) | 31 | 26 |
-//!
-//! (Eval-mode export matters: were the two `Dropout`s exported, `classifier.0` would become a
-//! site, whose 2-D output the CV ramp could not pool. If the exporter wrote the view as a single
-//! `Flatten` instead, `N = F + 6`, the last
-//! feature is still the last site and the `Flatten` node falls in the skipped tail: the same
-//! list.) NOTE: the `apparate` crate's embedded presets and profile writer assume one site per
-//! convolution's ReLU (8 / 10 / 13) instead; the artifact's shipped VGG pickles are not in the
-//! repository to settle it. Both are valid ramp-site lists for the simulator, which reads the
-//! count from the data; this backend follows the artifact's code.
+//! | vgg11 (A) | 8 | `features.19` |
+//! | vgg13 (B) | 10 | `features.23` |
+//! | vgg16 (D) | 13 | `features.29` |
 //!
 //! torchvision's VGG also has `avgpool = AdaptiveAvgPool2d((7, 7))` before the classifier (the
 //! artifact's copy does not): at 224x224 input it is the identity, so both agree; it is kept so
@@ -50,9 +36,6 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 
 use super::{Activation, Family, ModelInput, StagedModel};
-
-/// Feature modules before the first ramp site (the artifact skips ONNX nodes 0..5).
-pub const SKIPPED_FEATURES: usize = 5;
 
 /// One entry of a VGG configuration: a 3x3 convolution to that many channels (and its ReLU),
 /// or a 2x2 max pool.
@@ -147,17 +130,25 @@ impl VggConfig {
         out
     }
 
-    /// The number of ramp sites: every `features` module from index 5 on (see the module
-    /// documentation).
-    pub fn num_sites(&self) -> usize {
+    /// The `features` index of every ramp site: each convolution's ReLU.
+    pub fn site_indices(&self) -> Vec<usize> {
         self.feature_modules()
-            .len()
-            .saturating_sub(SKIPPED_FEATURES)
+            .iter()
+            .enumerate()
+            .filter(|(_, (kind, _))| *kind == "relu")
+            .map(|(k, _)| k)
+            .collect()
     }
 
-    /// The artifact's name of every site, in order (`features.5`, ...).
+    /// The number of ramp sites: one per convolution (see the module documentation).
+    pub fn num_sites(&self) -> usize {
+        self.site_indices().len()
+    }
+
+    /// The module name of every site, in order (`features.1`, `features.3`, ...).
     pub fn site_names(&self) -> Vec<String> {
-        (SKIPPED_FEATURES..SKIPPED_FEATURES + self.num_sites())
+        self.site_indices()
+            .into_iter()
             .map(|k| format!("features.{k}"))
             .collect()
     }
@@ -171,9 +162,11 @@ impl VggConfig {
             if kind == "pool" {
                 hw /= 2;
             }
-            shapes.push([c, hw, hw]);
+            if kind == "relu" {
+                shapes.push([c, hw, hw]);
+            }
         }
-        shapes.split_off(SKIPPED_FEATURES.min(shapes.len()))
+        shapes
     }
 
     /// Channels at the end of `features`.
@@ -217,6 +210,7 @@ impl VggConfig {
             avgpool: AdaptiveAvgPool2dConfig::new([self.pool_size, self.pool_size]).init(),
             classifier,
             config: self.clone(),
+            sites: self.site_indices(),
         }
     }
 }
@@ -272,6 +266,9 @@ pub struct Vgg<B: Backend> {
     /// The configuration it was built from.
     #[module(skip)]
     pub config: VggConfig,
+    /// The `features` index of every ramp site ([`VggConfig::site_indices`]).
+    #[module(skip)]
+    pub sites: Vec<usize>,
 }
 
 impl<B: Backend> Vgg<B> {
@@ -314,27 +311,34 @@ impl<B: Backend> StagedModel<B> for Vgg<B> {
     }
 
     fn stem(&self, input: ModelInput<B>) -> Activation<B> {
-        let mut x = super::images(input);
-        for layer in self.features.iter().take(SKIPPED_FEATURES) {
+        Activation::Image(super::images(input))
+    }
+
+    fn segment(&self, i: usize, x: Activation<B>) -> Activation<B> {
+        let sites = &self.sites;
+        let end = match sites.get(i) {
+            Some(&end) => end,
+            None => panic!(
+                "{}: no ramp site {i} (the model has {})",
+                self.config.name,
+                sites.len()
+            ),
+        };
+        let start = if i == 0 { 0 } else { sites[i - 1] + 1 };
+        let mut x = super::maps(x);
+        for layer in &self.features[start..=end] {
             x = layer.forward4(x);
         }
         Activation::Image(x)
     }
 
-    fn segment(&self, i: usize, x: Activation<B>) -> Activation<B> {
-        let x = super::maps(x);
-        match self.features.get(SKIPPED_FEATURES + i) {
-            Some(layer) if i < self.num_sites() => Activation::Image(layer.forward4(x)),
-            _ => panic!(
-                "{}: no ramp site {i} (the model has {})",
-                self.config.name,
-                self.num_sites()
-            ),
-        }
-    }
-
     fn finish(&self, x: Activation<B>) -> Tensor<B, 2> {
-        self.head(super::maps(x))
+        let mut x = super::maps(x);
+        let rest = self.sites.last().map_or(0, |&last| last + 1);
+        for layer in &self.features[rest..] {
+            x = layer.forward4(x);
+        }
+        self.head(x)
     }
 
     fn site_width(&self, i: usize) -> usize {
