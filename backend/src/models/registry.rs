@@ -180,7 +180,6 @@ impl<B: Backend> AnyModel<B> {
             AnyModel::Nlp(mut m) => {
                 let opts = LoadOptions {
                     allow_missing_head: true,
-                    ..LoadOptions::default()
                 };
                 m.load_hf(path, opts)?;
                 AnyModel::Nlp(m)
