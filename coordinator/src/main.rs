@@ -426,6 +426,9 @@ fn run_status(args: &StatusArgs) -> Result<()> {
 
 fn run_plan(args: &PlanArgs) -> Result<()> {
     let plan = apparate::sweep::load_plan(args.spec.as_deref())?;
+    if let Some(line) = apparate::results::overview::backend_inputs_line(&plan, &args.out) {
+        println!("{line}");
+    }
     let counts = write_plan_listing(
         &plan,
         &ResultsDir::new(&args.out),
