@@ -77,6 +77,15 @@ pub enum BackendError {
         /// Its exit status and the last line it wrote on stderr, or the missing file.
         message: String,
     },
+    /// A folder handed in as a build is not one (no folder, a file the tasks read missing, a
+    /// link inside); nothing was kept.
+    #[error("{}: {message}", dir.display())]
+    NotABuild {
+        /// The folder.
+        dir: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The inputs folder cannot be written (retryable).
     #[error("{}: {source}", path.display())]
     Io {
@@ -177,12 +186,20 @@ pub fn locate() -> Result<BackendExe, BackendError> {
     Ok(BackendExe { path, version })
 }
 
+/// The line of a failed command's stderr to report: the last one starting with `error`, else
+/// the last non-empty one.
 fn last_line(bytes: &[u8]) -> Option<String> {
-    String::from_utf8_lossy(bytes)
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text
         .lines()
         .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines
+        .iter()
+        .rfind(|l| l.starts_with("error"))
+        .or(lines.last())
+        .map(|l| l.to_string())
 }
 
 /// Removes whatever is at `path` (a folder with its contents, a file, a link: never what a link
@@ -546,6 +563,71 @@ impl Built {
     }
 }
 
+/// A fresh staging path `<results>/inputs/.tmp/<name>` (its parents created as real folders,
+/// anything at the path removed), where a build is written before [`publish_build`].
+pub fn staging_dir(results_root: &Path, name: &str) -> Result<PathBuf, BackendError> {
+    let root = inputs_root(results_root);
+    safe_write::real_dir(&root).map_err(io_err(&root))?;
+    let staging = root.join(".tmp");
+    safe_write::real_dir(&staging).map_err(io_err(&staging))?;
+    let out = staging.join(name);
+    remove_any(&out).map_err(io_err(&out))?;
+    Ok(out)
+}
+
+/// Puts the build in `staged` (written by `gen-data` here, or uploaded by a worker) in place as
+/// `<results>/inputs/<digest>/`: checks that it is a real folder of regular files holding every
+/// file of `needed`, writes its manifest, renames it into place (replacing nothing: an
+/// existing folder there is removed first) and returns the manifest. `staged` is left as it
+/// is on error (the caller removes it).
+pub fn publish_build(
+    results_root: &Path,
+    staged: &Path,
+    digest: &str,
+    backend_version: &str,
+    command: Vec<String>,
+    needed: &[PathBuf],
+) -> Result<InputsManifest, BackendError> {
+    let not_a_build = |message: String| BackendError::NotABuild {
+        dir: staged.to_path_buf(),
+        message,
+    };
+    match std::fs::symlink_metadata(staged) {
+        Ok(m) if m.is_dir() => {}
+        _ => return Err(not_a_build("wrote no folder there".to_string())),
+    }
+    for rel in needed {
+        if check_regular(&staged.join(rel)).is_err() {
+            return Err(not_a_build(format!(
+                "did not write {} (a file the tasks read)",
+                rel.display()
+            )));
+        }
+    }
+    let files = describe(staged).map_err(not_a_build)?;
+    let manifest = InputsManifest {
+        format: MANIFEST_FORMAT.to_string(),
+        version: MANIFEST_VERSION,
+        digest: digest.to_string(),
+        backend_version: backend_version.to_string(),
+        command,
+        files,
+    };
+    let mut text = serde_json::to_vec_pretty(&manifest).map_err(|e| not_a_build(e.to_string()))?;
+    text.push(b'\n');
+    let manifest_path = staged.join(MANIFEST_FILE);
+    safe_write::write_bytes(&manifest_path, Durability::Sync, &text)
+        .map_err(io_err(&manifest_path))?;
+    let root = inputs_root(results_root);
+    let dir = root.join(digest);
+    remove_any(&dir).map_err(io_err(&dir))?;
+    std::fs::rename(staged, &dir).map_err(io_err(&dir))?;
+    if let Ok(d) = std::fs::File::open(&root) {
+        let _ = d.sync_all();
+    }
+    Ok(manifest)
+}
+
 /// Makes `<results>/inputs/<digest>/` hold a complete build of `b`: reuses a verified folder,
 /// or runs `exe gen-data` into `inputs/.tmp/<digest>/` and renames it into place once it
 /// succeeded and holds every file of `needed` (paths relative to the folder). The caller holds
@@ -568,10 +650,7 @@ pub fn ensure_built(
             remove_any(&dir).map_err(io_err(&dir))?;
         }
     }
-    let staging = root.join(".tmp");
-    safe_write::real_dir(&staging).map_err(io_err(&staging))?;
-    let out = staging.join(digest);
-    remove_any(&out).map_err(io_err(&out))?;
+    let out = staging_dir(results_root, digest)?;
     let args = b.gen_data_args(&out);
     tracing::info!(
         "building inputs {} with {} gen-data (model {}, device {})",
@@ -602,55 +681,21 @@ pub fn ensure_built(
                 .unwrap_or_default()
         )));
     }
-    match std::fs::symlink_metadata(&out) {
-        Ok(m) if m.is_dir() => {}
-        _ => {
-            return Err(fail(format!(
-                "it exited with 0 but wrote no folder at {}",
-                out.display()
-            )))
-        }
-    }
-    for rel in needed {
-        if check_regular(&out.join(rel)).is_err() {
-            return Err(fail(format!(
-                "it exited with 0 but did not write {} (a file the tasks read)",
-                rel.display()
-            )));
-        }
-    }
-    let files = describe(&out).map_err(&fail)?;
-    let manifest = InputsManifest {
-        format: MANIFEST_FORMAT.to_string(),
-        version: MANIFEST_VERSION,
-        digest: digest.to_string(),
-        backend_version: exe.version.clone(),
-        command: args
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
-        files,
-    };
-    let mut text = serde_json::to_vec_pretty(&manifest).map_err(|e| fail(e.to_string()))?;
-    text.push(b'\n');
-    let manifest_path = out.join(MANIFEST_FILE);
-    safe_write::write_bytes(&manifest_path, Durability::Sync, &text).map_err(|e| {
+    let command = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    publish_build(results_root, &out, digest, &exe.version, command, needed).map_err(|e| {
         let _ = remove_any(&out);
-        BackendError::Io {
-            path: manifest_path.clone(),
-            source: e,
+        match e {
+            BackendError::NotABuild { message, .. } => BackendError::Build {
+                exe: exe.path.clone(),
+                model: b.model.to_string(),
+                message: format!("it exited with 0 but {message}"),
+            },
+            other => other,
         }
     })?;
-    std::fs::rename(&out, &dir).map_err(|e| {
-        let _ = remove_any(&out);
-        BackendError::Io {
-            path: dir.clone(),
-            source: e,
-        }
-    })?;
-    if let Ok(d) = std::fs::File::open(&root) {
-        let _ = d.sync_all();
-    }
     Ok(Built::Built(dir))
 }
 
@@ -677,4 +722,68 @@ pub fn plan_line(
         exe.path.display(),
         dir.display()
     )
+}
+
+/// The files a worker fetches to build backend inputs elsewhere (`source/...` paths, the same
+/// layout the digest reads): each with the local path it is read from and its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sources {
+    /// `(path in the sources folder, local path, SHA-256)`, in path order.
+    pub files: Vec<(String, PathBuf, String)>,
+    /// The weights' path in the sources folder.
+    pub weights: String,
+    /// The labels' path in the sources folder.
+    pub labels: Option<String>,
+    /// The data's path in the sources folder (a file, or the folder `source/data`).
+    pub data: String,
+}
+
+fn file_name_of(path: &Path) -> Result<String, BackendError> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+        .ok_or_else(|| BackendError::Input {
+            path: path.to_path_buf(),
+            problem: "no UTF-8 file name".to_string(),
+        })
+}
+
+/// The [`Sources`] of `b` (reads every file for its SHA-256).
+pub fn sources(b: &BackendInputs<'_>) -> Result<Sources, BackendError> {
+    let mut files = Vec::new();
+    let weights = format!("source/weights/{}", file_name_of(b.weights)?);
+    files.push((
+        weights.clone(),
+        b.weights.to_path_buf(),
+        input_sha(b.weights)?,
+    ));
+    let labels = match b.labels {
+        Some(l) => {
+            let p = format!("source/labels/{}", file_name_of(l)?);
+            files.push((p.clone(), l.to_path_buf(), input_sha(l)?));
+            Some(p)
+        }
+        None => None,
+    };
+    let is_dir = std::fs::metadata(b.data).is_ok_and(|m| m.is_dir());
+    let data = if is_dir {
+        let mut found = Vec::new();
+        walk_data(b.data, "", 0, &mut found)?;
+        for (rel, sha) in found {
+            let local = b.data.join(&rel);
+            files.push((format!("source/data/{rel}"), local, sha));
+        }
+        "source/data".to_string()
+    } else {
+        let p = format!("source/data/{}", file_name_of(b.data)?);
+        files.push((p.clone(), b.data.to_path_buf(), input_sha(b.data)?));
+        p
+    };
+    files.sort();
+    Ok(Sources {
+        files,
+        weights,
+        labels,
+        data,
+    })
 }

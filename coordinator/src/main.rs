@@ -408,6 +408,9 @@ fn run_status(args: &StatusArgs) -> Result<()> {
                 .unwrap_or_default()
         )?;
     }
+    if let Some(line) = store.note(coordinator::shared::BACKEND_NOTE)? {
+        writeln!(out, "inputs\t{line}")?;
+    }
     for w in store.worker_rows()? {
         writeln!(
             out,
