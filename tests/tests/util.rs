@@ -152,6 +152,8 @@ pub struct TestCluster {
     pub workers: Vec<Proc>,
     /// URL scheme workers use (`http`, or `https` with TLS).
     pub scheme: &'static str,
+    /// Environment variables the coordinator is started with.
+    pub coordinator_env: Vec<(String, String)>,
 }
 
 impl TestCluster {
@@ -170,6 +172,7 @@ impl TestCluster {
             addr: String::new(),
             workers: Vec::new(),
             scheme: "http",
+            coordinator_env: Vec::new(),
         }
     }
 
@@ -206,6 +209,9 @@ impl TestCluster {
             .join(format!("coordinator-{}.log", self.coordinator_runs));
         let mut cmd = Command::new(bin("coordinator"));
         cmd.args(&self.coordinator_args).args(["--listen", listen]);
+        for (k, v) in &self.coordinator_env {
+            cmd.env(k, v);
+        }
         let p = Proc::spawn("coordinator", &mut cmd, log);
         self.coordinator = Some(p);
         let line = self.await_log_line(None, "listening on ");
