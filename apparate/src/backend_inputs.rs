@@ -218,6 +218,8 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
 pub struct BackendInputs<'a> {
     /// `--model`.
     pub model: &'a str,
+    /// `--name` (passed only when it is not `model`).
+    pub name: &'a str,
     /// `--dataset`.
     pub dataset: &'a str,
     /// `--weights`.
@@ -238,6 +240,7 @@ impl<'a> BackendInputs<'a> {
         match inputs {
             Inputs::Backend {
                 model,
+                name,
                 dataset,
                 weights,
                 data,
@@ -246,6 +249,7 @@ impl<'a> BackendInputs<'a> {
                 seed,
             } => Some(BackendInputs {
                 model,
+                name,
                 dataset,
                 weights,
                 data,
@@ -270,6 +274,9 @@ impl<'a> BackendInputs<'a> {
         ];
         if let Some(l) = self.labels {
             args.extend(["--labels".into(), l.into()]);
+        }
+        if self.name != self.model {
+            args.extend(["--name".into(), self.name.into()]);
         }
         args.extend([
             "--dataset".into(),
@@ -378,6 +385,7 @@ pub fn digest_material(
         "format": format!("{MANIFEST_FORMAT}/{MANIFEST_VERSION}"),
         "backend_version": backend_version,
         "model": b.model,
+        "name": b.name,
         "dataset": b.dataset,
         "device": b.device.name(),
         "seed": b.seed,

@@ -27,7 +27,7 @@ n = 500
 
 [[grid]]
 name = "cv"
-models = ["digits-cnn"]
+models = ["resnet-digits"]
 datasets = ["video"]
 traces = ["video30"]
 slo_multiplier = [2.0]
@@ -44,12 +44,22 @@ fn plan_error(dir: &Path, inputs: &str, rest: &str) -> String {
     }
 }
 
-const OK_INPUTS: &str = "kind = \"backend\"\nmodel = \"digits-cnn\"\nweights = \"weights.bin\"\ndata = \"frames\"\ndevice = \"cpu\"";
+const OK_INPUTS: &str = "kind = \"backend\"\nmodel = \"digits-cnn\"\nname = \"resnet-digits\"\nweights = \"weights.bin\"\ndata = \"frames\"\ndevice = \"cpu\"";
 
 #[test]
 fn backend_inputs_are_checked_before_any_work_naming_the_key() {
     let dir = inputs_folder("backend-spec-checks");
     let cases: Vec<(String, String, &str)> = vec![
+        (
+            "kind = \"backend\"\nmodel = \"digits-cnn\"\nweights = \"weights.bin\"\ndata = \"frames\"".into(),
+            GRID.to_string(),
+            "inputs.model: model \"digits-cnn\" is a CV model, but the simulator reads a model as CV only under a name containing \"resnet\" or \"vgg\"",
+        ),
+        (
+            OK_INPUTS.replace("resnet-digits", "bert-digits"),
+            GRID.to_string(),
+            "inputs.name: model \"digits-cnn\" is a CV model",
+        ),
         (
             "kind = \"backend\"\nweights = \"weights.bin\"\ndata = \"frames\"".into(),
             GRID.to_string(),
@@ -76,7 +86,7 @@ fn backend_inputs_are_checked_before_any_work_naming_the_key() {
             "inputs.weights: ",
         ),
         (
-            "kind = \"backend\"\nmodel = \"digits-cnn\"\ndata = \"frames\"".into(),
+            "kind = \"backend\"\nmodel = \"digits-cnn\"\nname = \"resnet-digits\"\ndata = \"frames\"".into(),
             GRID.to_string(),
             "inputs.weights: required with kind = \"backend\"",
         ),
@@ -112,7 +122,7 @@ fn backend_inputs_are_checked_before_any_work_naming_the_key() {
         ),
         (
             OK_INPUTS.into(),
-            GRID.replace("[\"digits-cnn\"]", "[\"resnet18\"]"),
+            GRID.replace("[\"resnet-digits\"]", "[\"resnet18\"]"),
             "grid[0].models[0]: \"resnet18\" is not the backend's model",
         ),
         (
@@ -122,7 +132,7 @@ fn backend_inputs_are_checked_before_any_work_naming_the_key() {
         ),
         (
             OK_INPUTS.into(),
-            "[traces.fixed_30]\nsource = \"artifact_decisions\"\nfile = \"x.pickle\"\n[[grid]]\nname = \"cv\"\nmodels = [\"digits-cnn\"]\ndatasets = [\"video\"]\ntraces = [\"fixed_30\"]\nslo_multiplier = [2.0]\nbatch_size = [4]\n".to_string(),
+            "[traces.fixed_30]\nsource = \"artifact_decisions\"\nfile = \"x.pickle\"\n[[grid]]\nname = \"cv\"\nmodels = [\"resnet-digits\"]\ndatasets = [\"video\"]\ntraces = [\"fixed_30\"]\nslo_multiplier = [2.0]\nbatch_size = [4]\n".to_string(),
             "traces.fixed_30: a recorded decision file needs artifact inputs",
         ),
     ];
@@ -148,6 +158,7 @@ fn an_unknown_inputs_key_is_refused_with_its_line() {
 fn view<'a>(dir: &'a Path, weights: &'a Path) -> BackendInputs<'a> {
     BackendInputs {
         model: "digits-cnn",
+        name: "resnet-digits",
         dataset: "video",
         weights,
         data: dir,
@@ -209,6 +220,16 @@ fn the_inputs_digest_is_stable_location_free_and_changed_by_every_input() {
         digest(
             &BackendInputs {
                 model: "resnet18",
+                ..base
+            },
+            "ee-backend 0.1.0",
+        ),
+    ));
+    changed.push((
+        "name",
+        digest(
+            &BackendInputs {
+                name: "vgg-digits",
                 ..base
             },
             "ee-backend 0.1.0",

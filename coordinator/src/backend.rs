@@ -46,6 +46,7 @@ pub(crate) struct Builder {
 pub(crate) struct BackendBuild {
     pub(crate) digest: String,
     model: String,
+    name: String,
     dataset: String,
     device: BackendDevice,
     seed: Option<u64>,
@@ -83,6 +84,7 @@ impl BackendBuild {
         Ok(Some(BackendBuild {
             digest: bp.digest.clone(),
             model: b.model.to_string(),
+            name: b.name.to_string(),
             dataset: b.dataset.to_string(),
             device: b.device,
             seed: b.seed,
@@ -178,6 +180,7 @@ impl BackendBuild {
                     sha256: sha256.clone(),
                 })
                 .collect(),
+            name: self.name.clone(),
         })
     }
 

@@ -89,11 +89,17 @@ async fn build_and_upload(
         Some(path(&b.labels)?)
     };
     let (model, dataset, digest) = (b.model.clone(), b.dataset.clone(), b.digest.clone());
+    let name = if b.name.is_empty() {
+        b.model.clone()
+    } else {
+        b.name.clone()
+    };
     let seed = b.has_seed.then_some(b.seed);
     let results_root = dir.join("res");
     let built_dir: PathBuf = tokio::task::spawn_blocking(move || -> Result<PathBuf> {
         let view = BackendInputs {
             model: &model,
+            name: &name,
             dataset: &dataset,
             weights: &weights,
             data: &data,

@@ -150,6 +150,7 @@ fn backend_only_key(i: &super::spec::InputsSpec) -> Option<&'static str> {
         ("device", i.device.is_some()),
         ("seed", i.seed.is_some()),
         ("dataset", i.dataset.is_some()),
+        ("name", i.name.is_some()),
     ]
     .into_iter()
     .find_map(|(k, set)| set.then_some(k))
@@ -217,7 +218,32 @@ fn check_backend_inputs(spec: &SweepSpec) -> Result<(Inputs, BackendGrid), SpecE
         Some(m) => m.clone(),
     };
     check_name("inputs.model", "model name", &model)?;
-    let family = backend_family(&model);
+    let name = i.name.clone().unwrap_or_else(|| model.clone());
+    check_name("inputs.name", "model name", &name)?;
+    // The simulator's rule: a CV model is one whose name contains resnet or vgg.
+    let family = if crate::artifact::is_cv_arch(&name) {
+        Family::Cv
+    } else {
+        Family::Nlp
+    };
+    if backend_family(&model) != family {
+        let key = if i.name.is_some() {
+            "inputs.name"
+        } else {
+            "inputs.model"
+        };
+        return Err(invalid(
+            key,
+            match family {
+                Family::Nlp => format!(
+                    "model {model:?} is a CV model, but the simulator reads a model as CV only under a name containing \"resnet\" or \"vgg\" (not {name:?}); give inputs.name, e.g. \"resnet-{model}\""
+                ),
+                Family::Cv => format!(
+                    "model {model:?} is an NLP model; its name {name:?} must not contain \"resnet\" or \"vgg\""
+                ),
+            },
+        ));
+    }
     let dataset = match &i.dataset {
         Some(d) => d.clone(),
         None => match family {
@@ -258,7 +284,8 @@ fn check_backend_inputs(spec: &SweepSpec) -> Result<(Inputs, BackendGrid), SpecE
         Some(l) => Some(check_input_path(spec, "labels", l, false)?),
     };
     let inputs = Inputs::Backend {
-        model: model.clone(),
+        model,
+        name: name.clone(),
         dataset: dataset.clone(),
         weights,
         data,
@@ -269,7 +296,7 @@ fn check_backend_inputs(spec: &SweepSpec) -> Result<(Inputs, BackendGrid), SpecE
     Ok((
         inputs,
         BackendGrid {
-            model,
+            model: name,
             dataset,
             family,
         },

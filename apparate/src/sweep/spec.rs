@@ -76,6 +76,12 @@ pub struct InputsSpec {
     /// Backend only (optional): the backend's seed (`--seed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Backend only (optional): the model's name in the data folder's file names and the
+    /// grids' `models` (`--name`); default: `model`. The simulator reads a model as CV only
+    /// when its name contains `resnet` or `vgg`, so a CV model of another name (e.g.
+    /// `digits-cnn`) needs one that does (e.g. `resnet-digits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Backend only (optional): the dataset name in the data folder's file names and the
     /// grids' `datasets` (`--dataset`); default `video` for a CV model, `text` for an NLP one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -337,7 +337,7 @@ fn check_backend_grid(gi: usize, g: &GridSpec, b: &BackendGrid) -> Result<(), Sp
             return Err(invalid(
                 format!("grid[{gi}].models[{i}]"),
                 format!(
-                    "{m:?} is not the backend's model; with kind = \"backend\" a grid lists inputs.model ({:?}) only",
+                    "{m:?} is not the backend's model; with kind = \"backend\" a grid lists the model's name (inputs.name, default inputs.model: {:?}) only",
                     b.model
                 ),
             ));

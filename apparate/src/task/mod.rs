@@ -46,6 +46,9 @@ pub enum Inputs {
     Backend {
         /// The backend's model name (`--model`).
         model: String,
+        /// The model's name in the folder's file names and in the task (`--name` when it is
+        /// not `model`).
+        name: String,
         /// The dataset name in the folder's file names (`--dataset`).
         dataset: String,
         /// Weights file (`--weights`).
