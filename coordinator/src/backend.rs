@@ -19,7 +19,6 @@
 //!   none is offered again (the log and status say why); fix the cause and restart.
 
 use crate::ids::WorkerId;
-use crate::shared::WorkerProgress;
 use apparate::backend_inputs::{self as bi, BackendError, BackendInputs, Sources};
 use apparate::sweep::Plan;
 use apparate::task::BackendDevice;
@@ -105,8 +104,13 @@ impl BackendBuild {
         &self.digest[..self.digest.len().min(12)]
     }
 
-    /// What `coordinator status` shows.
-    pub(crate) fn state_line(&self, workers: &[WorkerProgress]) -> String {
+    /// Whether a worker (with a GPU or not) may build these inputs.
+    pub(crate) fn can_build(&self, gpu: bool) -> bool {
+        gpu || self.device != BackendDevice::Cuda
+    }
+
+    /// What `coordinator status` shows; `able`: registered workers that may build them.
+    pub(crate) fn state_line(&self, able: usize) -> String {
         let what = format!(
             "backend inputs {} (model {}, device {})",
             self.short(),
@@ -130,7 +134,6 @@ impl BackendBuild {
             );
         }
         let gpu = self.device == BackendDevice::Cuda;
-        let able = workers.iter().filter(|w| !gpu || w.gpu).count();
         match (gpu, able) {
             (true, 0) => format!(
                 "{what}: every task waits for a GPU worker to build them; none is registered (start one with `worker --coordinator URL --gpu`)"
@@ -146,7 +149,7 @@ impl BackendBuild {
         if self.built.is_some()
             || self.builder.is_some()
             || self.failures >= MAX_BUILD_FAILURES
-            || (self.device == BackendDevice::Cuda && !gpu)
+            || !self.can_build(gpu)
         {
             return None;
         }
@@ -225,17 +228,21 @@ impl BackendBuild {
         );
     }
 
-    /// Drops the build of a worker not seen for `gone_after`; logs what waits, at most every
-    /// [`WARN_EVERY`], while nobody builds.
-    pub(crate) fn tick(&mut self, now: Instant, workers: &[WorkerProgress], gone_after: Duration) {
+    /// Drops the build of a worker not seen for `gone_after` (`last_seen`: when each
+    /// registered worker was last seen); logs what waits, at most every [`WARN_EVERY`], while
+    /// nobody builds (`able`: registered workers that may build).
+    pub(crate) fn tick(
+        &mut self,
+        now: Instant,
+        last_seen: impl Fn(WorkerId) -> Option<Instant>,
+        able: usize,
+        gone_after: Duration,
+    ) {
         if self.built.is_some() {
             return;
         }
         if let Some(b) = self.builder {
-            let seen = workers
-                .iter()
-                .find(|w| w.id == b.worker)
-                .map(|w| now.saturating_duration_since(w.last_seen) <= gone_after);
+            let seen = last_seen(b.worker).map(|t| now.saturating_duration_since(t) <= gone_after);
             if seen != Some(true) {
                 tracing::warn!(
                     "worker {} holding build {} of backend inputs {} is gone; the build is offered again",
@@ -252,7 +259,7 @@ impl BackendBuild {
             .is_none_or(|t| now.saturating_duration_since(t) >= WARN_EVERY);
         if due {
             self.last_warned = Some(now);
-            tracing::warn!("{}", self.state_line(workers));
+            tracing::warn!("{}", self.state_line(able));
         }
     }
 }

@@ -119,9 +119,12 @@ impl Shared {
         self.act(&mut core, &events);
         let core = &mut *core;
         if let Some(b) = &mut core.backend {
-            let pending = core.ledger.counts().pending > 0;
-            if pending {
-                b.tick(now, &core.workers, self.lease * 2);
+            if core.ledger.counts().pending > 0 {
+                let able = core.workers.iter().filter(|w| b.can_build(w.gpu)).count();
+                let workers = &core.workers;
+                let last_seen =
+                    |id: WorkerId| workers.iter().find(|w| w.id == id).map(|w| w.last_seen);
+                b.tick(now, last_seen, able, self.lease * 2);
             }
         }
         self.record_backend_state(core);
@@ -130,7 +133,8 @@ impl Shared {
     /// Records the backend inputs' state line in the ledger (`coordinator status` shows it).
     pub(crate) fn record_backend_state(&self, core: &mut Core) {
         if let Some(b) = &core.backend {
-            let line = b.state_line(&core.workers);
+            let able = core.workers.iter().filter(|w| b.can_build(w.gpu)).count();
+            let line = b.state_line(able);
             if let Err(e) = core.store.set_note(BACKEND_NOTE, &line) {
                 tracing::debug!("cannot record the backend inputs' state: {e}");
             }
