@@ -4,8 +4,8 @@
 //!
 //! * The **digest** ([`inputs_digest`]) is the SHA-256 of the canonical JSON of the weights
 //!   file's SHA-256, the data (a file's SHA-256, or every file of a folder by its relative path,
-//!   in name order), the labels file's SHA-256, the model, the dataset name, the device, the
-//!   seed and `ee-backend --version`. It is the task digest `backend` ([`DIGEST_KEY`]), so a
+//!   in name order), the labels file's SHA-256, the model, its name in the files, the dataset
+//!   name, the device, the seed and `ee-backend --version`. It is the task digest `backend` ([`DIGEST_KEY`]), so a
 //!   different model, weights file, data, device, seed or backend never reuses results.
 //! * The folder is **built** ([`ensure_built`]) into `inputs/.tmp/<digest>/` and renamed into
 //!   place only after `gen-data` exited with 0, wrote every file the tasks read, and its

@@ -124,8 +124,7 @@ pub enum LocalError {
 }
 
 /// The spec `task` runs on: for backend inputs, artifact inputs on the folder they are built
-/// into under `inputs_root_of` (`<results>`, see [`backend_inputs::inputs_dir`]); any other
-/// spec as it is.
+/// into under `results_root` ([`backend_inputs::inputs_dir`]); any other spec as it is.
 pub fn runnable_spec(task: &PlannedTask, results_root: &Path) -> TaskSpec {
     let mut spec = task.spec.clone();
     if let Inputs::Backend { .. } = spec.inputs {
