@@ -643,6 +643,10 @@ fn overview(inv: &Inventory, rows: &[TaskRow<'_>]) -> Vec<Block> {
         let i = match &t.manifest.spec.inputs {
             Inputs::Embedded { scale } => format!("embedded synthetic workload, scale {scale}"),
             Inputs::Artifact { dir } => format!("artifact data in `{}`", dir.display()),
+            Inputs::Backend { model, device, .. } => format!(
+                "model `{model}` run by ee-backend on {} (inputs/<digest>/)",
+                device.name()
+            ),
         };
         if !inputs.contains(&i) {
             inputs.push(i);

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod artifact;
+pub mod backend_inputs;
 pub mod batching;
 pub mod duration;
 pub mod gendata;

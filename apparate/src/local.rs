@@ -6,13 +6,15 @@
 //! Nothing of a task's results stays in memory: the summary lines are read back from the
 //! manifests at the end ([`ResultsWriter::write_summaries`]).
 
+use crate::backend_inputs::{self, BackendError, BackendInputs, Built};
 use crate::results::{
     describe_files, FailureKind, FailureRecord, Manifest, ManifestProblem, ResultsError,
     ResultsWriter, TaskStatus, Timings, FAILURE_FORMAT, FORMAT_VERSION,
 };
 use crate::sweep::{Plan, PlannedTask};
-use crate::task::{run_task, TaskError};
+use crate::task::{run_task, Inputs, TaskError, TaskSpec};
 use std::panic::AssertUnwindSafe;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -74,7 +76,9 @@ impl TaskFailure {
 impl From<&TaskError> for TaskFailure {
     fn from(e: &TaskError) -> TaskFailure {
         let (kind, retryable) = match e {
-            TaskError::Input(_) => (FailureKind::Input, false),
+            TaskError::Input(_) | TaskError::UnbuiltBackendInputs { .. } => {
+                (FailureKind::Input, false)
+            }
             TaskError::Workload(_) => (FailureKind::Workload, false),
             TaskError::Trace { .. } => (FailureKind::Trace, false),
             TaskError::Batching { .. } => (FailureKind::Batching, false),
@@ -104,10 +108,55 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A sweep that cannot run at all (task failures are counted in [`RunReport`] instead).
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// The results directory cannot be written.
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+    /// The backend inputs cannot be built; no task was run.
+    #[error("backend inputs: {source}")]
+    Backend {
+        /// Cause.
+        #[from]
+        source: BackendError,
+    },
+}
+
+/// The spec `task` runs on: for backend inputs, artifact inputs on the folder they are built
+/// into under `results_root` ([`backend_inputs::inputs_dir`]); any other spec as it is.
+pub fn runnable_spec(task: &PlannedTask, results_root: &Path) -> TaskSpec {
+    let mut spec = task.spec.clone();
+    if let Inputs::Backend { .. } = spec.inputs {
+        let digest = task
+            .digests
+            .get(backend_inputs::DIGEST_KEY)
+            .map(String::as_str)
+            .unwrap_or("missing-digest");
+        spec.inputs = Inputs::Artifact {
+            dir: backend_inputs::inputs_dir(results_root, digest),
+        };
+    }
+    spec
+}
+
 /// Runs one task into its staging folder and commits it. Panics inside the task are caught and
-/// reported as [`FailureKind::Panic`].
+/// reported as [`FailureKind::Panic`]. A task over backend inputs runs on their built folder
+/// under `out` ([`runnable_spec`]; [`run_plan`] builds it first).
 pub fn execute(
     task: &PlannedTask,
+    out: &ResultsWriter,
+    code_version: &str,
+) -> Result<Manifest, TaskFailure> {
+    let spec = runnable_spec(task, out.dir().root());
+    execute_on(task, &spec, out, code_version)
+}
+
+/// [`execute`] with the spec the task runs on given (`task.spec` stays what the manifest
+/// records): a remote worker runs backend inputs from the folder it fetched.
+pub fn execute_on(
+    task: &PlannedTask,
+    run_spec: &TaskSpec,
     out: &ResultsWriter,
     code_version: &str,
 ) -> Result<Manifest, TaskFailure> {
@@ -117,7 +166,7 @@ pub fn execute(
         .map(millis)
         .unwrap_or(0);
     let t0 = Instant::now();
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| run_task(&task.spec, &staged)));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| run_task(run_spec, &staged)));
     let run_ms = millis(t0.elapsed());
     let outcome = match result {
         Ok(Ok(o)) => o,
@@ -239,18 +288,46 @@ fn work(plan: &Plan, out: &ResultsWriter, next: &AtomicUsize, tx: &mpsc::Sender<
     }
 }
 
+/// For a plan over backend inputs: makes `<results>/inputs/<digest>/` complete, running
+/// `ee-backend gen-data` unless a verified build is there ([`backend_inputs::ensure_built`]).
+/// `None` for other inputs.
+pub fn build_backend_inputs(
+    plan: &Plan,
+    results_root: &Path,
+) -> Result<Option<Built>, BackendError> {
+    let (Some(bp), Some(b)) = (plan.backend(), BackendInputs::of(plan.inputs())) else {
+        return Ok(None);
+    };
+    let built = backend_inputs::ensure_built(
+        results_root,
+        &b,
+        &bp.exe,
+        &bp.digest,
+        &plan.backend_needed_files(),
+    )?;
+    match &built {
+        Built::Reused(d) => tracing::info!("backend inputs reused from {}", d.display()),
+        Built::Built(d) => tracing::info!("backend inputs built into {}", d.display()),
+    }
+    Ok(Some(built))
+}
+
 /// Runs every incomplete task of `plan` into `out` with `opts.jobs` threads. Task failures are
 /// recorded and counted, not returned; the error is for a results directory that cannot be
-/// written at all (`sweep.json`).
+/// written at all (`sweep.json`), or backend inputs that cannot be built (then nothing runs).
+/// Backend inputs are built (or their build verified) only when some task is to run.
 pub fn run_plan(
     plan: &Plan,
     out: &ResultsWriter,
     opts: &LocalOptions,
-) -> Result<RunReport, ResultsError> {
+) -> Result<RunReport, LocalError> {
     out.write_plan(plan)?;
     let total = plan.len();
     let already = count_complete(plan, out);
     let to_run = total - already;
+    if to_run > 0 {
+        build_backend_inputs(plan, out.dir().root())?;
+    }
     let jobs = opts.jobs.max(1).min(to_run.max(1));
     tracing::info!(
         "sweep {:?}: {total} tasks, {already} already complete, {to_run} to run on {jobs} thread(s) into {}",

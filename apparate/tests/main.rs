@@ -33,6 +33,9 @@ mod task_run;
 /// Sweep specs: parsing, checks naming the key, the built-in grid, expansion order, task keys.
 mod sweep_spec;
 
+/// Backend inputs (issue #13): the spec's checks, the inputs digest.
+mod backend_inputs;
+
 /// The results directory: manifest versions (frozen v1 fixture), completeness, the lock.
 mod results_layout;
 

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod commit;
 pub mod ids;
 pub mod ledger;
@@ -57,6 +58,9 @@ pub enum SweepError {
     /// The ledger database.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The backend inputs' sources cannot be read.
+    #[error("backend inputs: {0}")]
+    Backend(#[from] apparate::backend_inputs::BackendError),
 }
 
 /// A sweep being served: the plan's tasks in a ledger, recorded in `--out/ledger.sqlite`.
@@ -102,8 +106,16 @@ impl Sweep {
             first_attempt,
             first_worker,
         );
-        let core = shared::new_core(ledger, store, tasks, plan.code_version().to_string());
+        let backend = backend::BackendBuild::from_plan(plan, writer.dir().root())?;
+        let core = shared::new_core(
+            ledger,
+            store,
+            tasks,
+            plan.code_version().to_string(),
+            backend,
+        );
         let (shared, jobs) = Shared::new(core, writer, opts.token.clone(), opts.lease);
+        shared.record_backend_state(&mut shared.lock());
         commit::spawn(&shared, jobs);
         Ok(Sweep { shared })
     }

@@ -483,6 +483,9 @@ fn run_status(args: &StatusArgs) -> Result<()> {
                 .unwrap_or_default()
         )?;
     }
+    if let Some(line) = store.note(coordinator::shared::BACKEND_NOTE)? {
+        writeln!(out, "inputs\t{line}")?;
+    }
     for w in store.worker_rows()? {
         writeln!(
             out,
@@ -513,6 +516,9 @@ fn run_status(args: &StatusArgs) -> Result<()> {
 
 fn run_plan(args: &PlanArgs) -> Result<()> {
     let plan = apparate::sweep::load_plan(args.spec.as_deref())?;
+    if let Some(line) = apparate::results::overview::backend_inputs_line(&plan, &args.out) {
+        println!("{line}");
+    }
     let counts = write_plan_listing(
         &plan,
         &ResultsDir::new(&args.out),

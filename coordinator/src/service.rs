@@ -42,6 +42,16 @@ impl Service {
     pub fn new(shared: Arc<Shared>) -> Service {
         Service { shared }
     }
+
+    /// A backend-inputs build that sent something that is not a build fails.
+    fn fail_build(&self, worker: WorkerId, build: u64, reason: &str) {
+        let mut core = self.shared.lock();
+        let core = &mut *core;
+        if let Some(b) = core.backend.as_mut() {
+            b.on_failed(worker, build, reason);
+        }
+        self.shared.record_backend_state(core);
+    }
 }
 
 fn ledger_status(e: LedgerError) -> Status {
@@ -101,6 +111,7 @@ impl Coordinator for Service {
             since: Instant::now(),
             last_seen: Instant::now(),
             told_done: false,
+            gpu: r.gpu,
         });
         tracing::info!(
             "worker {id} registered from {} ({} slots{}{})",
@@ -152,6 +163,27 @@ impl Coordinator for Service {
         let worker = WorkerId::new(request.into_inner().worker_id);
         let now = Instant::now();
         let mut core = self.shared.lock();
+        // Backend inputs not built yet: no task; the build for a worker that may take it.
+        let waits_for_inputs = core.ledger.counts().pending > 0
+            && core.backend.as_ref().is_some_and(|b| b.built.is_none());
+        if waits_for_inputs {
+            let core = &mut *core;
+            let known = core.workers.iter_mut().find(|w| w.id == worker);
+            let gpu = known.as_ref().is_some_and(|w| w.gpu);
+            if let Some(w) = known {
+                w.last_seen = now;
+            }
+            let offer = core.backend.as_mut().and_then(|b| b.offer(worker, gpu));
+            self.shared.record_backend_state(core);
+            let reply = match offer {
+                Some(build) => pb::pull_task_reply::Reply::Build(build),
+                None => pb::pull_task_reply::Reply::Wait(pb::Wait {
+                    retry_after_ms: 500,
+                    reason: String::new(),
+                }),
+            };
+            return Ok(Response::new(pb::PullTaskReply { reply: Some(reply) }));
+        }
         let (pull, events) = core.ledger.on_pull(worker, now).map_err(ledger_status)?;
         self.shared.act(&mut core, &events);
         if let Some(w) = core.workers.iter_mut().find(|w| w.id == worker) {
@@ -166,13 +198,19 @@ impl Coordinator for Service {
                     .ok_or_else(|| Status::internal("task index out of range"))?;
                 let task_spec_json = serde_json::to_string(&planned.spec)
                     .map_err(|e| Status::internal(e.to_string()))?;
+                // Artifact inputs: digests from the plan; backend inputs: from the built
+                // folder's manifest.
+                let built = core.backend.as_ref().and_then(|b| b.built.as_ref());
                 let inputs = planned
                     .spec
                     .input_files()
                     .iter()
                     .filter_map(|p| {
                         let path = p.to_string_lossy().into_owned();
-                        let sha256 = planned.digests.get(&path)?.clone();
+                        let sha256 = match &planned.spec.inputs {
+                            Inputs::Backend { .. } => built?.get(&path)?.clone(),
+                            _ => planned.digests.get(&path)?.clone(),
+                        };
                         Some(pb::InputFile { path, sha256 })
                     })
                     .collect();
@@ -356,6 +394,26 @@ impl Coordinator for Service {
             None => (FailureKind::Output, "no reason given".to_string()),
         };
         let mut core = self.shared.lock();
+        let is_build = core
+            .backend
+            .as_ref()
+            .is_some_and(|b| b.digest == r.task_key);
+        if is_build {
+            let core = &mut *core;
+            let accepted = core
+                .backend
+                .as_mut()
+                .is_some_and(|b| b.on_failed(worker, r.attempt_id, &message));
+            self.shared.record_backend_state(core);
+            return Ok(Response::new(pb::FailureReply {
+                accepted,
+                reason: if accepted {
+                    String::new()
+                } else {
+                    "not the current build".to_string()
+                },
+            }));
+        }
         let task = match core.ledger.current(worker, attempt) {
             Ok(t) => t,
             Err(e) => {
@@ -424,7 +482,24 @@ impl Coordinator for Service {
         request: Request<pb::FetchInputRequest>,
     ) -> Result<Response<Self::FetchInputStream>, Status> {
         let r = request.into_inner();
-        let path = {
+        let path = if r.path.starts_with("source/") {
+            // A source of a backend-inputs build, for the worker holding that build.
+            let core = self.shared.lock();
+            let Some(b) = core.backend.as_ref() else {
+                return Err(Status::invalid_argument("this sweep has no backend inputs"));
+            };
+            if !b.holds(WorkerId::new(r.worker_id), r.attempt_id) {
+                return Err(Status::permission_denied(format!(
+                    "worker {} holds no build {} of the backend inputs",
+                    r.worker_id, r.attempt_id
+                )));
+            }
+            b.source_file(&r.path)
+                .ok_or_else(|| {
+                    Status::permission_denied(format!("{} is not a backend source", r.path))
+                })?
+                .to_path_buf()
+        } else {
             let core = self.shared.lock();
             let task = core
                 .ledger
@@ -434,8 +509,15 @@ impl Coordinator for Service {
                 .tasks
                 .get(task.get())
                 .ok_or_else(|| Status::internal("task index out of range"))?;
-            let Inputs::Artifact { dir } = &planned.spec.inputs else {
-                return Err(Status::invalid_argument("this task has no input files"));
+            let dir = match &planned.spec.inputs {
+                Inputs::Artifact { dir } => dir,
+                Inputs::Backend { .. } => match core.backend.as_ref() {
+                    Some(b) if b.built.is_some() => &b.dir,
+                    _ => return Err(Status::unavailable("the backend inputs are not built yet")),
+                },
+                Inputs::Embedded { .. } => {
+                    return Err(Status::invalid_argument("this task has no input files"))
+                }
             };
             // Only the task's own input files, by their exact relative paths.
             let listed = planned
@@ -490,5 +572,96 @@ impl Coordinator for Service {
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
             rx,
         )))
+    }
+
+    async fn upload_inputs(
+        &self,
+        request: Request<Streaming<pb::ResultChunk>>,
+    ) -> Result<Response<pb::ResultReply>, Status> {
+        let mut stream = request.into_inner();
+        let header = match stream.message().await? {
+            Some(pb::ResultChunk {
+                chunk: Some(pb::result_chunk::Chunk::Header(h)),
+            }) => h,
+            _ => return Err(Status::invalid_argument("an upload starts with its header")),
+        };
+        let worker = WorkerId::new(header.worker_id);
+        let build = header.attempt_id;
+        let reply = |accepted: bool, reason: String| {
+            if !accepted {
+                tracing::warn!(
+                    "refused backend inputs from worker {worker} (build {build}): {reason}"
+                );
+            }
+            Ok(Response::new(pb::ResultReply { accepted, reason }))
+        };
+        let (digest, version, needed) = {
+            let core = self.shared.lock();
+            match core.backend.as_ref() {
+                Some(b) if b.holds(worker, build) && b.digest == header.task_key => (
+                    b.digest.clone(),
+                    b.backend_version.clone(),
+                    b.needed.clone(),
+                ),
+                _ => return reply(false, "not the current build of the backend inputs".into()),
+            }
+        };
+        let mut names = std::collections::HashSet::new();
+        for f in &header.files {
+            if !crate::backend::plain_relative_path(&f.name) || !names.insert(f.name.as_str()) {
+                let reason = format!("bad or repeated file path {:?}", f.name);
+                self.fail_build(worker, build, &reason);
+                return reply(false, reason);
+            }
+        }
+        let root = self.shared.writer.dir().root().to_path_buf();
+        let staging = match apparate::backend_inputs::staging_dir(&root, &format!("upload-{build}"))
+        {
+            Ok(p) => p,
+            Err(e) => return Err(Status::internal(e.to_string())),
+        };
+        if let Err(refusal) = upload::receive_files(&mut stream, &header, &staging).await {
+            let _ = apparate::results::remove_any(&staging);
+            let reason = match refusal {
+                upload::Refusal::Transport(r) => return reply(false, r),
+                upload::Refusal::Invalid(r) => r,
+            };
+            self.fail_build(worker, build, &reason);
+            return reply(false, reason);
+        }
+        let command = vec![format!("gen-data on worker {worker} (build {build})")];
+        let published = {
+            let staging = staging.clone();
+            tokio::task::spawn_blocking(move || {
+                apparate::backend_inputs::publish_build(
+                    &root, &staging, &digest, &version, command, &needed,
+                )
+            })
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+        };
+        match published {
+            Ok(manifest) => {
+                let mut core = self.shared.lock();
+                let core = &mut *core;
+                if let Some(b) = core.backend.as_mut() {
+                    b.on_built(
+                        manifest
+                            .files
+                            .into_iter()
+                            .map(|f| (f.path, f.sha256))
+                            .collect(),
+                    );
+                }
+                self.shared.record_backend_state(core);
+                reply(true, String::new())
+            }
+            Err(e) => {
+                let _ = apparate::results::remove_any(&staging);
+                let reason = e.to_string();
+                self.fail_build(worker, build, &reason);
+                reply(false, reason)
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! the reception of uploads in [`crate::upload`], the group committer in [`crate::commit`];
 //! this module imports none of them.
 
+use crate::backend::BackendBuild;
 use crate::ids::{AttemptId, TaskIdx, WorkerId};
 use crate::ledger::{Counts, Ledger, LedgerError, LedgerEvent};
 use crate::store::Store;
@@ -34,6 +35,8 @@ pub struct WorkerProgress {
     pub last_seen: Instant,
     /// It was told that the sweep is done.
     pub told_done: bool,
+    /// It registered with `--gpu` (it may build `device = "cuda"` backend inputs).
+    pub gpu: bool,
 }
 
 /// A snapshot for the progress display.
@@ -53,6 +56,8 @@ pub(crate) struct Core {
     pub(crate) workers: Vec<WorkerProgress>,
     /// The failure kind last reported for a task (for its failure record).
     pub(crate) kinds: HashMap<TaskIdx, FailureKind>,
+    /// The sweep's backend inputs, when its spec has them ([`crate::backend`]).
+    pub(crate) backend: Option<BackendBuild>,
 }
 
 /// The state the service shares with the sweep's loops.
@@ -112,6 +117,28 @@ impl Shared {
         let mut core = self.lock();
         let events = core.ledger.on_tick(now);
         self.act(&mut core, &events);
+        let core = &mut *core;
+        if let Some(b) = &mut core.backend {
+            if core.ledger.counts().pending > 0 {
+                let able = core.workers.iter().filter(|w| b.can_build(w.gpu)).count();
+                let workers = &core.workers;
+                let last_seen =
+                    |id: WorkerId| workers.iter().find(|w| w.id == id).map(|w| w.last_seen);
+                b.tick(now, last_seen, able, self.lease * 2);
+            }
+        }
+        self.record_backend_state(core);
+    }
+
+    /// Records the backend inputs' state line in the ledger (`coordinator status` shows it).
+    pub(crate) fn record_backend_state(&self, core: &mut Core) {
+        if let Some(b) = &core.backend {
+            let able = core.workers.iter().filter(|w| b.can_build(w.gpu)).count();
+            let line = b.state_line(able);
+            if let Err(e) = core.store.set_note(BACKEND_NOTE, &line) {
+                tracing::debug!("cannot record the backend inputs' state: {e}");
+            }
+        }
     }
 
     /// Whether every worker seen within `recent` was told that the sweep is done (the
@@ -305,6 +332,7 @@ pub(crate) fn new_core(
     store: Store,
     tasks: Vec<PlannedTask>,
     code_version: String,
+    backend: Option<BackendBuild>,
 ) -> Core {
     Core {
         ledger,
@@ -313,7 +341,11 @@ pub(crate) fn new_core(
         code_version,
         workers: Vec::new(),
         kinds: HashMap::new(),
+        backend,
     }
 }
+
+/// The ledger's `meta` row holding the backend inputs' state line.
+pub const BACKEND_NOTE: &str = "backend_inputs";
 
 impl Shared {}

@@ -264,6 +264,30 @@ impl Store {
         ))
     }
 
+    /// Sets the `meta` row `name` (a note such as the backend inputs' state).
+    pub fn set_note(&mut self, name: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta(name, value) VALUES (?1, ?2)",
+                params![name, value],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// The `meta` row `name`, if set.
+    pub fn note(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT value FROM meta WHERE name = ?1")
+            .map_err(self.err())?;
+        let mut rows = st.query(params![name]).map_err(self.err())?;
+        match rows.next().map_err(self.err())? {
+            Some(r) => Ok(Some(r.get(0).map_err(self.err())?)),
+            None => Ok(None),
+        }
+    }
+
     /// Records a registered worker.
     pub fn record_worker(
         &mut self,

@@ -81,7 +81,12 @@ pub(crate) async fn receive_files(
     std::fs::create_dir(staging).map_err(|e| disk(staging, &e))?;
     let mut files = Vec::with_capacity(header.files.len());
     for f in &header.files {
+        // Names are checked by the caller: plain file names for a result, plain relative paths
+        // for a backend-inputs folder (whose folders are created here).
         let path = staging.join(&f.name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| disk(parent, &e))?;
+        }
         let file = std::fs::File::options()
             .write(true)
             .create_new(true)

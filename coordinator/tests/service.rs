@@ -23,9 +23,13 @@ struct Server {
 }
 
 async fn start(name: &str, lease: Duration) -> Server {
+    start_spec(name, lease, SPEC).await
+}
+
+async fn start_spec(name: &str, lease: Duration, spec: &str) -> Server {
     let dir = std::env::temp_dir().join(format!("coord-svc-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let plan = SweepSpec::from_toml(SPEC, "test", &dir)
+    let plan = SweepSpec::from_toml(spec, "test", &dir)
         .expect("spec")
         .plan()
         .expect("plan");
@@ -360,4 +364,188 @@ fn issue11_a_linked_ledger_database_is_refused_naming_it() {
         std::fs::remove_file(&linked).expect("unlink");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A stand-in `ee-backend` that only answers `--version` (no build runs in these tests: the
+/// calls are made by hand), and the spec's weights and data, in `dir`.
+fn backend_fixture(dir: &std::path::Path) -> String {
+    std::fs::create_dir_all(dir.join("frames")).expect("dirs");
+    std::fs::write(dir.join("weights.bin"), b"weights").expect("weights");
+    std::fs::write(dir.join("frames/0001.png"), b"frame").expect("frame");
+    let script = dir.join("ee-backend.sh");
+    std::fs::write(&script, "#!/bin/sh\necho ee-backend-stand-in 1\n").expect("script");
+    let ok = std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .expect("chmod")
+        .success();
+    assert!(ok);
+    // Every test of this binary that plans backend inputs sets the same value.
+    std::env::set_var("APPARATE_EE_BACKEND", &script);
+    format!(
+        "name = \"svc\"\n[inputs]\nkind = \"backend\"\nmodel = \"resnet18\"\ndataset = \"auburn\"\n\
+         weights = {:?}\ndata = {:?}\ndevice = \"cuda\"\n\
+         [traces.video30]\nkind = \"fixed\"\nqps = 30.0\nn = 100\n[[grid]]\nname = \"cv\"\n\
+         models = [\"resnet18\"]\ndatasets = [\"auburn\"]\ntraces = [\"video30\"]\n\
+         slo_multiplier = [2.0]\nbatch_size = [4]\n",
+        dir.join("weights.bin").display().to_string(),
+        dir.join("frames").display().to_string()
+    )
+}
+
+async fn pull(c: &mut Client, worker_id: u64) -> Option<pb::pull_task_reply::Reply> {
+    c.pull_task(pb::PullTaskRequest { worker_id })
+        .await
+        .expect("pull")
+        .into_inner()
+        .reply
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_inputs_are_built_only_by_a_gpu_worker_holding_the_build() {
+    let fixture =
+        std::env::temp_dir().join(format!("coord-svc-backend-src-{}", std::process::id()));
+    let spec = backend_fixture(&fixture);
+    let s = start_spec("backend", Duration::from_secs(10), &spec).await;
+    let mut c = client(&s.addr, Some("right")).await;
+    let cpu = c
+        .register(register_req(proto::PROTOCOL_VERSION))
+        .await
+        .expect("register")
+        .into_inner()
+        .worker_id;
+    // A worker without a GPU gets no task and no build: it waits.
+    match pull(&mut c, cpu).await {
+        Some(pb::pull_task_reply::Reply::Wait(w)) => assert!(w.reason.is_empty()),
+        other => panic!("expected a wait, got {other:?}"),
+    }
+    let gpu = c
+        .register(pb::RegisterRequest {
+            gpu: true,
+            ..register_req(proto::PROTOCOL_VERSION)
+        })
+        .await
+        .expect("register")
+        .into_inner()
+        .worker_id;
+    let build = match pull(&mut c, gpu).await {
+        Some(pb::pull_task_reply::Reply::Build(b)) => b,
+        other => panic!("expected the build, got {other:?}"),
+    };
+    assert_eq!(
+        (build.model.as_str(), build.device.as_str()),
+        ("resnet18", "cuda")
+    );
+    let paths: Vec<&str> = build.sources.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["source/data/0001.png", "source/weights/weights.bin"]
+    );
+    // One build at a time: another GPU pull waits.
+    assert!(matches!(
+        pull(&mut c, gpu).await,
+        Some(pb::pull_task_reply::Reply::Wait(_))
+    ));
+    // Sources go only to the worker holding the build.
+    let fetch = |worker_id: u64| pb::FetchInputRequest {
+        worker_id,
+        attempt_id: build.build_id,
+        path: "source/weights/weights.bin".into(),
+    };
+    let e = c
+        .fetch_input(fetch(cpu))
+        .await
+        .expect_err("not the builder");
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let mut stream = c.fetch_input(fetch(gpu)).await.expect("fetch").into_inner();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.message().await.expect("chunk") {
+        bytes.extend(chunk.data);
+    }
+    assert_eq!(bytes, b"weights");
+    // An upload from another worker is refused; one missing the files the tasks read fails
+    // the build, which is then offered again.
+    let upload = |worker_id: u64, name: &str| {
+        let header = pb::ResultChunk {
+            chunk: Some(pb::result_chunk::Chunk::Header(pb::ResultHeader {
+                worker_id,
+                attempt_id: build.build_id,
+                task_key: build.digest.clone(),
+                files: vec![pb::ResultFile {
+                    name: name.into(),
+                    size: 2,
+                    sha256: apparate::sweep::digest::sha256_hex(b"hi"),
+                }],
+                ..Default::default()
+            })),
+        };
+        let data = pb::ResultChunk {
+            chunk: Some(pb::result_chunk::Chunk::Data(pb::FileData {
+                file: 0,
+                data: b"hi".to_vec(),
+            })),
+        };
+        tokio_stream::iter(vec![header, data])
+    };
+    let r = c
+        .upload_inputs(upload(cpu, "README.md"))
+        .await
+        .expect("reply")
+        .into_inner();
+    assert!(
+        !r.accepted && r.reason.contains("not the current build"),
+        "{r:?}"
+    );
+    let r = c
+        .upload_inputs(upload(gpu, "../escape"))
+        .await
+        .expect("reply")
+        .into_inner();
+    assert!(!r.accepted && r.reason.contains("escape"), "{r:?}");
+    let again = match pull(&mut c, gpu).await {
+        Some(pb::pull_task_reply::Reply::Build(b)) => b,
+        other => panic!("expected the build again, got {other:?}"),
+    };
+    assert_ne!(again.build_id, build.build_id);
+    let r = c
+        .upload_inputs({
+            let mut chunks = vec![];
+            let header = pb::ResultChunk {
+                chunk: Some(pb::result_chunk::Chunk::Header(pb::ResultHeader {
+                    worker_id: gpu,
+                    attempt_id: again.build_id,
+                    task_key: again.digest.clone(),
+                    files: vec![pb::ResultFile {
+                        name: "bootstrap_pickles/x.pickle".into(),
+                        size: 2,
+                        sha256: apparate::sweep::digest::sha256_hex(b"hi"),
+                    }],
+                    ..Default::default()
+                })),
+            };
+            chunks.push(header);
+            chunks.push(pb::ResultChunk {
+                chunk: Some(pb::result_chunk::Chunk::Data(pb::FileData {
+                    file: 0,
+                    data: b"hi".to_vec(),
+                })),
+            });
+            tokio_stream::iter(chunks)
+        })
+        .await
+        .expect("reply")
+        .into_inner();
+    assert!(
+        !r.accepted
+            && r.reason
+                .contains("did not write bootstrap_pickles/bootstrap_auburn_resnet18.pickle"),
+        "{r:?}"
+    );
+    assert!(
+        !s.dir.join("inputs").join(&again.digest).exists(),
+        "nothing published"
+    );
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&fixture);
 }

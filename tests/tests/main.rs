@@ -5,6 +5,8 @@
 /// The `TestCluster` harness, result comparison and small specs.
 mod util;
 
+/// Backend inputs (issue #13): built by a GPU worker, fetched by every worker.
+mod backend;
 /// Crashes: a worker or the coordinator killed with SIGKILL mid-sweep.
 mod crashes;
 /// Undisturbed sweeps: three workers, byte-for-byte equal to `worker --local`.

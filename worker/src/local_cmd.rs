@@ -86,6 +86,9 @@ pub fn run_local(args: LocalArgs) -> Result<()> {
 /// `worker plan`: every task, its key and its state in `--out`; runs nothing.
 pub fn run_plan_cmd(args: PlanArgs) -> Result<()> {
     let plan = apparate::sweep::load_plan(args.spec.as_deref())?;
+    if let Some(line) = apparate::results::overview::backend_inputs_line(&plan, &args.out) {
+        println!("{line}");
+    }
     let counts = write_plan_listing(
         &plan,
         &ResultsDir::new(&args.out),

@@ -26,9 +26,12 @@
 //! is not the task's result but `FILE` alone (a hostile worker, issue #11; the coordinator
 //! must refuse it).
 
+#[path = "remote_build.rs"]
+mod build;
+
 use anyhow::{anyhow, bail, Context, Result};
 use apparate::ids::{AttemptId, WorkerId};
-use apparate::local::{execute, TaskFailure};
+use apparate::local::{execute_on, TaskFailure};
 use apparate::results::{FailureKind, ResultsDir};
 use apparate::sweep::digest::file_sha256;
 use apparate::sweep::{PlannedTask, TaskKey};
@@ -65,7 +68,9 @@ pub struct RemoteArgs {
     /// Scratch folder for running tasks (default: $TMPDIR/apparate-worker-<pid>).
     #[arg(long, value_name = "DIR", requires = "coordinator")]
     pub scratch: Option<PathBuf>,
-    /// Report a GPU to the coordinator.
+    /// This machine has a GPU: the coordinator may give it the building of backend inputs of a
+    /// `device = "cuda"` spec (`ee-backend gen-data`, with the `ee-backend` beside `worker` or
+    /// `$APPARATE_EE_BACKEND`).
     #[arg(long, requires = "coordinator")]
     pub gpu: bool,
     /// CA (PEM) the coordinator's TLS certificate must chain to.
@@ -607,6 +612,7 @@ async fn slot_loop(w: Arc<Worker>, fatal_tx: tokio::sync::mpsc::Sender<anyhow::E
         };
         match reply {
             Some(pb::pull_task_reply::Reply::Lease(lease)) => run_lease(&w, lease).await,
+            Some(pb::pull_task_reply::Reply::Build(b)) => build::run_build(&w, b).await,
             Some(pb::pull_task_reply::Reply::Wait(wait)) => {
                 if !wait.reason.is_empty() {
                     // Blocked after too many failures in a row: nothing more to do here.
@@ -766,12 +772,24 @@ async fn run_attempt(
             message: format!("unreadable lease: {m}"),
         }),
     })?;
-    if let Inputs::Artifact { .. } = task.spec.inputs {
-        let dir = match &w.data {
-            Some(d) => d.clone(),
-            None => fetch_inputs(w, attempt, lease).await?,
-        };
-        task.spec.inputs = Inputs::Artifact { dir };
+    // The spec the task runs on; `task.spec` stays the planned one (its manifest and key).
+    let mut run_spec = task.spec.clone();
+    match task.spec.inputs {
+        Inputs::Artifact { .. } => {
+            let dir = match &w.data {
+                Some(d) => d.clone(),
+                None => fetch_inputs(w, attempt, lease).await?,
+            };
+            task.spec.inputs = Inputs::Artifact { dir: dir.clone() };
+            run_spec.inputs = Inputs::Artifact { dir };
+        }
+        // The folder the backend built: always fetched from the coordinator (`--data` is the
+        // artifact's data, not it).
+        Inputs::Backend { .. } => {
+            let dir = fetch_inputs(w, attempt, lease).await?;
+            run_spec.inputs = Inputs::Artifact { dir };
+        }
+        Inputs::Embedded { .. } => {}
     }
     let run_dir = w.scratch.join(format!("run-{attempt}"));
     let code_version = w.code_version.clone();
@@ -781,7 +799,7 @@ async fn run_attempt(
             retryable: true,
             message: e.to_string(),
         })?;
-        execute(&task, &writer, &code_version)?;
+        execute_on(&task, &run_spec, &writer, &code_version)?;
         Ok::<PathBuf, TaskFailure>(writer.dir().task_dir(&task.key))
     })
     .await;

@@ -23,6 +23,9 @@ mod cli_local;
 /// `worker gen-data`: its output replayed by `worker simulate` equals the embedded task.
 mod gen_data;
 
+/// Backend inputs in a sweep (issue #13): built once, reused, crash-safe, keyed by digest.
+mod backend_grid;
+
 /// What the end of a sweep prints: summary lines or the compact table, on a real terminal.
 mod sweep_output;
 

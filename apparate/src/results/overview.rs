@@ -80,6 +80,20 @@ pub struct TableRow {
     pub status: RowStatus,
 }
 
+/// The `# inputs: ...` line `worker plan` and `coordinator plan` print first for a plan over
+/// backend inputs ([`crate::backend_inputs::plan_line`]); `None` for other inputs.
+pub fn backend_inputs_line(plan: &Plan, results_root: &Path) -> Option<String> {
+    let bp = plan.backend()?;
+    let b = crate::backend_inputs::BackendInputs::of(plan.inputs())?;
+    Some(crate::backend_inputs::plan_line(
+        b.model,
+        b.device,
+        &bp.exe,
+        &bp.digest,
+        results_root,
+    ))
+}
+
 /// `report/tables/tasks.csv` of the results directory.
 pub fn report_tasks_csv(dir: &ResultsDir) -> PathBuf {
     dir.root().join("report").join("tables").join("tasks.csv")

@@ -15,10 +15,12 @@ use super::validate::{check_grid, check_list, check_name, invalid, num};
 pub use super::validate::{
     MAX_CHECK_INTERVAL, MAX_LIST_LEN, MAX_RAMP_BUDGET, MAX_TASKS, SCALE_RANGE, SLO_MULTIPLIER_RANGE,
 };
+use crate::backend_inputs::{self, BackendExe, BackendInputs, DIGEST_KEY};
 use crate::ids::TaskKey;
 use crate::sim::family::ACC_LOSS_BUDGET_ACTUAL;
 use crate::sim::{Family, Overrides, StaticRamps};
-use crate::task::{BatchingScheme, Inputs, TaskParams, TaskSpec, TaskTrace};
+use crate::task::{BackendDevice, BatchingScheme, Inputs, TaskParams, TaskSpec, TaskTrace};
+use crate::workload;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -100,6 +102,17 @@ pub struct Plan {
     file_digests: BTreeMap<String, String>,
     code_version: String,
     len: usize,
+    /// Backend inputs: the binary and the inputs digest.
+    backend: Option<BackendPlan>,
+}
+
+/// The backend of a plan over backend inputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendPlan {
+    /// The `ee-backend` binary that builds the inputs, and its version.
+    pub exe: BackendExe,
+    /// The inputs digest (the folder `<results>/inputs/<digest>/`, the task digest `backend`).
+    pub digest: String,
 }
 
 /// A grid of a plan, for callers that walk grid by grid (summaries).
@@ -127,6 +140,169 @@ fn slash_path(p: &Path) -> String {
         .join("/")
 }
 
+/// The first backend-only key set in `[inputs]`, if any.
+fn backend_only_key(i: &super::spec::InputsSpec) -> Option<&'static str> {
+    [
+        ("model", i.model.is_some()),
+        ("weights", i.weights.is_some()),
+        ("data", i.data.is_some()),
+        ("labels", i.labels.is_some()),
+        ("device", i.device.is_some()),
+        ("seed", i.seed.is_some()),
+        ("dataset", i.dataset.is_some()),
+        ("name", i.name.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(k, set)| set.then_some(k))
+}
+
+/// What the grids of a sweep over backend inputs must name.
+#[derive(Clone, Debug)]
+pub(super) struct BackendGrid {
+    pub(super) model: String,
+    pub(super) dataset: String,
+    pub(super) family: Family,
+}
+
+/// The family of a backend model: the paper's NLP models are NLP, every other model CV.
+pub fn backend_family(model: &str) -> Family {
+    match workload::model_family(model) {
+        Some(Family::Nlp) => Family::Nlp,
+        _ => Family::Cv,
+    }
+}
+
+/// A path of `[inputs]` that must exist: a regular file, or (with `folder_ok`) a folder.
+fn check_input_path(
+    spec: &SweepSpec,
+    key: &str,
+    path: &Path,
+    folder_ok: bool,
+) -> Result<PathBuf, SpecError> {
+    let p = resolve(&spec.base_dir, path);
+    let what = if folder_ok {
+        "a regular file or a folder"
+    } else {
+        "a regular file"
+    };
+    match std::fs::metadata(&p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(invalid(
+            format!("inputs.{key}"),
+            format!("{} does not exist; expected {what}", p.display()),
+        )),
+        Err(e) => Err(invalid(
+            format!("inputs.{key}"),
+            format!("{}: {e}", p.display()),
+        )),
+        Ok(m) if m.is_dir() && folder_ok => Ok(p),
+        Ok(_) => match crate::input_file::check_regular(&p) {
+            Ok(_) => Ok(p),
+            Err(e) => Err(invalid(
+                format!("inputs.{key}"),
+                format!("{}: {e}; expected {what}", p.display()),
+            )),
+        },
+    }
+}
+
+/// Checks `[inputs]` of kind `backend` (names, device, and that every path exists).
+fn check_backend_inputs(spec: &SweepSpec) -> Result<(Inputs, BackendGrid), SpecError> {
+    let i = &spec.inputs;
+    let model = match &i.model {
+        None => {
+            return Err(invalid(
+                "inputs.model",
+                "required with kind = \"backend\": the model ee-backend runs, e.g. \"digits-cnn\" or \"resnet50\"",
+            ))
+        }
+        Some(m) => m.clone(),
+    };
+    check_name("inputs.model", "model name", &model)?;
+    let name = i.name.clone().unwrap_or_else(|| model.clone());
+    check_name("inputs.name", "model name", &name)?;
+    // The simulator's rule: a CV model is one whose name contains resnet or vgg.
+    let family = if crate::artifact::is_cv_arch(&name) {
+        Family::Cv
+    } else {
+        Family::Nlp
+    };
+    if backend_family(&model) != family {
+        let key = if i.name.is_some() {
+            "inputs.name"
+        } else {
+            "inputs.model"
+        };
+        return Err(invalid(
+            key,
+            match family {
+                Family::Nlp => format!(
+                    "model {model:?} is a CV model, but the simulator reads a model as CV only under a name containing \"resnet\" or \"vgg\" (not {name:?}); give inputs.name, e.g. \"resnet-{model}\""
+                ),
+                Family::Cv => format!(
+                    "model {model:?} is an NLP model; its name {name:?} must not contain \"resnet\" or \"vgg\""
+                ),
+            },
+        ));
+    }
+    let dataset = match &i.dataset {
+        Some(d) => d.clone(),
+        None => match family {
+            Family::Cv => "video".to_string(),
+            Family::Nlp => "text".to_string(),
+        },
+    };
+    check_name("inputs.dataset", "dataset name", &dataset)?;
+    let device = match &i.device {
+        None => BackendDevice::Auto,
+        Some(d) => BackendDevice::parse(d).ok_or_else(|| {
+            invalid(
+                "inputs.device",
+                format!("{d:?} is not a device; expected \"auto\", \"cpu\" or \"cuda\""),
+            )
+        })?,
+    };
+    let weights = match &i.weights {
+        None => {
+            return Err(invalid(
+                "inputs.weights",
+                "required with kind = \"backend\": the model's weights file",
+            ))
+        }
+        Some(w) => check_input_path(spec, "weights", w, false)?,
+    };
+    let data = match &i.data {
+        None => {
+            return Err(invalid(
+                "inputs.data",
+                "required with kind = \"backend\": the dataset (a folder of frames, or a CSV/JSONL file)",
+            ))
+        }
+        Some(d) => check_input_path(spec, "data", d, true)?,
+    };
+    let labels = match &i.labels {
+        None => None,
+        Some(l) => Some(check_input_path(spec, "labels", l, false)?),
+    };
+    let inputs = Inputs::Backend {
+        model,
+        name: name.clone(),
+        dataset: dataset.clone(),
+        weights,
+        data,
+        labels,
+        device,
+        seed: i.seed,
+    };
+    Ok((
+        inputs,
+        BackendGrid {
+            model: name,
+            dataset,
+            family,
+        },
+    ))
+}
+
 impl SweepSpec {
     /// Checks the spec and expands it (see [`Plan::new`]).
     pub fn plan(self) -> Result<Plan, SpecError> {
@@ -140,7 +316,33 @@ impl Plan {
     pub fn new(spec: SweepSpec) -> Result<Plan, SpecError> {
         check_name("name", "sweep name", &spec.name)?;
         check_list("seeds", &spec.seeds)?;
+        if let Some(key) = backend_only_key(&spec.inputs) {
+            if spec.inputs.kind != InputsKind::Backend {
+                return Err(invalid(
+                    format!("inputs.{key}"),
+                    "only allowed with kind = \"backend\"",
+                ));
+            }
+        }
+        let mut backend = None;
         let (inputs, scale) = match (spec.inputs.kind, spec.inputs.scale, &spec.inputs.dir) {
+            (InputsKind::Backend, Some(_), _) => {
+                return Err(invalid(
+                    "inputs.scale",
+                    "only allowed with kind = \"embedded\"",
+                ))
+            }
+            (InputsKind::Backend, None, Some(_)) => {
+                return Err(invalid(
+                    "inputs.dir",
+                    "only allowed with kind = \"artifact\" (backend inputs are built into <results>/inputs/<digest>/)",
+                ))
+            }
+            (InputsKind::Backend, None, None) => {
+                let (inputs, grid) = check_backend_inputs(&spec)?;
+                backend = Some(grid);
+                (inputs, None)
+            }
             (InputsKind::Embedded, _, Some(_)) => {
                 return Err(invalid(
                     "inputs.dir",
@@ -191,6 +393,17 @@ impl Plan {
                 parse_trace(name, table, scale.is_some(), &spec.base_dir)?,
             );
         }
+        if backend.is_some() {
+            if let Some((name, _)) = traces
+                .iter()
+                .find(|(_, t)| matches!(t, TraceTemplate::Decisions { .. }))
+            {
+                return Err(invalid(
+                    format!("traces.{name}"),
+                    "a recorded decision file needs artifact inputs; backend inputs hold no batch_decisions/ (use a generated trace: kind = \"fixed\", \"poisson\", ...)",
+                ));
+            }
+        }
         if spec.grid.is_empty() {
             return Err(invalid("grid", "at least one [[grid]] is required"));
         }
@@ -203,7 +416,7 @@ impl Plan {
                     format!("{:?} is already the name of grid[{j}]", g.name),
                 ));
             }
-            let mut gp = check_grid(gi, g, &spec, &traces, scale)?;
+            let mut gp = check_grid(gi, g, &spec, &traces, scale, backend.as_ref())?;
             gp.offset = offset;
             offset = offset
                 .checked_add(gp.len)
@@ -218,6 +431,20 @@ impl Plan {
                 })?;
             grids.push(gp);
         }
+        let backend_digest = match BackendInputs::of(&inputs) {
+            Some(b) => {
+                let exe = backend_inputs::locate().map_err(|e| SpecError::Backend {
+                    problem: e.to_string(),
+                })?;
+                let digest = backend_inputs::inputs_digest(&b, &exe.version).map_err(|e| {
+                    SpecError::Backend {
+                        problem: e.to_string(),
+                    }
+                })?;
+                Some(BackendPlan { exe, digest })
+            }
+            None => None,
+        };
         let mut plan = Plan {
             spec,
             inputs,
@@ -226,6 +453,7 @@ impl Plan {
             file_digests: BTreeMap::new(),
             code_version: crate::code_version(),
             len: offset,
+            backend: backend_digest,
         };
         plan.hash_input_files()?;
         Ok(plan)
@@ -290,9 +518,35 @@ impl Plan {
         self.len == 0
     }
 
+    /// The inputs every task of the plan reads.
+    pub fn inputs(&self) -> &Inputs {
+        &self.inputs
+    }
+
     /// The spec the plan was made from.
     pub fn spec(&self) -> &SweepSpec {
         &self.spec
+    }
+
+    /// For backend inputs: the binary that builds them and their digest.
+    pub fn backend(&self) -> Option<&BackendPlan> {
+        self.backend.as_ref()
+    }
+
+    /// For backend inputs: every file a task reads in the built folder (relative paths,
+    /// sorted, each once). Empty for other inputs.
+    pub fn backend_needed_files(&self) -> Vec<PathBuf> {
+        if self.backend.is_none() {
+            return Vec::new();
+        }
+        let mut files = std::collections::BTreeSet::new();
+        // One task per (grid, model, dataset) suffices: the files depend on nothing else.
+        for g in &self.grids {
+            if let Some(t) = self.task(g.offset) {
+                files.extend(t.spec.input_files());
+            }
+        }
+        files.into_iter().collect()
     }
 
     /// The code version that is part of every key ([`crate::code_version`]).
@@ -341,6 +595,11 @@ impl Plan {
                     "embedded".to_string(),
                     embedded_digest(&spec.model, &spec.dataset, *scale, spec.seed),
                 );
+            }
+            Inputs::Backend { .. } => {
+                if let Some(b) = &self.backend {
+                    d.insert(DIGEST_KEY.to_string(), b.digest.clone());
+                }
             }
             Inputs::Artifact { .. } => {
                 for rel in spec.input_files() {
@@ -405,7 +664,7 @@ impl Plan {
             }) => {
                 let scale = match self.inputs {
                     Inputs::Embedded { scale } => Some(scale),
-                    Inputs::Artifact { .. } => None,
+                    Inputs::Artifact { .. } | Inputs::Backend { .. } => None,
                 };
                 TaskTrace::Generated {
                     name: trace_name.clone(),

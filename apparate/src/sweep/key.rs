@@ -7,8 +7,8 @@
 //!   parameters (`slo2-bs4`, plus `acc0.02`, `rb2`, `ci50`, `tfserve`, `uniform`,
 //!   `bootramps`, `seed3` where they apply), restricted to `[A-Za-z0-9._-]`.
 //! * The hash is what makes the key unique. The task spec in it is *location-free*: the artifact
-//!   folder and an Azure CSV's path are blanked, since the input digests already stand for their
-//!   contents. Moving the data (or running on another machine) keeps every key.
+//!   folder, a backend spec's weights, data and labels paths and an Azure CSV's path are
+//!   blanked, since the input digests already stand for their contents. Moving the data (or running on another machine) keeps every key.
 //! * The code version ([`crate::code_version`]) changes every key when the crate version or
 //!   [`crate::RESULTS_VERSION`] changes.
 
@@ -26,8 +26,21 @@ pub const KEY_HASH_HEX: usize = 16;
 /// `spec` with its input locations blanked (see the module docs).
 pub fn location_free(spec: &TaskSpec) -> TaskSpec {
     let mut s = spec.clone();
-    if let Inputs::Artifact { dir } = &mut s.inputs {
-        *dir = PathBuf::new();
+    match &mut s.inputs {
+        Inputs::Artifact { dir } => *dir = PathBuf::new(),
+        Inputs::Backend {
+            weights,
+            data,
+            labels,
+            ..
+        } => {
+            *weights = PathBuf::new();
+            *data = PathBuf::new();
+            if let Some(l) = labels {
+                *l = PathBuf::new();
+            }
+        }
+        Inputs::Embedded { .. } => {}
     }
     if let TaskTrace::Generated {
         spec: TraceSpec::AzureCsv { path, .. },

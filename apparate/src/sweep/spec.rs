@@ -40,8 +40,10 @@ fn default_seeds() -> Vec<u64> {
     vec![0]
 }
 
-/// `[inputs]`: the embedded workload or an artifact data folder. (A flat table rather than a
-/// tagged enum, so that a wrong value is reported at its own line and key.)
+/// `[inputs]`: the embedded workload, an artifact data folder, or a real model run by the
+/// backend (`ee-backend gen-data`) into a content-addressed artifact folder
+/// ([`crate::backend_inputs`]). (A flat table rather than a tagged enum, so that a wrong value
+/// is reported at its own line and key.)
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputsSpec {
@@ -55,6 +57,35 @@ pub struct InputsSpec {
     /// resolved against the spec file's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
+    /// Backend only (required): the model `ee-backend` runs (`digits-cnn`, `resnet50`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Backend only (required): the model's weights file; resolved like `dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<PathBuf>,
+    /// Backend only (required): the dataset, a folder (image frames) or a file (CSV/JSONL
+    /// text); resolved like `dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
+    /// Backend only (optional): a labels file; resolved like `dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<PathBuf>,
+    /// Backend only: `auto` (the default), `cpu` or `cuda`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Backend only (optional): the backend's seed (`--seed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Backend only (optional): the model's name in the data folder's file names and the
+    /// grids' `models` (`--name`); default: `model`. The simulator reads a model as CV only
+    /// when its name contains `resnet` or `vgg`, so a CV model of another name (e.g.
+    /// `digits-cnn`) needs one that does (e.g. `resnet-digits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Backend only (optional): the dataset name in the data folder's file names and the
+    /// grids' `datasets` (`--dataset`); default `video` for a CV model, `text` for an NLP one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
 }
 
 /// `inputs.kind`.
@@ -65,6 +96,8 @@ pub enum InputsKind {
     Embedded,
     /// A folder of the artifact's pickles.
     Artifact,
+    /// A real model run once by `ee-backend gen-data` into `<results>/inputs/<digest>/`.
+    Backend,
 }
 
 fn default_batching() -> Vec<BatchingScheme> {
@@ -147,6 +180,12 @@ pub enum SpecError {
         file: PathBuf,
         /// How many other distinct files are missing too.
         also_missing: usize,
+    },
+    /// The `ee-backend` binary that backend inputs need cannot be found or run.
+    #[error("inputs.kind = \"backend\": {problem}")]
+    Backend {
+        /// What is wrong (where it was looked for, or how it failed).
+        problem: String,
     },
     /// An input file exists but cannot be read (for its digest).
     #[error("cannot read input file {path}: {source}")]

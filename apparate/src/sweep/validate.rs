@@ -2,7 +2,7 @@
 //! the key path it is about (`grid[0].slo_multiplier[1]: ...`). [`check_grid`] checks one
 //! `[[grid]]` into the lists its tasks are planned from ([`super::grid`]).
 
-use super::grid::GridPlan;
+use super::grid::{BackendGrid, GridPlan};
 use super::spec::{GridSpec, SpecError, SweepSpec};
 use super::trace_spec::{task_trace, trace_error, TraceTemplate};
 use crate::sim::{Family, StaticRamps, BATCH_SIZES};
@@ -113,9 +113,13 @@ pub(super) fn check_grid(
     spec: &SweepSpec,
     traces: &BTreeMap<String, TraceTemplate>,
     scale: Option<f64>,
+    backend: Option<&BackendGrid>,
 ) -> Result<GridPlan, SpecError> {
     let at = |field: &str| format!("grid[{gi}].{field}");
     check_name(&at("name"), "grid name", &g.name)?;
+    if let Some(b) = backend {
+        check_backend_grid(gi, g, b)?;
+    }
     let all_models: Vec<&str> = workload::CV_MODELS
         .iter()
         .chain(workload::NLP_MODELS.iter())
@@ -127,8 +131,11 @@ pub(super) fn check_grid(
         .copied()
         .collect();
     check_list(&at("models"), &g.models)?;
-    let mut family = None;
+    let mut family = backend.map(|b| b.family);
     for (i, m) in g.models.iter().enumerate() {
+        if backend.is_some() {
+            break;
+        }
         let Some(f) = workload::model_family(m) else {
             return Err(invalid(
                 format!("grid[{gi}].models[{i}]"),
@@ -157,6 +164,9 @@ pub(super) fn check_grid(
     let family = family.unwrap_or(Family::Cv);
     check_list(&at("datasets"), &g.datasets)?;
     for (i, d) in g.datasets.iter().enumerate() {
+        if backend.is_some() {
+            break;
+        }
         let key = format!("grid[{gi}].datasets[{i}]");
         match workload::dataset_family(d) {
             None => {
@@ -318,6 +328,33 @@ pub(super) fn check_grid(
         .try_fold(1usize, |acc, &r| acc.checked_mul(r))
         .ok_or_else(|| invalid(format!("grid[{gi}]"), "expands to too many tasks"))?;
     Ok(plan)
+}
+
+/// With backend inputs a grid names the backend's model and dataset, and nothing else.
+fn check_backend_grid(gi: usize, g: &GridSpec, b: &BackendGrid) -> Result<(), SpecError> {
+    for (i, m) in g.models.iter().enumerate() {
+        if *m != b.model {
+            return Err(invalid(
+                format!("grid[{gi}].models[{i}]"),
+                format!(
+                    "{m:?} is not the backend's model; with kind = \"backend\" a grid lists the model's name (inputs.name, default inputs.model: {:?}) only",
+                    b.model
+                ),
+            ));
+        }
+    }
+    for (i, d) in g.datasets.iter().enumerate() {
+        if *d != b.dataset {
+            return Err(invalid(
+                format!("grid[{gi}].datasets[{i}]"),
+                format!(
+                    "{d:?} is not the backend's dataset; with kind = \"backend\" a grid lists inputs.dataset ({:?}, default \"video\" for CV models, \"text\" for NLP) only",
+                    b.dataset
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks the generated trace of every (dataset, model, trace) of a grid as its tasks will run

@@ -39,6 +39,64 @@ pub enum Inputs {
         /// The directory.
         dir: PathBuf,
     },
+    /// A real model run once by `ee-backend gen-data` into the content-addressed folder
+    /// `<results>/inputs/<digest>/` ([`crate::backend_inputs`]); the task then runs on that
+    /// folder as on [`Inputs::Artifact`]. The paths are blanked in task keys: the inputs
+    /// digest (in the task's digests as `backend`) stands for their contents.
+    Backend {
+        /// The backend's model name (`--model`).
+        model: String,
+        /// The model's name in the folder's file names and in the task (`--name` when it is
+        /// not `model`).
+        name: String,
+        /// The dataset name in the folder's file names (`--dataset`).
+        dataset: String,
+        /// Weights file (`--weights`).
+        weights: PathBuf,
+        /// Dataset folder or file (`--data`).
+        data: PathBuf,
+        /// Labels file (`--labels`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        labels: Option<PathBuf>,
+        /// Where the backend runs (`--device`).
+        device: BackendDevice,
+        /// The backend's seed (`--seed`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u64>,
+    },
+}
+
+/// Where `ee-backend` runs a model (`--device`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendDevice {
+    /// CUDA when a usable GPU is found, else the CPU.
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// An NVIDIA GPU (in a distributed sweep, only GPU workers build these inputs).
+    Cuda,
+}
+
+impl BackendDevice {
+    /// The flag's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendDevice::Auto => "auto",
+            BackendDevice::Cpu => "cpu",
+            BackendDevice::Cuda => "cuda",
+        }
+    }
+
+    /// Parses `auto`, `cpu` or `cuda`.
+    pub fn parse(text: &str) -> Option<BackendDevice> {
+        match text {
+            "auto" => Some(BackendDevice::Auto),
+            "cpu" => Some(BackendDevice::Cpu),
+            "cuda" => Some(BackendDevice::Cuda),
+            _ => None,
+        }
+    }
 }
 
 /// A task's request trace.
@@ -135,7 +193,7 @@ pub struct TaskSpec {
     pub trace: TaskTrace,
     /// Parameters.
     pub params: TaskParams,
-    /// Seed of the embedded workload (ignored for artifact inputs).
+    /// Seed of the embedded workload (ignored for artifact and backend inputs).
     pub seed: u64,
     /// Inputs.
     pub inputs: Inputs,
@@ -159,11 +217,12 @@ impl TaskSpec {
     }
 
     /// Files a task with artifact inputs reads, relative to the artifact directory, in a fixed
-    /// order (empty for embedded inputs). Their digests are part of the task's key.
+    /// order (empty for embedded inputs; for backend inputs, the files it reads in the built
+    /// folder). For artifact inputs their digests are part of the task's key.
     pub fn input_files(&self) -> Vec<PathBuf> {
-        let Inputs::Artifact { .. } = self.inputs else {
+        if let Inputs::Embedded { .. } = self.inputs {
             return Vec::new();
-        };
+        }
         let (ds, m) = (&self.dataset, &self.model);
         let mut files = vec![
             PathBuf::from(format!("bootstrap_pickles/bootstrap_{ds}_{m}.pickle")),

@@ -63,6 +63,13 @@ pub enum TaskError {
         /// Cause.
         source: SimError,
     },
+    /// A task over backend inputs was run on its spec alone: it runs on the folder the backend
+    /// built ([`crate::backend_inputs`]), which the caller substitutes as artifact inputs.
+    #[error("backend inputs ({model}) must be built into an inputs folder before the task runs")]
+    UnbuiltBackendInputs {
+        /// The backend's model.
+        model: String,
+    },
     /// Writing a result file failed (retryable).
     #[error(transparent)]
     Output(#[from] OutputError),
@@ -132,6 +139,9 @@ fn load(spec: &TaskSpec) -> Result<Loaded, TaskError> {
                 sim: w.simulation,
             })
         }
+        Inputs::Backend { model, .. } => Err(TaskError::UnbuiltBackendInputs {
+            model: model.clone(),
+        }),
         Inputs::Artifact { dir } => {
             let files = spec.input_files();
             let path = |k: usize| dir.join(&files[k]);
