@@ -162,7 +162,7 @@ fn digits() -> &'static Digits {
     })
 }
 
-/// Latency tables with 3 ramps (for `--profile-from` until profiling lands).
+/// Latency tables with 3 ramps (for `--profile-from`).
 fn synthetic_tables() -> LatencyTables {
     let tables = BATCH_SIZES
         .iter()
