@@ -1,8 +1,8 @@
 //! Newtype ids (STYLE 8): each id is its own type, so a task key can never be passed where
 //! another id (or a bare string) is expected.
 //!
-//! One module for every id of the workspace: [`string_id!`] generates the path-safe text ids
-//! ([`TaskKey`]), [`num_id!`] the numbered ones of distributed sweeps ([`WorkerId`],
+//! One module for every id of the workspace: `string_id!` generates the path-safe text ids
+//! ([`TaskKey`]), `num_id!` the numbered ones of distributed sweeps ([`WorkerId`],
 //! [`AttemptId`]), which the coordinator and the remote worker share. Ids that name a file or
 //! folder are checked to be *path-safe*: they can never escape the folder they are joined onto.
 //!

@@ -1,12 +1,12 @@
 //! Sweep specs: parsing, checks that name the offending key, the built-in paper grid, expansion
 //! order, canonical forms and task keys.
 
-use crate::util::{auburn_data, copy_tree, fresh_temp_dir};
+use crate::util::{auburn_data, auburn_task_over, copy_tree, fresh_temp_dir};
 use apparate::ids::TaskKey;
-use apparate::sim::{Family, Overrides, StaticRamps};
+use apparate::sim::{Family, Overrides};
 use apparate::sweep::key::task_key;
 use apparate::sweep::{Plan, SpecError, SweepSpec, BUILTIN_SPEC_TOML};
-use apparate::task::{BatchingScheme, Inputs, TaskParams, TaskSpec, TaskTrace};
+use apparate::task::{BatchingScheme, Inputs, TaskTrace};
 use apparate::traces::TraceSpec;
 use apparate::workload::{stream_len, CV_DATASETS, CV_MODELS, NLP_DATASETS, NLP_MODELS};
 use std::collections::{BTreeMap, HashSet};
@@ -154,29 +154,10 @@ fn keys_are_path_safe_and_stable() {
     }
     // A pinned key: canonical JSON, the task spec's serialisation and the slug must not drift
     // without notice (a change here re-runs every sweep; bump RESULTS_VERSION on purpose).
-    let spec = TaskSpec {
-        grid: "cv".into(),
-        family: Family::Cv,
-        model: "resnet18".into(),
-        dataset: "auburn".into(),
-        trace: TaskTrace::ArtifactDecisions {
-            name: "fixed_30".into(),
-            file: "resnet18_1_fixed_30.pickle".into(),
-        },
-        params: TaskParams {
-            batching: BatchingScheme::Clockwork,
-            slo_multiplier: 1.0,
-            batch_size: 4,
-            static_ramps: StaticRamps::AllSites,
-            overrides: Overrides {
-                accuracy_budget: Some(0.02),
-                ..Overrides::default()
-            },
-        },
-        seed: 0,
-        inputs: Inputs::Artifact {
-            dir: "/somewhere".into(),
-        },
+    let mut spec = auburn_task_over("/somewhere".into());
+    spec.params.overrides = Overrides {
+        accuracy_budget: Some(0.02),
+        ..Overrides::default()
     };
     let digests = BTreeMap::from([("a/b.pickle".to_string(), "00ff".to_string())]);
     let key = task_key(&spec, &digests, "pinned");

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `../shared/golden`, relative to the workspace root. Panics (fails the test) with a clear
 /// message when the folder is missing: golden parity must never be skipped silently.
@@ -45,13 +45,26 @@ pub fn auburn_data() -> PathBuf {
     golden_dir().join("cv-resnet18-auburn").join("data")
 }
 
-/// A plan of one task: resnet18 × auburn over the golden scenario's artifact inputs.
-pub fn one_task_plan() -> apparate::sweep::Plan {
-    let text = format!(
+/// The sweep spec of one task: resnet18 × auburn over the golden scenario's artifact inputs,
+/// its recorded fixed-30 decisions, SLO 1, batch size 4.
+pub fn one_task_spec_toml() -> String {
+    format!(
         "name = \"a\"\n[inputs]\nkind = \"artifact\"\ndir = {:?}\n[traces.fixed_30]\nsource = \"artifact_decisions\"\nfile = \"resnet18_1_fixed_30.pickle\"\n[[grid]]\nname = \"cv\"\nmodels = [\"resnet18\"]\ndatasets = [\"auburn\"]\ntraces = [\"fixed_30\"]\nslo_multiplier = [1]\nbatch_size = [4]\n",
         auburn_data().display().to_string()
-    );
-    apparate::sweep::SweepSpec::from_toml(&text, "test", std::path::Path::new("."))
+    )
+}
+
+/// [`one_task_spec_toml`] written to `dir/spec.toml`; its path.
+#[allow(dead_code)] // used by worker/tests, which include this module
+pub fn write_one_task_spec(dir: &Path) -> PathBuf {
+    let spec = dir.join("spec.toml");
+    std::fs::write(&spec, one_task_spec_toml()).expect("spec");
+    spec
+}
+
+/// The plan of [`one_task_spec_toml`].
+pub fn one_task_plan() -> apparate::sweep::Plan {
+    apparate::sweep::SweepSpec::from_toml(&one_task_spec_toml(), "test", Path::new("."))
         .expect("parses")
         .plan()
         .expect("valid")

@@ -24,7 +24,7 @@ use serde_pickle::{DeOptions, HashableValue, Value};
 
 use crate::error::{OpError, PickleProblem};
 use crate::opcodes::{run, Op, Sink};
-use crate::preflight::{self, MemoPlan};
+use crate::preflight::{self, next_memo_id, MemoPlan};
 
 /// Decoder options.
 #[derive(Clone, Copy, Debug, Default)]
@@ -149,12 +149,7 @@ impl Machine<'_> {
                 self.push(copy);
             }
             Op::Put(id) => self.memoize(id)?,
-            Op::Memoize => {
-                let id = u32::try_from(self.memo.len()).map_err(|_| PickleProblem::TooLarge {
-                    limit: u32::MAX.into(),
-                })?;
-                self.memoize(id)?;
-            }
+            Op::Memoize => self.memoize(next_memo_id(self.memo.len())?)?,
             Op::Get(id) => {
                 let e = *self.memo.get(&id).ok_or(PickleProblem::MissingMemo(id))?;
                 let entry = &mut self.entries[e];

@@ -6,7 +6,7 @@
 //! ids, extension registry, out-of-band buffers) are reported as unknown here too.
 //!
 //! [`run`] is the one opcode loop: it walks a stream, hands every opcode to a [`Sink`] (the
-//! pre-flight check, the full decoder, `ramp_stream`), and applies the stream-level rules (a
+//! pre-flight check, the full decoder, [`crate::lite`], `ramp_stream`), and applies the stream-level rules (a
 //! stream ends with `STOP`, nothing follows it, errors carry the opcode's offset) in one place.
 
 pub use crate::error::OpError;
@@ -123,6 +123,17 @@ pub trait Sink<'a> {
     /// and argument bytes).
     fn op(&mut self, offset: usize, op: Op<'a>, raw: &'a [u8]) -> Result<(), Self::Error>;
 
+    /// A hook tried before each opcode is tokenized: the sink may decode the opcodes at the
+    /// start of `rest` itself (its hot ones, straight from the bytes, each in one dispatch)
+    /// and return how many bytes it used, or 0 to have the next opcode tokenized and passed
+    /// to [`Sink::fast_path`] and [`Sink::op`]. It must not take `STOP`. The default takes
+    /// nothing and compiles away.
+    #[inline(always)]
+    fn direct(&mut self, rest: &'a [u8]) -> Result<usize, Self::Error> {
+        let _ = rest;
+        Ok(0)
+    }
+
     /// A fast path tried before [`Sink::op`]: the sink may decode the bytes after `op` itself
     /// (`rest`) and return how many it used, or 0 to go on normally. When it uses bytes, `op`
     /// is not passed to [`Sink::op`].
@@ -143,6 +154,11 @@ pub trait Sink<'a> {
 pub fn run<'a, S: Sink<'a>>(data: &'a [u8], mut sink: S) -> Result<S::Output, S::Error> {
     let mut ops = OpReader::new(data);
     loop {
+        let used = sink.direct(ops.rest())?;
+        if used > 0 {
+            ops.skip(used);
+            continue;
+        }
         let (offset, op) = ops.next_op()?;
         if matches!(op, Op::Stop) {
             let out = sink.stop(offset)?;

@@ -142,12 +142,7 @@ impl Machine {
                 self.push(top.shape, None);
             }
             Op::Put(id) => self.memoize(id)?,
-            Op::Memoize => {
-                let id = u32::try_from(self.memo.len()).map_err(|_| PickleProblem::TooLarge {
-                    limit: u32::MAX.into(),
-                })?;
-                self.memoize(id)?;
-            }
+            Op::Memoize => self.memoize(next_memo_id(self.memo.len())?)?,
             Op::Get(id) => {
                 let entry = self
                     .memo
@@ -351,6 +346,13 @@ fn container(items: &[Shape]) -> Result<Shape, PickleProblem> {
 fn container_of(items: &[Item]) -> Result<Shape, PickleProblem> {
     let shapes: Vec<Shape> = items.iter().map(|i| i.shape).collect();
     container(&shapes)
+}
+
+/// The id `MEMOIZE` stores under: the number of memoized objects so far.
+pub(crate) fn next_memo_id(memoized: usize) -> Result<u32, PickleProblem> {
+    u32::try_from(memoized).map_err(|_| PickleProblem::TooLarge {
+        limit: u32::MAX.into(),
+    })
 }
 
 #[cfg(test)]

@@ -66,6 +66,8 @@ pub struct RemoteArgs {
     #[arg(long, value_name = "DIR", requires = "coordinator")]
     pub cache: Option<PathBuf>,
     /// Scratch folder for running tasks (default: $TMPDIR/apparate-worker-<pid>).
+    // The doc comment is the `--help` text too, so it stays free of markup.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, value_name = "DIR", requires = "coordinator")]
     pub scratch: Option<PathBuf>,
     /// This machine has a GPU: the coordinator may give it the building of backend inputs of a

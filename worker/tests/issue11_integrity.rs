@@ -4,8 +4,8 @@
 //! now it is invalid, `worker plan` says why, and `worker --local` runs the task again and
 //! replaces the folder with a real result.
 
-use crate::util::one_task_plan;
-use crate::util::{auburn_data, copy_tree, fresh_temp_dir};
+use crate::util::{copy_tree, fresh_temp_dir};
+use crate::util::{one_task_plan, write_one_task_spec};
 use apparate::results::{
     Manifest, ManifestProblem, ResultFile, ResultsDir, TaskStatus, Timings, MANIFEST_FILE,
 };
@@ -77,15 +77,7 @@ fn invalid(root: &Path, plan: &Plan, task: &PlannedTask) -> (ManifestProblem, St
 /// `worker plan` calls the task invalid; `worker --local` runs it again and leaves a real,
 /// complete result (exactly the task's files, matching the pristine run byte for byte).
 fn rerun_replaces_it(root: &Path, task: &PlannedTask, expect_in_plan: &str) {
-    let spec = root.join("spec.toml");
-    std::fs::write(
-        &spec,
-        format!(
-            "name = \"a\"\n[inputs]\nkind = \"artifact\"\ndir = {:?}\n[traces.fixed_30]\nsource = \"artifact_decisions\"\nfile = \"resnet18_1_fixed_30.pickle\"\n[[grid]]\nname = \"cv\"\nmodels = [\"resnet18\"]\ndatasets = [\"auburn\"]\ntraces = [\"fixed_30\"]\nslo_multiplier = [1]\nbatch_size = [4]\n",
-            auburn_data().display().to_string()
-        ),
-    )
-    .expect("spec");
+    let spec = write_one_task_spec(root);
     let plan_out = Command::new(worker_bin())
         .args(["plan", "--spec"])
         .arg(&spec)

@@ -5,7 +5,7 @@
 //! they are links, with a message naming them.
 
 use crate::cli_simulate::golden_args;
-use crate::util::{auburn_data, fresh_temp_dir, golden_dir};
+use crate::util::{fresh_temp_dir, golden_dir, write_one_task_spec};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -156,19 +156,6 @@ fn issue11_gen_data_refuses_a_linked_subfolder_naming_it() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
-fn spec_file(dir: &Path) -> PathBuf {
-    let spec = dir.join("spec.toml");
-    std::fs::write(
-        &spec,
-        format!(
-            "name = \"a\"\n[inputs]\nkind = \"artifact\"\ndir = {:?}\n[traces.fixed_30]\nsource = \"artifact_decisions\"\nfile = \"resnet18_1_fixed_30.pickle\"\n[[grid]]\nname = \"cv\"\nmodels = [\"resnet18\"]\ndatasets = [\"auburn\"]\ntraces = [\"fixed_30\"]\nslo_multiplier = [1]\nbatch_size = [4]\n",
-            auburn_data().display().to_string()
-        ),
-    )
-    .expect("spec");
-    spec
-}
-
 fn local(spec: &Path, out: &Path) -> Output {
     worker(&[
         "--local".as_ref(),
@@ -185,7 +172,7 @@ fn local(spec: &Path, out: &Path) -> Output {
 #[test]
 fn issue11_worker_local_replaces_linked_files_and_refuses_linked_folders() {
     let base = fresh_temp_dir("issue11-local");
-    let spec = spec_file(&base);
+    let spec = write_one_task_spec(&base);
     let out = base.join("results");
     std::fs::create_dir(&out).expect("out");
     // Files: links at the plan, the summary lines and their old temporary names are replaced.

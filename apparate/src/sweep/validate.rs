@@ -1,5 +1,5 @@
 //! Checks of a sweep spec's values: names, lists, ranges and references, each refusal naming
-//! the key path it is about (`grid[0].slo_multiplier[1]: ...`). [`check_grid`] checks one
+//! the key path it is about (`grid[0].slo_multiplier[1]: ...`). `check_grid` checks one
 //! `[[grid]]` into the lists its tasks are planned from ([`super::grid`]).
 
 use super::grid::{BackendGrid, GridPlan};

@@ -2,7 +2,7 @@
 //! round durable together, so the cost of the syncs is paid per batch, not per result.
 //!
 //! An upload, once received and checked ([`crate::ledger::Ledger::on_commit_start`] done) and
-//! its `manifest.json` written into its staging folder (not synced), becomes a [`CommitJob`]
+//! its `manifest.json` written into its staging folder (not synced), becomes a `CommitJob`
 //! sent to the committer. The committer takes one job, then everything else already queued (up
 //! to [`MAX_BATCH`]; no waiting window: while it syncs one batch, the next one gathers), and
 //! for the whole batch:
