@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
 use backend::device::{Cpu, DeviceChoice};
 
 /// The CPU backend's device.
@@ -65,19 +64,6 @@ pub struct NameArgs {
     /// (the simulator's rule); sweeps accept only the paper's names.
     #[arg(long)]
     pub name: Option<String>,
-}
-
-/// The device of ramp training and inference, and the device in words. These run on the CPU
-/// (burn Flex) in this version; `gen-data` times its profile on the device `--device` selects
-/// (CUDA when asked and usable: `backend::device::select`).
-pub fn device(choice: DeviceChoice) -> Result<(CpuDevice, String)> {
-    let words = match choice {
-        DeviceChoice::Cpu => "cpu (burn Flex), as asked",
-        DeviceChoice::Auto | DeviceChoice::Cuda => {
-            "cpu (burn Flex) for ramp training and inference (they run on the CPU in this version)"
-        }
-    };
-    Ok((Default::default(), words.into()))
 }
 
 /// A progress bar of `len` steps (drawn only on a terminal).

@@ -4,18 +4,17 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use backend::device::select;
-use backend::device::Cpu;
 use backend::gendata::{
     copy_profiles, prepare_out_dir, write_decisions, write_readme, Names, Provenance,
 };
 use backend::infer::{agreement, argmax_rows, split};
 use backend::models::registry::AnyModel;
 use backend::models::StagedModel;
-use backend::profile::{profile, Profile, ProfileOptions};
+use backend::profile::{profile, ProfileOptions};
 use backend::weights;
 use burn::tensor::backend::Backend;
 
-use crate::args::{device, invocation, ModelArgs, NameArgs, RampTrainArgs, SplitArgs};
+use crate::args::{invocation, ModelArgs, NameArgs, RampTrainArgs, SplitArgs};
 use crate::infer_cmd::{outputs, write_pickles};
 use crate::train_cmd::trained_ramps;
 
@@ -57,10 +56,24 @@ pub struct GenDataArgs {
 }
 
 pub fn gen_data_cmd(a: GenDataArgs) -> Result<()> {
-    let command = invocation();
-    let (dev, words) = device(a.model.device)?;
+    let selected = select(a.model.device)?;
+    let words = format!("{} ({})", selected.describe(), selected.why());
     tracing::info!("device: {words}");
-    let probe: backend::open::Model<Cpu> = backend::open::open_model(&a.model.model, None, &dev)?;
+    backend::with_backend!(&selected, B, dev, {
+        gen_data_on::<B>(&a, &selected, words.clone(), &dev)
+    })
+}
+
+/// Everything on the selected backend: ramp training, inference and the profile.
+fn gen_data_on<B: Backend>(
+    a: &GenDataArgs,
+    selected: &backend::device::Selected,
+    words: String,
+    dev: &B::Device,
+) -> Result<()> {
+    let dev = dev.clone();
+    let command = invocation();
+    let probe: AnyModel<B> = backend::open::open_model(&a.model.model, None, &dev)?;
     let names = Names::new(
         a.names.name.as_deref().unwrap_or(&a.model.model),
         a.names.dataset.as_deref(),
@@ -73,7 +86,7 @@ pub fn gen_data_cmd(a: GenDataArgs) -> Result<()> {
         samples,
         ramps,
         reports,
-    } = trained_ramps(&a.model, &a.split, &a.train, &dev)?;
+    } = trained_ramps::<B>(&a.model, &a.split, &a.train, &dev)?;
     let sp = split(
         samples.len(),
         a.split.bootstrap_fraction,
@@ -107,16 +120,12 @@ pub fn gen_data_cmd(a: GenDataArgs) -> Result<()> {
             )
         }
         None => {
-            // Timed on the selected device (CUDA when asked and usable), with the heads just
-            // trained; ramp training and inference above ran on the CPU.
-            let selected = select(a.model.device)?;
-            let mut p = backend::with_backend!(&selected, B, device, {
-                profile_on::<B>(&a, &ramps_file, &opts, &device)
-            })?;
+            // Timed on the selected device with the heads just trained.
+            let mut p = profile(&model, &ramps, &opts, &dev)?;
             if let Some(record) = p.record.as_object_mut() {
                 record.insert(
                     "device".into(),
-                    backend::device::device_record(&selected).into(),
+                    backend::device::device_record(selected).into(),
                 );
             }
             let written = apparate::artifact::write::write_profiles(
@@ -196,17 +205,4 @@ pub fn gen_data_cmd(a: GenDataArgs) -> Result<()> {
     let readme = write_readme(&a.out, &p, &files)?;
     println!("wrote {} files and {}", files.len(), readme.display());
     Ok(())
-}
-
-/// Times the model (with the trained heads of `ramps_file`) on `device`.
-fn profile_on<B: Backend>(
-    a: &GenDataArgs,
-    ramps_file: &std::path::Path,
-    opts: &ProfileOptions,
-    device: &B::Device,
-) -> Result<Profile> {
-    let model: AnyModel<B> =
-        backend::open::open_model(&a.model.model, a.model.weights.as_deref(), device)?;
-    let ramps = weights::load(model.ramps(device), ramps_file)?;
-    Ok(profile(&model, &ramps, opts, device)?)
 }

@@ -4,14 +4,15 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use backend::device::Cpu;
+use backend::device::select;
 use backend::gendata::{prepare_out_dir, write_samples, Names};
 use backend::infer::{ramp_data, run, split, Outputs, Samples, Split};
 use backend::models::StagedModel;
 use backend::open::{open_model, open_samples, Model, DEFAULT_SEQ_LEN};
 use backend::ramps::RampSet;
+use burn::tensor::backend::Backend;
 
-use crate::args::{bar, device, CpuDevice, ModelArgs, NameArgs, SplitArgs};
+use crate::args::{bar, ModelArgs, NameArgs, SplitArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct InferArgs {
@@ -37,12 +38,12 @@ pub struct InferArgs {
 }
 
 /// Runs every sample through the model and its ramps.
-pub fn outputs(
-    model: &Model<Cpu>,
-    ramps: &RampSet<Cpu>,
+pub fn outputs<B: Backend>(
+    model: &Model<B>,
+    ramps: &RampSet<B>,
     samples: &Samples,
     batch: usize,
-    dev: &CpuDevice,
+    dev: &B::Device,
 ) -> Result<Outputs> {
     let pb = bar(samples.len() as u64, "infer");
     let out = run(model, ramps, samples, batch, dev, |k| pb.inc(k as u64))?;
@@ -88,9 +89,14 @@ pub fn write_pickles(out: &Path, names: &Names, o: &Outputs, sp: &Split) -> Resu
 }
 
 pub fn infer_cmd(a: InferArgs) -> Result<()> {
-    let (dev, words) = device(a.model.device)?;
-    tracing::info!("device: {words}");
-    let model: Model<Cpu> = open_model(&a.model.model, a.model.weights.as_deref(), &dev)?;
+    let selected = select(a.model.device)?;
+    tracing::info!("device: {}", selected.describe());
+    backend::with_backend!(&selected, B, dev, infer_on::<B>(&a, &dev))
+}
+
+fn infer_on<B: Backend>(a: &InferArgs, dev: &B::Device) -> Result<()> {
+    let dev = dev.clone();
+    let model: Model<B> = open_model(&a.model.model, a.model.weights.as_deref(), &dev)?;
     let names = Names::new(
         a.names.name.as_deref().unwrap_or(&a.model.model),
         a.names.dataset.as_deref(),

@@ -11,7 +11,9 @@ use backend::ramps::RampSet;
 use backend::train::{train_backbone, train_ramps, RampReport, TrainOptions};
 use burn::tensor::backend::Backend;
 
-use crate::args::{bar, device, CpuDevice, ModelArgs, RampTrainArgs, SplitArgs};
+use crate::args::{bar, CpuDevice, ModelArgs, RampTrainArgs, SplitArgs};
+use backend::device::select;
+use burn::backend::Autodiff;
 
 /// `train-backbone`: a small model from a random start on real labels.
 #[derive(clap::Args, Debug)]
@@ -91,22 +93,22 @@ pub struct TrainRampsArgs {
 }
 
 /// A model, its data and its trained ramps.
-pub struct Trained {
-    pub model: Model<Cpu>,
+pub struct Trained<B: Backend> {
+    pub model: Model<B>,
     pub samples: Samples,
-    pub ramps: RampSet<Cpu>,
+    pub ramps: RampSet<B>,
     pub reports: Vec<RampReport>,
 }
 
 /// Opens the model and data, trains the ramps; the reports are printed. Shared with gen-data.
-pub fn trained_ramps(
+pub fn trained_ramps<B: Backend>(
     m: &ModelArgs,
     s: &SplitArgs,
     t: &RampTrainArgs,
-    dev: &CpuDevice,
-) -> Result<Trained> {
-    Cpu::seed(dev, t.seed);
-    let model: Model<Cpu> = open_model(&m.model, m.weights.as_deref(), dev)?;
+    dev: &B::Device,
+) -> Result<Trained<B>> {
+    B::seed(dev, t.seed);
+    let model: Model<B> = open_model(&m.model, m.weights.as_deref(), dev)?;
     if m.weights.is_none() {
         tracing::warn!(
             "no --weights: {} is randomly initialised (seed {})",
@@ -125,7 +127,7 @@ pub fn trained_ramps(
     };
     let pb = bar((t.epochs * model.num_sites()) as u64, "train-ramps");
     let (ramps, reports) =
-        train_ramps::<CpuTrain, _>(&model, &samples, &sp, &opts, dev, || pb.inc(1))?;
+        train_ramps::<Autodiff<B>, _>(&model, &samples, &sp, &opts, dev, || pb.inc(1))?;
     pb.finish_and_clear();
     println!(
         "ramps trained on samples {:?}, validated on {:?} (labels = the final model's answers)",
@@ -146,13 +148,15 @@ pub fn trained_ramps(
 }
 
 pub fn train_ramps_cmd(a: TrainRampsArgs) -> Result<()> {
-    let (dev, words) = device(a.model.device)?;
-    tracing::info!("device: {words}");
-    let t = trained_ramps(&a.model, &a.split, &a.train, &dev)?;
-    save(&t.ramps, &a.out)
+    let selected = select(a.model.device)?;
+    tracing::info!("device: {}", selected.describe());
+    backend::with_backend!(&selected, B, dev, {
+        let t = trained_ramps::<B>(&a.model, &a.split, &a.train, &dev)?;
+        save(&t.ramps, &a.out)
+    })
 }
 
-fn save(ramps: &RampSet<Cpu>, out: &Path) -> Result<()> {
+fn save<B: Backend>(ramps: &RampSet<B>, out: &Path) -> Result<()> {
     backend::weights::save(ramps, out)?;
     println!("ramp heads in {}", out.display());
     Ok(())
