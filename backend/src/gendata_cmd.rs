@@ -56,6 +56,13 @@ pub struct GenDataArgs {
 }
 
 pub fn gen_data_cmd(a: GenDataArgs) -> Result<()> {
+    // Names first: a refusal costs nothing and prints one line.
+    let family = backend::models::registry::info(&a.model.model)?.family;
+    Names::new(
+        a.names.name.as_deref().unwrap_or(&a.model.model),
+        a.names.dataset.as_deref(),
+        family,
+    )?;
     let selected = select(a.model.device)?;
     let words = format!("{} ({})", selected.describe(), selected.why());
     tracing::info!("device: {words}");

@@ -234,6 +234,14 @@ pub fn build<B: Backend>(
     Ok(model)
 }
 
+/// What [`MODELS`] says of `name` (its family and sites), without building it.
+pub fn info(name: &str) -> Result<&'static ModelInfo, ModelError> {
+    MODELS
+        .iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| unknown(name))
+}
+
 fn unknown(name: &str) -> ModelError {
     ModelError::Unknown {
         name: name.to_string(),
