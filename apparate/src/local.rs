@@ -11,7 +11,7 @@ use crate::results::{
     ResultsWriter, TaskStatus, Timings, FAILURE_FORMAT, FORMAT_VERSION,
 };
 use crate::sweep::{Plan, PlannedTask};
-use crate::task::{run_task, TaskError};
+use crate::task::{run_task_stored, TaskError};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -117,7 +117,9 @@ pub fn execute(
         .map(millis)
         .unwrap_or(0);
     let t0 = Instant::now();
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| run_task(&task.spec, &staged)));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        run_task_stored(&task.spec, &staged, out.storage())
+    }));
     let run_ms = millis(t0.elapsed());
     let outcome = match result {
         Ok(Ok(o)) => o,
