@@ -115,7 +115,7 @@ fn issue15_a_sweep_stored_compressed_decompresses_to_the_plain_runs_bytes() {
         let m = verify_task_dir(&z, Some((&task, plan.code_version())), Digests::Verify)
             .expect("the compressed result is complete");
         assert_eq!(m.storage, Storage::Zstd);
-        assert_eq!(m.version.to_string(), "2.0");
+        assert_eq!(m.version.to_string(), "1.1");
         let mp = verify_task_dir(&p, Some((&task, plan.code_version())), Digests::Verify)
             .expect("the plain result is complete");
         assert_eq!(mp.storage, Storage::Plain);

@@ -30,9 +30,9 @@
 //! **Storage (issue #15).** A manifest's `storage` says how the files are stored: absent (or
 //! `"plain"`) for the plain files, as every result before issue #15; `"zstd"` for
 //! `batches.jsonl` and `log.txt` stored compressed as `batches.jsonl.zst` and `log.txt.zst`
-//! ([`crate::storage`]). A `zstd` manifest has format version 2.0 (older readers refuse it as
-//! newer, naming both versions, rather than re-running it); a plain one is still written as
-//! 1.0, byte for byte as before. Both forms are complete results: a sweep skips a complete
+//! ([`crate::storage`]). A `zstd` manifest has format version 1.1 (an older reader misreads
+//! nothing: it finds files it does not expect, calls the result incomplete naming them, and
+//! runs the task again); a plain one is still written as 1.0, byte for byte as before. Both forms are complete results: a sweep skips a complete
 //! task in either form, whichever form it writes, so one folder may hold both.
 //!
 //! A folder that fails any of these is not complete: it is re-run (and replaced), as a damaged
@@ -72,9 +72,10 @@ pub const FAILURE_FORMAT: &str = "apparate-rs/task-failure";
 pub const PLAN_FORMAT: &str = "apparate-rs/sweep-plan";
 /// Version written into manifests of plain results, failure records and `sweep.json`.
 pub const FORMAT_VERSION: FormatVersion = FormatVersion { major: 1, minor: 0 };
-/// Version written into manifests of results stored compressed ([`Storage::Zstd`]), and the
-/// newest manifest version this reader accepts.
-pub const STORED_MANIFEST_VERSION: FormatVersion = FormatVersion { major: 2, minor: 0 };
+/// Version written into manifests of results stored compressed ([`Storage::Zstd`]): a minor
+/// bump (the added `storage` field). An older reader misreads nothing: it finds files it does
+/// not expect, judges the result incomplete (naming them) and runs the task again.
+pub const STORED_MANIFEST_VERSION: FormatVersion = FormatVersion { major: 1, minor: 1 };
 /// File name of a task's manifest.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
@@ -549,11 +550,11 @@ pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest, ManifestPro
             found: header.format,
         });
     }
-    if header.version.major > STORED_MANIFEST_VERSION.major {
+    if header.version.major > FORMAT_VERSION.major {
         return Err(ManifestProblem::NewerVersion {
             path: path.to_path_buf(),
             found: header.version,
-            supported: STORED_MANIFEST_VERSION,
+            supported: FORMAT_VERSION,
         });
     }
     serde_json::from_slice(bytes).map_err(malformed)
@@ -698,8 +699,7 @@ fn check_manifest_itself(path: &Path, manifest: &Manifest) -> Result<(), Manifes
             ),
         });
     }
-    if manifest.storage != Storage::Plain && manifest.version.major < STORED_MANIFEST_VERSION.major
-    {
+    if manifest.storage != Storage::Plain && manifest.version < STORED_MANIFEST_VERSION {
         return Err(ManifestProblem::FileSet {
             path: path.to_path_buf(),
             what: format!(
