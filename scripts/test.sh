@@ -17,6 +17,9 @@ command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
 # The terminal tests (#16) run the binaries on a pseudo-terminal through util-linux's `script`.
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
+# The storage test (#15) reads our compressed results with the standard `zstd -d`, and ours
+# with the files it writes.
+command -v zstd >/dev/null 2>&1 || need+=(zstd)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     # Keep the package from starting a system-wide sshd: the tests run their own.
