@@ -74,9 +74,11 @@ impl Sweep {
         writer: ResultsWriter,
         opts: &SweepOptions,
     ) -> Result<Sweep, SweepError> {
-        writer.write_plan(plan)?;
+        // Every task (and its key) computed once, on every core (issue #15: a million tasks).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let tasks = plan.collect_tasks(threads);
+        writer.write_plan_keys(plan, tasks.iter().map(|t| t.key.clone()))?;
         let mut store = Store::open(writer.dir().root())?;
-        let tasks: Vec<_> = plan.tasks().collect();
         let rows: Vec<PlannedRow> = tasks
             .iter()
             .map(|t| PlannedRow {

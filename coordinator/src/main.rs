@@ -91,6 +91,10 @@ struct StatusArgs {
     /// Results directory of the sweep.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Only the workers and the count of tasks in each state (no line per task: for sweeps of
+    /// many thousands of tasks).
+    #[arg(long)]
+    summary: bool,
 }
 
 #[derive(clap::Args)]
@@ -410,8 +414,16 @@ async fn show_progress(
 fn run_status(args: &StatusArgs) -> Result<()> {
     let store = Store::open_read_only(&args.out)
         .with_context(|| format!("no readable ledger in {}", args.out.display()))?;
-    let rows = store.task_rows()?;
     let mut out = std::io::stdout().lock();
+    if args.summary {
+        write_worker_rows(&mut out, &store)?;
+        let counts = store.state_counts()?;
+        let total: u64 = counts.iter().map(|(_, n)| n).sum();
+        let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        writeln!(out, "{total} tasks: {}", summary.join(", "))?;
+        return Ok(());
+    }
+    let rows = store.task_rows()?;
     let mut by_state = std::collections::BTreeMap::<&str, usize>::new();
     for r in &rows {
         *by_state.entry(r.state.as_str()).or_default() += 1;
@@ -430,6 +442,14 @@ fn run_status(args: &StatusArgs) -> Result<()> {
                 .unwrap_or_default()
         )?;
     }
+    write_worker_rows(&mut out, &store)?;
+    let summary: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    writeln!(out, "{} tasks: {}", rows.len(), summary.join(", "))?;
+    Ok(())
+}
+
+/// `coordinator status`'s line per worker.
+fn write_worker_rows(out: &mut impl Write, store: &Store) -> Result<()> {
     for w in store.worker_rows()? {
         writeln!(
             out,
@@ -441,8 +461,6 @@ fn run_status(args: &StatusArgs) -> Result<()> {
             if w.blocked { "\tblocked" } else { "" }
         )?;
     }
-    let summary: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    writeln!(out, "{} tasks: {}", rows.len(), summary.join(", "))?;
     Ok(())
 }
 

@@ -1105,6 +1105,16 @@ impl ResultsWriter {
     /// Writes `sweep.json`: format, version, name, code version, the canonical spec and the
     /// task keys in grid order, one per line (streamed: memory does not grow with the plan).
     pub fn write_plan(&self, plan: &Plan) -> Result<(), ResultsError> {
+        self.write_plan_keys(plan, plan.tasks().map(|t| t.key))
+    }
+
+    /// As [`ResultsWriter::write_plan`], with the plan's task keys (in grid order) already
+    /// computed by the caller (a million-task sweep computes them once).
+    pub fn write_plan_keys(
+        &self,
+        plan: &Plan,
+        keys: impl Iterator<Item = TaskKey>,
+    ) -> Result<(), ResultsError> {
         let path = self.dir.plan_path();
         let spec = serde_json::to_value(plan.spec()).map_err(|e| io_err(&path)(e.into()))?;
         let str_json = |s: &str| serde_json::Value::String(s.to_string()).to_string();
@@ -1128,9 +1138,9 @@ impl ResultsWriter {
                 canonical_json(&serde_json::Value::Array(grids))
             )?;
             writeln!(w, "  \"tasks\": [")?;
-            for task in plan.tasks() {
-                let sep = if task.index + 1 < plan.len() { "," } else { "" };
-                writeln!(w, "    {}{sep}", str_json(task.key.as_str()))?;
+            for (index, key) in keys.enumerate() {
+                let sep = if index + 1 < plan.len() { "," } else { "" };
+                writeln!(w, "    {}{sep}", str_json(key.as_str()))?;
             }
             writeln!(w, "  ]")?;
             writeln!(w, "}}")
