@@ -275,7 +275,7 @@ impl Coordinator for Service {
             };
             match core.tasks.get(task.get()) {
                 Some(planned) => Manifest::new(
-                    planned,
+                    &planned,
                     &core.code_version,
                     received,
                     usize::try_from(header.num_requests).unwrap_or(usize::MAX),
