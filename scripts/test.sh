@@ -21,6 +21,9 @@ command -v slurmctld >/dev/null 2>&1 || [ -x /usr/sbin/slurmctld ] || need+=(slu
 command -v munged >/dev/null 2>&1 || [ -x /usr/sbin/munged ] || need+=(munge)
 # The terminal tests (#16) run the binaries on a pseudo-terminal through util-linux's `script`.
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
+# The storage test (#15) reads our compressed results with the standard `zstd -d`, and ours
+# with the files it writes.
+command -v zstd >/dev/null 2>&1 || need+=(zstd)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     # Keep the packages from starting a system-wide sshd, munged or Slurm: the tests run

@@ -73,9 +73,23 @@ impl LoadedTask {
     pub fn requests_path(&self) -> PathBuf {
         self.dir.join("requests.parquet")
     }
-    /// `tasks/<key>/batches.jsonl`.
+    /// `tasks/<key>/batches.jsonl`, or `batches.jsonl.zst` when its manifest says the task's
+    /// files are stored compressed ([`apparate::storage`]).
     pub fn batches_path(&self) -> PathBuf {
-        self.dir.join("batches.jsonl")
+        self.dir
+            .join(self.manifest.storage.stored_name("batches.jsonl"))
+    }
+
+    /// The contents of `batches.jsonl`, decompressed when stored compressed.
+    pub fn read_batches(&self) -> std::io::Result<String> {
+        let path = self.batches_path();
+        let compressed = self.manifest.storage != apparate::storage::Storage::Plain;
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut apparate::storage::open_stored(&path, compressed)?,
+            &mut text,
+        )?;
+        Ok(text)
     }
     /// The task key.
     pub fn key(&self) -> &str {

@@ -725,7 +725,7 @@ fn exit_bars(r: &TaskRow<'_>) -> ExitBars {
 
 fn timeline(r: &TaskRow<'_>) -> Result<Timeline, Problem> {
     let path = r.task.batches_path();
-    let text = std::fs::read_to_string(&path).map_err(|e| Problem {
+    let text = r.task.read_batches().map_err(|e| Problem {
         path: path.clone(),
         message: format!("cannot read (timeline left out): {e}"),
     })?;

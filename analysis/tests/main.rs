@@ -24,3 +24,6 @@ mod units;
 
 /// Issue #11: no writes through links; only verified task folders count.
 mod issue11;
+
+/// Issue #15: results stored compressed read like plain ones.
+mod issue15;

@@ -15,6 +15,7 @@ pub mod report_hook;
 pub mod results;
 pub mod safe_write;
 pub mod sim;
+pub mod storage;
 pub mod sweep;
 pub mod task;
 pub mod text;

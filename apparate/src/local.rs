@@ -12,7 +12,7 @@ use crate::results::{
     ResultsWriter, TaskStatus, Timings, FAILURE_FORMAT, FORMAT_VERSION,
 };
 use crate::sweep::{Plan, PlannedTask};
-use crate::task::{run_task, Inputs, TaskError, TaskSpec};
+use crate::task::{run_task_stored, Inputs, TaskError, TaskSpec};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -166,7 +166,9 @@ pub fn execute_on(
         .map(millis)
         .unwrap_or(0);
     let t0 = Instant::now();
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| run_task(run_spec, &staged)));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        run_task_stored(run_spec, &staged, out.storage())
+    }));
     let run_ms = millis(t0.elapsed());
     let outcome = match result {
         Ok(Ok(o)) => o,

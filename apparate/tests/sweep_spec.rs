@@ -688,3 +688,25 @@ fn cv_with_trace(body: &str) -> String {
         &format!("[traces.v]\n{body}"),
     )
 }
+
+#[test]
+fn issue15_tasks_collected_on_several_threads_are_the_plans_tasks_in_order() {
+    let seeds: Vec<String> = (0..120).map(|s| s.to_string()).collect();
+    let text = format!(
+        "name = \"many\"\nseeds = [{}]\n[inputs]\nkind = \"embedded\"\nscale = 0.01\n\
+         [traces.video30]\nkind = \"fixed\"\nqps = 30.0\n[[grid]]\nname = \"cv\"\n\
+         models = [\"resnet18\", \"resnet50\", \"vgg16\"]\n\
+         datasets = [\"auburn\", \"hampton\", \"oxford\", \"calgary\"]\n\
+         traces = [\"video30\"]\nslo_multiplier = [1.0, 2.0, 4.0]\nbatch_size = [4]\n",
+        seeds.join(", ")
+    );
+    let plan = SweepSpec::from_toml(&text, "many.toml", Path::new("."))
+        .expect("parses")
+        .plan()
+        .expect("valid");
+    assert_eq!(plan.len(), 4320);
+    let serial: Vec<_> = plan.tasks().collect();
+    for threads in [1, 3, 7] {
+        assert!(plan.collect_tasks(threads) == serial, "{threads} threads");
+    }
+}

@@ -8,6 +8,14 @@
 //! is simulated: the figure is the coordinator's cost per task (lease + result accepted:
 //! received, digest checked, staged, manifest written, renamed into `tasks/`, ledger updated).
 //!
+//! A third number, RESULTS, stops the run after that many results were accepted (the
+//! throughput of a sweep whose ledger holds many more tasks than are run), and
+//! `BENCH_SPEC=FILE` serves that spec instead (issue #15: `BENCH_SPEC=specs/million.toml`
+//! `cargo bench --workspace --bench throughput -- 0 128 20000` measures 128 workers against a
+//! ledger of a million tasks; TASKS is then ignored). The start-up figure covers the plan's
+//! expansion, the completeness check of every task, the ledger database and the in-memory
+//! ledger.
+//!
 //! `BENCH_KEEP=1` leaves the run's folder (printed) in place. Use it for back-to-back runs on a
 //! journal-less ext4 (as on this machine): there, freshly deleted inodes are skipped when new
 //! ones are allocated for the next 1-6 minutes (`recently_deleted` in ext4's `ialloc.c`), so
@@ -117,11 +125,11 @@ async fn fake_worker(addr: String, counter: std::sync::Arc<std::sync::atomic::At
                         })),
                     });
                 }
-                let r = client
-                    .upload_result(tokio_stream::iter(chunks))
-                    .await
-                    .expect("upload")
-                    .into_inner();
+                // The server stops when the run has enough results: an error is the end.
+                let Ok(r) = client.upload_result(tokio_stream::iter(chunks)).await else {
+                    return;
+                };
+                let r = r.into_inner();
                 assert!(r.accepted, "{}", r.reason);
                 counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
@@ -143,13 +151,19 @@ fn main() {
         .collect();
     let tasks = args.first().copied().unwrap_or(2016);
     let workers = args.get(1).copied().unwrap_or(32);
+    let stop_after = args.get(2).copied().unwrap_or(usize::MAX);
     let seeds = tasks.div_ceil(48).max(1);
     let root = std::env::temp_dir().join(format!("apparate-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("bench dir");
-    let spec = SweepSpec::from_toml(&spec_text(seeds), "bench", &root).expect("spec");
+    let t_plan = Instant::now();
+    let spec = match std::env::var_os("BENCH_SPEC") {
+        Some(file) => SweepSpec::load(std::path::Path::new(&file)).expect("BENCH_SPEC"),
+        None => SweepSpec::from_toml(&spec_text(seeds), "bench", &root).expect("spec"),
+    };
     let plan = spec.plan().expect("plan");
     let n = plan.len();
+    let planned = t_plan.elapsed();
     let writer = ResultsDir::new(root.join("out")).lock().expect("lock");
     let t_start = Instant::now();
     let sweep = Sweep::start(
@@ -184,7 +198,16 @@ fn main() {
             let handles: Vec<_> = (0..workers)
                 .map(|_| tokio::spawn(fake_worker(addr.clone(), counter.clone())))
                 .collect();
-            let _ = finished.wait_for(|f| *f).await;
+            let enough = async {
+                let mut tick = tokio::time::interval(Duration::from_millis(10));
+                while counter.load(std::sync::atomic::Ordering::Relaxed) < stop_after {
+                    tick.tick().await;
+                }
+            };
+            tokio::select! {
+                _ = finished.wait_for(|f| *f) => {}
+                _ = enough => {}
+            }
             let elapsed = t0.elapsed();
             let _ = stop_tx.send(true);
             for h in handles {
@@ -197,9 +220,10 @@ fn main() {
         let done = counter.load(std::sync::atomic::Ordering::Relaxed);
         let secs = elapsed.as_secs_f64();
         println!(
-            "{n} tasks, {workers} in-process workers: startup (plan, ledger) {:.2} s; \
-             {done} leases granted and {done} results accepted in {secs:.2} s = {:.0} tasks/s \
-             ({:.2} ms per task)",
+            "{n} tasks, {workers} in-process workers: plan {:.2} s, startup (completeness, \
+             ledger) {:.2} s; {done} leases granted and {done} results accepted in \
+             {secs:.2} s = {:.0} tasks/s ({:.2} ms per task)",
+            planned.as_secs_f64(),
             startup.as_secs_f64(),
             done as f64 / secs,
             1e3 * secs / done.max(1) as f64

@@ -10,6 +10,7 @@ pub mod shared;
 pub mod store;
 pub mod upload;
 
+use apparate::ids::TaskKey;
 use apparate::results::{ResultsError, ResultsWriter, TaskStatus};
 use apparate::sweep::Plan;
 use ledger::{Ledger, LedgerConfig};
@@ -61,6 +62,37 @@ pub enum SweepError {
     /// The backend inputs' sources cannot be read.
     #[error("backend inputs: {0}")]
     Backend(#[from] apparate::backend_inputs::BackendError),
+    /// The plan gave something that is not a task (a bug).
+    #[error("the plan: {message}")]
+    Plan {
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// `f(0..n)` in order, computed on `threads` scoped threads in contiguous chunks.
+fn par_map<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = threads.clamp(1, 64);
+    if threads == 1 || n < 4096 {
+        return (0..n).map(f).collect();
+    }
+    let chunk = n.div_ceil(threads);
+    let f = &f;
+    let parts: Vec<Vec<T>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .step_by(chunk)
+            .map(|start| s.spawn(move || (start..(start + chunk).min(n)).map(f).collect()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut all = Vec::with_capacity(n);
+    for p in parts {
+        all.extend(p);
+    }
+    all
 }
 
 /// A sweep being served: the plan's tasks in a ledger, recorded in `--out/ledger.sqlite`.
@@ -78,20 +110,38 @@ impl Sweep {
         writer: ResultsWriter,
         opts: &SweepOptions,
     ) -> Result<Sweep, SweepError> {
-        writer.write_plan(plan)?;
-        let mut store = Store::open(writer.dir().root())?;
-        let tasks: Vec<_> = plan.tasks().collect();
-        let rows: Vec<PlannedRow> = tasks
-            .iter()
-            .map(|t| PlannedRow {
+        // Every task's key, label and completeness computed once, on every core, and only
+        // those kept (issue #15: a million planned tasks held 1.7 GB; tasks are computed again
+        // from the plan when leased).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let rows: Vec<PlannedRow> = par_map(plan.len(), threads, |i| {
+            plan.task(i).map(|t| PlannedRow {
                 key: t.key.to_string(),
                 label: t.label(),
                 complete: matches!(
-                    writer.dir().status(t, plan.code_version()),
+                    writer.dir().status(&t, plan.code_version()),
                     TaskStatus::Complete(_)
                 ),
             })
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+        let keys: Vec<TaskKey> = rows
+            .iter()
+            .filter_map(|r| TaskKey::parse(&r.key).ok())
             .collect();
+        if keys.len() != plan.len() {
+            return Err(SweepError::Plan {
+                message: format!(
+                    "{} of {} planned tasks have no valid key",
+                    plan.len() - keys.len(),
+                    plan.len()
+                ),
+            });
+        }
+        writer.write_plan_keys(plan, keys.iter().cloned())?;
+        let mut store = Store::open(writer.dir().root())?;
         let (first_attempt, first_worker) = store.begin_run(&rows)?;
         let ledger = Ledger::new(
             LedgerConfig {
@@ -99,18 +149,16 @@ impl Sweep {
                 max_attempts: opts.max_attempts.max(1),
                 max_failures_in_row: opts.max_failures_in_row.max(1),
             },
-            tasks
-                .iter()
-                .zip(&rows)
-                .map(|(t, r)| (t.key.clone(), r.complete)),
+            keys.into_iter().zip(rows.iter().map(|r| r.complete)),
             first_attempt,
             first_worker,
         );
+        drop(rows);
         let backend = backend::BackendBuild::from_plan(plan, writer.dir().root())?;
         let core = shared::new_core(
             ledger,
             store,
-            tasks,
+            plan.clone(),
             plan.code_version().to_string(),
             backend,
         );

@@ -68,6 +68,10 @@ struct SweepArgs {
     /// Seconds between progress lines when stderr is not a terminal.
     #[arg(long, value_name = "S", default_value_t = 10)]
     log_every: u64,
+    /// How task results are stored: `zstd` keeps `batches.jsonl` and `log.txt` compressed
+    /// (`*.zst`; workers compress them, the upload carries them as stored), `plain` as written.
+    #[arg(long, value_name = "HOW", value_enum, default_value = "zstd")]
+    store: StoreArg,
     /// TLS certificate (PEM); with --tls-key, serve TLS.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -88,6 +92,10 @@ struct StatusArgs {
     /// Results directory of the sweep.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Only the workers and the count of tasks in each state (no line per task: for sweeps of
+    /// many thousands of tasks).
+    #[arg(long)]
+    summary: bool,
 }
 
 #[derive(clap::Args)]
@@ -142,6 +150,24 @@ fn tls_config(args: &SweepArgs) -> Result<Option<ServerTlsConfig>> {
     Ok(Some(tls))
 }
 
+/// `--store`: how a sweep's task results are stored ([`apparate::storage::Storage`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum StoreArg {
+    /// Every file as written.
+    Plain,
+    /// `batches.jsonl` and `log.txt` compressed with zstd.
+    Zstd,
+}
+
+impl From<StoreArg> for apparate::storage::Storage {
+    fn from(s: StoreArg) -> Self {
+        match s {
+            StoreArg::Plain => apparate::storage::Storage::Plain,
+            StoreArg::Zstd => apparate::storage::Storage::Zstd,
+        }
+    }
+}
+
 fn run_sweep(args: SweepArgs) -> Result<()> {
     let plan = apparate::sweep::load_plan(args.spec.as_deref())?;
     let token = read_token(&args.token_file)?;
@@ -161,7 +187,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     }
     let token_line = format!("{token}\n");
     let dir = ResultsDir::new(&args.out);
-    let writer = dir.lock()?;
+    let writer = dir.lock_stored(args.store.into())?;
     let opts = SweepOptions {
         lease: Duration::from_millis(args.lease_ms.max(10)),
         max_attempts: args.max_attempts,
@@ -463,8 +489,16 @@ async fn show_progress(
 fn run_status(args: &StatusArgs) -> Result<()> {
     let store = Store::open_read_only(&args.out)
         .with_context(|| format!("no readable ledger in {}", args.out.display()))?;
-    let rows = store.task_rows()?;
     let mut out = std::io::stdout().lock();
+    if args.summary {
+        write_worker_rows(&mut out, &store, &args.out)?;
+        let counts = store.state_counts()?;
+        let total: u64 = counts.iter().map(|(_, n)| n).sum();
+        let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        writeln!(out, "{total} tasks: {}", summary.join(", "))?;
+        return Ok(());
+    }
+    let rows = store.task_rows()?;
     let mut by_state = std::collections::BTreeMap::<&str, usize>::new();
     for r in &rows {
         *by_state.entry(r.state.as_str()).or_default() += 1;
@@ -483,6 +517,15 @@ fn run_status(args: &StatusArgs) -> Result<()> {
                 .unwrap_or_default()
         )?;
     }
+    write_worker_rows(&mut out, &store, &args.out)?;
+    let summary: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    writeln!(out, "{} tasks: {}", rows.len(), summary.join(", "))?;
+    Ok(())
+}
+
+/// `coordinator status`'s lines beside the tasks: the backend inputs' state, one line per
+/// worker, one per Slurm array element.
+fn write_worker_rows(out: &mut impl Write, store: &Store, results: &Path) -> Result<()> {
     if let Some(line) = store.note(coordinator::shared::BACKEND_NOTE)? {
         writeln!(out, "inputs\t{line}")?;
     }
@@ -497,7 +540,7 @@ fn run_status(args: &StatusArgs) -> Result<()> {
             if w.blocked { "\tblocked" } else { "" }
         )?;
     }
-    let jobs = args.out.join(SLURM_DIR).join(SLURM_JOBS);
+    let jobs = results.join(SLURM_DIR).join(SLURM_JOBS);
     if let Ok(text) = std::fs::read_to_string(&jobs) {
         for line in text.lines() {
             let Some((job, state)) = line.split_once('\t') else {
@@ -509,8 +552,6 @@ fn run_status(args: &StatusArgs) -> Result<()> {
             writeln!(out, "slurm job {job}\t{state}")?;
         }
     }
-    let summary: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    writeln!(out, "{} tasks: {}", rows.len(), summary.join(", "))?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 //! and SHA-256 the worker announced, and committed (manifest written; synced, renamed into
 //! `tasks/` and recorded by the group committer, [`crate::commit`]) only if its attempt is
 //! still the current one. A result must hold exactly the files a task produces
-//! ([`apparate::task::RESULT_FILES`]), each with the size and digest announced; the manifest the
+//! ([`apparate::task::RESULT_FILES`], under the names of the sweep's storage), each with the size and digest announced; the manifest the
 //! coordinator writes is the leased task's, and the staged folder is checked with
 //! [`apparate::results::check_staged`] (the check `worker --local` applies) before it is
 //! committed. Anything else is refused (`accepted: false` with the reason), nothing is
@@ -125,6 +125,7 @@ impl Coordinator for Service {
             worker_id: id.get(),
             heartbeat_interval_ms: (lease_ms / crate::HEARTBEATS_PER_LEASE).max(1),
             lease_ms,
+            result_storage: self.shared.writer.storage().name().to_string(),
         }))
     }
 
@@ -279,7 +280,7 @@ impl Coordinator for Service {
             self.shared.fail_attempt(worker, attempt, &reason);
             reject(reason)
         };
-        if let Err(reason) = upload::check_file_list(&header) {
+        if let Err(reason) = upload::check_file_list(&header, self.shared.writer.storage()) {
             return refuse(reason);
         }
         let received = match upload::receive_files(&mut stream, &header, &staging).await {
@@ -312,7 +313,7 @@ impl Coordinator for Service {
             };
             match core.tasks.get(task.get()) {
                 Some(planned) => Manifest::new(
-                    planned,
+                    &planned,
                     &core.code_version,
                     received,
                     usize::try_from(header.num_requests).unwrap_or(usize::MAX),

@@ -12,7 +12,7 @@ use apparate::ids::TaskKey;
 use apparate::results::{
     FailureKind, FailureRecord, ResultsError, ResultsWriter, FAILURE_FORMAT, FORMAT_VERSION,
 };
-use apparate::sweep::PlannedTask;
+use apparate::sweep::{Plan, PlannedTask};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,7 +51,7 @@ pub struct Snapshot {
 pub(crate) struct Core {
     pub(crate) ledger: Ledger,
     pub(crate) store: Store,
-    pub(crate) tasks: Vec<PlannedTask>,
+    pub(crate) tasks: PlanTasks,
     pub(crate) code_version: String,
     pub(crate) workers: Vec<WorkerProgress>,
     /// The failure kind last reported for a task (for its failure record).
@@ -327,17 +327,30 @@ pub enum CommitError {
     Stopped,
 }
 
+/// The sweep's tasks, computed from the plan when needed (a lease, a commit, a failure): a
+/// million planned tasks held in memory took 1.7 GB (issue #15).
+pub(crate) struct PlanTasks {
+    plan: Plan,
+}
+
+impl PlanTasks {
+    /// Task `index` of the plan.
+    pub(crate) fn get(&self, index: usize) -> Option<PlannedTask> {
+        self.plan.task(index)
+    }
+}
+
 pub(crate) fn new_core(
     ledger: Ledger,
     store: Store,
-    tasks: Vec<PlannedTask>,
+    plan: Plan,
     code_version: String,
     backend: Option<BackendBuild>,
 ) -> Core {
     Core {
         ledger,
         store,
-        tasks,
+        tasks: PlanTasks { plan },
         code_version,
         workers: Vec::new(),
         kinds: HashMap::new(),

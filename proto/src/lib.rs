@@ -3,8 +3,9 @@
 
 /// The wire protocol's version. Bump it when a message or field changes meaning or a call is
 /// added or removed; a worker of another version is refused at `Register` and `Heartbeat`
-/// (`FAILED_PRECONDITION`), so old and new processes never mix silently. Version 2 (issue #13):
-/// `BuildInputs` replies and `UploadInputs` for backend inputs.
+/// (`FAILED_PRECONDITION`), so old and new processes never mix silently. Version 2: `BuildInputs`
+/// replies and `UploadInputs` for backend inputs (issue #13); `RegisterReply` says how results
+/// are stored (`result_storage`, issue #15).
 pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Result and input files travel in chunks of at most this many bytes (well below tonic's

@@ -36,6 +36,35 @@ pub struct LocalArgs {
     /// `output_<grid>.txt`, and to stdout when it is not a terminal).
     #[arg(long, short = 'v', requires = "local")]
     pub verbose: bool,
+    /// How task results are stored: `zstd` keeps `batches.jsonl` and `log.txt` compressed
+    /// (`*.zst`, read them with `worker cat` or `zstd -d`), `plain` as written. Complete tasks
+    /// of the other form are kept as they are.
+    #[arg(
+        long,
+        value_name = "HOW",
+        value_enum,
+        default_value = "zstd",
+        requires = "local"
+    )]
+    pub store: StoreArg,
+}
+
+/// `--store`: how a sweep's task results are stored ([`apparate::storage::Storage`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreArg {
+    /// Every file as written.
+    Plain,
+    /// `batches.jsonl` and `log.txt` compressed with zstd.
+    Zstd,
+}
+
+impl From<StoreArg> for apparate::storage::Storage {
+    fn from(s: StoreArg) -> Self {
+        match s {
+            StoreArg::Plain => apparate::storage::Storage::Plain,
+            StoreArg::Zstd => apparate::storage::Storage::Zstd,
+        }
+    }
 }
 
 /// Arguments of `worker plan`.
@@ -53,7 +82,7 @@ pub struct PlanArgs {
 pub fn run_local(args: LocalArgs) -> Result<()> {
     let plan = apparate::sweep::load_plan(args.spec.as_deref())?;
     let dir = ResultsDir::new(&args.out);
-    let writer = dir.lock()?;
+    let writer = dir.lock_stored(args.store.into())?;
     let jobs = match args.jobs {
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -81,6 +110,29 @@ pub fn run_local(args: LocalArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Arguments of `worker cat`.
+#[derive(clap::Args, Debug)]
+pub struct CatArgs {
+    /// A task's folder (`results/tasks/<key>`) or any folder of result files.
+    task_dir: PathBuf,
+    /// The file, by its plain name (`log.txt`, `batches.jsonl`, `summary.json`, ...) or its
+    /// stored one (`log.txt.zst`).
+    file: String,
+}
+
+/// `worker cat`: prints a result file's contents, decompressed when it is stored compressed.
+pub fn run_cat(args: CatArgs) -> Result<()> {
+    use anyhow::Context;
+    let (path, mut reader) = apparate::storage::open_result(&args.task_dir, &args.file)?;
+    let mut out = std::io::stdout().lock();
+    match std::io::copy(&mut reader, &mut out) {
+        Ok(_) => Ok(()),
+        // `worker cat ... | head`: the reader went away; not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
 }
 
 /// `worker plan`: every task, its key and its state in `--out`; runs nothing.

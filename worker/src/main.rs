@@ -1,7 +1,7 @@
 //! The `worker` binary: sweeps on this machine (`--local`, `plan`), a remote worker of a
 //! distributed sweep (`--coordinator`), single simulations
-//! (`simulate`), batching generators (`batching`) and the embedded workload in the artifact's
-//! layout (`gen-data`).
+//! (`simulate`), batching generators (`batching`), the embedded workload in the artifact's
+//! layout (`gen-data`) and a result file's contents, decompressed (`cat`, alias `show`).
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -39,6 +39,9 @@ enum Command {
     /// Write the embedded workload in the artifact's data layout (pickles, profile trees,
     /// batch decisions).
     GenData(gen_data_cmd::GenDataArgs),
+    /// Print a task's result file, decompressed (`worker cat results/tasks/<key> log.txt`).
+    #[command(alias = "show")]
+    Cat(local_cmd::CatArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Batching(args)) => batching_cmd::run(args),
         Some(Command::Plan(args)) => local_cmd::run_plan_cmd(args),
         Some(Command::GenData(args)) => gen_data_cmd::run(args),
+        Some(Command::Cat(args)) => local_cmd::run_cat(args),
         None if cli.local.local => local_cmd::run_local(cli.local),
         None if cli.remote.coordinator.is_some() => remote_cmd::run(cli.remote),
         None => {

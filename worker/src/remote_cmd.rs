@@ -33,6 +33,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use apparate::ids::{AttemptId, WorkerId};
 use apparate::local::{execute_on, TaskFailure};
 use apparate::results::{FailureKind, ResultsDir};
+use apparate::storage::Storage;
 use apparate::sweep::digest::file_sha256;
 use apparate::sweep::{PlannedTask, TaskKey};
 use apparate::task::{Inputs, TaskSpec};
@@ -131,6 +132,8 @@ struct Worker {
     revoked: Mutex<HashSet<AttemptId>>,
     /// Milliseconds between heartbeats, as the coordinator said at registration.
     heartbeat_every: AtomicU64,
+    /// How results are stored, as the coordinator said at registration.
+    storage: Mutex<Storage>,
     stopping: AtomicBool,
     heartbeats_paused: AtomicBool,
     stall_used: AtomicBool,
@@ -277,6 +280,7 @@ async fn run_async(args: RemoteArgs) -> Result<()> {
         held: Mutex::new(HashSet::new()),
         revoked: Mutex::new(HashSet::new()),
         heartbeat_every: AtomicU64::new(HEARTBEAT_MS_BEFORE_REGISTER),
+        storage: Mutex::new(Storage::Plain),
         stopping: AtomicBool::new(false),
         heartbeats_paused: AtomicBool::new(false),
         stall_used: AtomicBool::new(false),
@@ -473,6 +477,14 @@ impl Worker {
                     self.set_id(id);
                     self.heartbeat_every
                         .store(r.heartbeat_interval_ms.max(1), Ordering::SeqCst);
+                    let Some(storage) = Storage::parse(&r.result_storage) else {
+                        bail!(
+                            "the coordinator asks for results stored as {:?}; this worker \
+                             stores them plain or zstd",
+                            r.result_storage
+                        );
+                    };
+                    *self.storage.lock().unwrap_or_else(|p| p.into_inner()) = storage;
                     tracing::info!(
                         "registered as worker {id} ({} slots, lease {} ms)",
                         self.slots,
@@ -795,12 +807,15 @@ async fn run_attempt(
     }
     let run_dir = w.scratch.join(format!("run-{attempt}"));
     let code_version = w.code_version.clone();
+    let storage = *w.storage.lock().unwrap_or_else(|p| p.into_inner());
     let joined = tokio::task::spawn_blocking(move || {
-        let writer = ResultsDir::new(&run_dir).lock().map_err(|e| TaskFailure {
-            kind: FailureKind::Results,
-            retryable: true,
-            message: e.to_string(),
-        })?;
+        let writer = ResultsDir::new(&run_dir)
+            .lock_stored(storage)
+            .map_err(|e| TaskFailure {
+                kind: FailureKind::Results,
+                retryable: true,
+                message: e.to_string(),
+            })?;
         execute_on(&task, &run_spec, &writer, &code_version)?;
         Ok::<PathBuf, TaskFailure>(writer.dir().task_dir(&task.key))
     })

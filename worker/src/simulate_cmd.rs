@@ -4,9 +4,10 @@ use anyhow::{anyhow, bail, Result};
 use apparate::artifact::{
     profile_paths, read_batch_decisions, read_latency_tables, read_ramp_data,
 };
-use apparate::output::{write_run, ExtraColumns};
+use apparate::output::{write_run_stored, ExtraColumns};
 use apparate::sim::pyfmt::{py_float, py_str};
 use apparate::sim::{simulate, Batching, Culprit, Mode, Overrides, RunSpec, SimError};
+use apparate::storage::Storage;
 use std::path::PathBuf;
 
 /// The artifact's `--batching_scheme` choices.
@@ -85,6 +86,10 @@ pub struct SimulateArgs {
     /// Where to write the result files (created if missing).
     #[arg(long)]
     out: PathBuf,
+    /// Store `batches.jsonl` and `log.txt` compressed with zstd (`*.zst`, as a sweep's results
+    /// folder does; `worker cat` or `zstd -d` reads them). Default: the artifact's plain files.
+    #[arg(long)]
+    compress: bool,
 }
 
 impl SimulateArgs {
@@ -184,7 +189,12 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         queueing_ms,
         ..ExtraColumns::default()
     };
-    write_run(&args.out, &result, &extra, &args.args_line())?;
+    let storage = if args.compress {
+        Storage::Zstd
+    } else {
+        Storage::Plain
+    };
+    write_run_stored(&args.out, &result, &extra, &args.args_line(), storage)?;
     tracing::info!(
         requests = result.summary.num_requests,
         batches = result.summary.num_batches,

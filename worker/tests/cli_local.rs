@@ -155,12 +155,13 @@ fn a_local_sweep_completes_and_a_second_run_does_no_work_and_prints_the_same_sum
         assert_eq!(m["format"], "apparate-rs/task-manifest");
         assert_eq!(m["key"], d.as_str());
         assert_eq!(m["status"], "complete");
+        // A sweep stores batches.jsonl and log.txt compressed by default (issue #15).
         for f in [
             "summary.json",
-            "batches.jsonl",
+            "batches.jsonl.zst",
             "latencies.pickle",
             "requests.parquet",
-            "log.txt",
+            "log.txt.zst",
             "baselines.json",
         ] {
             assert!(out.join("tasks").join(d).join(f).is_file(), "{d}/{f}");
@@ -333,7 +334,10 @@ fn staging_debris_and_an_incomplete_task_folder_are_ignored_and_redone() {
     sorted.sort();
     assert_eq!(task_dirs(&out), sorted);
     for k in &keys {
-        let log = std::fs::read_to_string(out.join("tasks").join(k).join("log.txt")).expect("log");
+        let (_, log) =
+            apparate::storage::read_result(&out.join("tasks").join(k), "log.txt", 1 << 30)
+                .expect("log");
+        let log = String::from_utf8(log).expect("utf-8");
         assert!(log.starts_with("args: Namespace("), "{k}: {log:.40}");
         assert!(out.join("tasks").join(k).join("manifest.json").is_file());
     }

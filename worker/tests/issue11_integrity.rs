@@ -93,7 +93,16 @@ fn rerun_replaces_it(root: &Path, task: &PlannedTask, expect_in_plan: &str) {
         "worker plan must call the task invalid ({expect_in_plan}):\n{stdout}"
     );
     let run = Command::new(worker_bin())
-        .args(["--local", "--no-report", "--jobs", "1", "--spec"])
+        // The pristine result is plain: so is the rerun, to compare them byte for byte.
+        .args([
+            "--local",
+            "--no-report",
+            "--jobs",
+            "1",
+            "--store",
+            "plain",
+            "--spec",
+        ])
         .arg(&spec)
         .arg("--out")
         .arg(root)

@@ -38,3 +38,6 @@ mod issue11_integrity;
 
 /// Issue #11: no writer follows a symbolic link in a folder the user gives.
 mod issue11_links;
+
+/// Issue #15: results stored compressed lose nothing (plain vs zstd, `worker cat`, `zstd -d`).
+mod issue15_storage;

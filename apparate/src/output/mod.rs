@@ -1,5 +1,7 @@
 //! Writers for one run's result files (DESIGN "Single run, artifact-compatible"):
-//! `summary.json`, `batches.jsonl`, `latencies.pickle`, `requests.parquet`, `log.txt`.
+//! `summary.json`, `batches.jsonl`, `latencies.pickle`, `requests.parquet`, `log.txt`
+//! (`batches.jsonl` and `log.txt` compressed on the way, as `.zst`, when asked:
+//! [`write_run_stored`], [`crate::storage`]).
 //!
 //! Every file is written to a temporary name in the same directory and renamed into place,
 //! so a reader never sees a half-written file, and a symbolic link in the output folder is
@@ -12,6 +14,7 @@ pub use requests_parquet::{
 };
 
 use crate::sim::record::{BatchRecord, Requests, RunResult, Summary};
+use crate::storage::Storage;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -111,13 +114,25 @@ impl StatsTooShort {
     }
 }
 
-/// Writes all five result files of a run into `dir` (created if missing).
+/// Writes all five result files of a run into `dir` (created if missing), plain.
 /// `args_line` is the first line of `log.txt` (the artifact's `args: Namespace(...)`).
 pub fn write_run(
     dir: &Path,
     result: &RunResult,
     extra: &ExtraColumns,
     args_line: &str,
+) -> Result<(), OutputError> {
+    write_run_stored(dir, result, extra, args_line, Storage::Plain)
+}
+
+/// As [`write_run`], storing the files as `storage` says (`batches.jsonl` and `log.txt`
+/// compressed while they are written, for [`Storage::Zstd`]).
+pub fn write_run_stored(
+    dir: &Path,
+    result: &RunResult,
+    extra: &ExtraColumns,
+    args_line: &str,
+    storage: Storage,
 ) -> Result<(), OutputError> {
     std::fs::create_dir_all(dir).map_err(|source| OutputError::Io {
         path: dir.to_path_buf(),
@@ -142,23 +157,30 @@ pub fn write_run(
         text.push('\n');
         w.write_all(text.as_bytes())
     })?;
-    write_atomic(&dir.join("batches.jsonl"), |w| {
-        for b in &result.batches {
-            serde_json::to_writer(&mut *w, &BatchLine::from(b)).map_err(std::io::Error::other)?;
-            w.write_all(b"\n")?;
-        }
-        Ok(())
+    let batches = "batches.jsonl";
+    write_atomic(&dir.join(storage.stored_name(batches)), |w| {
+        storage.write_through(batches, w, |w| {
+            for b in &result.batches {
+                serde_json::to_writer(&mut *w, &BatchLine::from(b))
+                    .map_err(std::io::Error::other)?;
+                w.write_all(b"\n")?;
+            }
+            Ok(())
+        })
     })?;
     write_latencies_pickle(&dir.join("latencies.pickle"), &result.requests.inference_ms)?;
     let path = dir.join("requests.parquet");
     write_requests_parquet(&path, &result.requests, extra)
         .map_err(|source| OutputError::Parquet { path, source })?;
-    write_atomic(&dir.join("log.txt"), |w| {
-        writeln!(w, "{args_line}")?;
-        for line in &result.log {
-            writeln!(w, "{line}")?;
-        }
-        Ok(())
+    let log = "log.txt";
+    write_atomic(&dir.join(storage.stored_name(log)), |w| {
+        storage.write_through(log, w, |w| {
+            writeln!(w, "{args_line}")?;
+            for line in &result.log {
+                writeln!(w, "{line}")?;
+            }
+            Ok(())
+        })
     })?;
     Ok(())
 }

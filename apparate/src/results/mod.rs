@@ -16,14 +16,24 @@
 //! complete ([`verify_task_dir`]) only when, all together:
 //!
 //! * `tasks/<key>/` is a real folder (not a link) holding exactly `manifest.json` and the files
-//!   a task produces ([`crate::task::RESULT_FILES`]), each a regular file (not a link);
+//!   a task produces ([`crate::task::RESULT_FILES`]) under the names the manifest's storage
+//!   gives them ([`Storage::result_files`]), each a regular file (not a link);
 //! * the manifest is valid (format, version), names the folder's key, and that key is the one
 //!   its own spec, input digests and code version hash to ([`crate::sweep::key::task_key`]);
 //!   when the planned task is known, the manifest's key, code version, location-free spec and
 //!   input digests are the planned task's;
-//! * the manifest lists exactly those files, and each has the listed size and SHA-256;
+//! * the manifest lists exactly those files, and each has the listed size and SHA-256 (of the
+//!   stored bytes: a compressed file is hashed as it is on disk);
 //! * its outcome is the files' own: `num_requests` is `summary.json`'s, the summary lines are
-//!   the last lines of `log.txt`.
+//!   the last lines of `log.txt` (decompressed when stored as `log.txt.zst`).
+//!
+//! **Storage (issue #15).** A manifest's `storage` says how the files are stored: absent (or
+//! `"plain"`) for the plain files, as every result before issue #15; `"zstd"` for
+//! `batches.jsonl` and `log.txt` stored compressed as `batches.jsonl.zst` and `log.txt.zst`
+//! ([`crate::storage`]). A `zstd` manifest has format version 1.1 (an older reader misreads
+//! nothing: it finds files it does not expect, calls the result incomplete naming them, and
+//! runs the task again); a plain one is still written as 1.0, byte for byte as before. Both forms are complete results: a sweep skips a complete
+//! task in either form, whichever form it writes, so one folder may hold both.
 //!
 //! A folder that fails any of these is not complete: it is re-run (and replaced), as a damaged
 //! one. Hashing every file costs a read of the results (about 1.5 GB for the default grid), so
@@ -42,10 +52,11 @@ pub use listing::{write_plan_listing, PlanCounts};
 
 use crate::ids::TaskKey;
 use crate::safe_write::{self, Durability};
+use crate::storage::{self, Storage};
 use crate::sweep::digest::{canonical_json, file_sha256};
 use crate::sweep::key::{location_free, task_key};
 use crate::sweep::{Plan, PlannedTask};
-use crate::task::{TaskSpec, RESULT_FILES};
+use crate::task::TaskSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -59,8 +70,12 @@ pub const MANIFEST_FORMAT: &str = "apparate-rs/task-manifest";
 pub const FAILURE_FORMAT: &str = "apparate-rs/task-failure";
 /// Format name of `sweep.json`.
 pub const PLAN_FORMAT: &str = "apparate-rs/sweep-plan";
-/// Version written into manifests, failure records and `sweep.json`.
+/// Version written into manifests of plain results, failure records and `sweep.json`.
 pub const FORMAT_VERSION: FormatVersion = FormatVersion { major: 1, minor: 0 };
+/// Version written into manifests of results stored compressed ([`Storage::Zstd`]): a minor
+/// bump (the added `storage` field). An older reader misreads nothing: it finds files it does
+/// not expect, judges the result incomplete (naming them) and runs the task again.
+pub const STORED_MANIFEST_VERSION: FormatVersion = FormatVersion { major: 1, minor: 1 };
 /// File name of a task's manifest.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
@@ -148,7 +163,10 @@ pub struct Manifest {
     pub spec: TaskSpec,
     /// Input digests (see [`PlannedTask::digests`]).
     pub digests: BTreeMap<String, String>,
-    /// The result files, by name.
+    /// How the result files are stored (absent: plain).
+    #[serde(default, skip_serializing_if = "Storage::is_plain")]
+    pub storage: Storage,
+    /// The result files, by stored name, with the stored bytes' sizes and digests.
     pub files: Vec<ResultFile>,
     /// Requests served by Apparate.
     pub num_requests: usize,
@@ -159,7 +177,8 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// The manifest of `task` with these files and outcome.
+    /// The manifest of `task` with these files and outcome (its storage is the files' names':
+    /// [`Storage::of_names`]).
     pub fn new(
         task: &PlannedTask,
         code_version: &str,
@@ -168,14 +187,19 @@ impl Manifest {
         summary_lines: Vec<String>,
         timings: Timings,
     ) -> Manifest {
+        let storage = Storage::of_names(files.iter().map(|f| f.name.as_str()));
         Manifest {
             format: MANIFEST_FORMAT.to_string(),
-            version: FORMAT_VERSION,
+            version: match storage {
+                Storage::Plain => FORMAT_VERSION,
+                Storage::Zstd => STORED_MANIFEST_VERSION,
+            },
             key: task.key.clone(),
             status: ManifestStatus::Complete,
             code_version: code_version.to_string(),
             spec: task.spec.clone(),
             digests: task.digests.clone(),
+            storage,
             files,
             num_requests,
             summary_lines,
@@ -489,7 +513,16 @@ impl ResultsDir {
             dir: self.clone(),
             _lock: file,
             hashed: Mutex::new(HashSet::new()),
+            storage: Storage::Plain,
         })
+    }
+
+    /// As [`ResultsDir::lock`], for a writer whose tasks store their files as `storage` says
+    /// (a sweep's default is [`Storage::Zstd`]; [`ResultsDir::lock`] gives plain files).
+    pub fn lock_stored(&self, storage: Storage) -> Result<ResultsWriter, ResultsError> {
+        let mut writer = self.lock()?;
+        writer.storage = storage;
+        Ok(writer)
     }
 
     /// Reads `failures/<key>.json`, if present.
@@ -641,7 +674,7 @@ fn check_folder_name(dir: &Path, path: &Path, manifest: &Manifest) -> Result<(),
 }
 
 /// The manifest's key is the hash of its own spec, input digests and code version; it lists
-/// exactly [`RESULT_FILES`], once each, in order.
+/// exactly [`RESULT_FILES`] under the names of its storage, once each, in order.
 fn check_manifest_itself(path: &Path, manifest: &Manifest) -> Result<(), ManifestProblem> {
     let recomputed = task_key(&manifest.spec, &manifest.digests, &manifest.code_version);
     if recomputed != manifest.key {
@@ -654,13 +687,24 @@ fn check_manifest_itself(path: &Path, manifest: &Manifest) -> Result<(), Manifes
         ));
     }
     let listed: Vec<&str> = manifest.files.iter().map(|f| f.name.as_str()).collect();
-    if listed != RESULT_FILES {
+    let expected = manifest.storage.result_files();
+    if listed != expected {
         return Err(ManifestProblem::FileSet {
             path: path.to_path_buf(),
             what: format!(
-                "lists the files [{}], expected exactly [{}]",
+                "lists the files [{}], expected exactly [{}] (storage {})",
                 listed.join(", "),
-                RESULT_FILES.join(", ")
+                expected.join(", "),
+                manifest.storage
+            ),
+        });
+    }
+    if manifest.storage != Storage::Plain && manifest.version < STORED_MANIFEST_VERSION {
+        return Err(ManifestProblem::FileSet {
+            path: path.to_path_buf(),
+            what: format!(
+                "storage {} needs manifest version {STORED_MANIFEST_VERSION}, it says {}",
+                manifest.storage, manifest.version
             ),
         });
     }
@@ -680,9 +724,10 @@ fn check_result_files(
     for entry in entries {
         let entry = entry.map_err(|e| set_problem(dir.to_path_buf(), e.to_string()))?;
         let name = entry.file_name();
+        let stored = manifest.storage.result_files();
         let known = name
             .to_str()
-            .is_some_and(|n| n == MANIFEST_FILE || RESULT_FILES.contains(&n));
+            .is_some_and(|n| n == MANIFEST_FILE || stored.contains(&n));
         if !known {
             return Err(set_problem(
                 entry.path(),
@@ -754,8 +799,13 @@ fn check_outcome(dir: &Path, manifest: &Manifest) -> Result<(), ManifestProblem>
             ),
         ));
     }
-    let log_path = dir.join("log.txt");
-    let tail = read_tail(&log_path, LOG_TAIL_BYTES).map_err(|e| ManifestProblem::File {
+    let log_path = dir.join(manifest.storage.stored_name("log.txt"));
+    let tail = match manifest.storage {
+        Storage::Plain => read_tail(&log_path, LOG_TAIL_BYTES),
+        Storage::Zstd => storage::open_stored(&log_path, true)
+            .and_then(|r| storage::read_tail_of(r, LOG_TAIL_BYTES as usize, MAX_LOG_BYTES)),
+    }
+    .map_err(|e| ManifestProblem::File {
         path: log_path.clone(),
         expected: 0,
         found: format!("cannot read it: {e}"),
@@ -772,7 +822,10 @@ fn check_outcome(dir: &Path, manifest: &Manifest) -> Result<(), ManifestProblem>
     if !matches {
         return Err(not_this_task(
             &mpath,
-            "its summary lines are not the last lines of log.txt",
+            &format!(
+                "its summary lines are not the last lines of {}",
+                manifest.storage.stored_name("log.txt")
+            ),
         ));
     }
     Ok(())
@@ -782,6 +835,9 @@ fn check_outcome(dir: &Path, manifest: &Manifest) -> Result<(), ManifestProblem>
 const MAX_SUMMARY_LINES: usize = 2;
 /// How much of the end of `log.txt` is read to find the summary lines.
 const LOG_TAIL_BYTES: u64 = 64 * 1024;
+/// The most `log.txt.zst` is decompressed to find its last lines (paper-scale logs are tens of
+/// MB): a small forged file cannot make the check run for ever.
+const MAX_LOG_BYTES: u64 = 4 << 30;
 /// The largest manifest read (real ones are a few KB).
 const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -905,12 +961,20 @@ pub struct ResultsWriter {
     _lock: File,
     /// Keys whose files this writer hashed or wrote (checked again by sizes only).
     hashed: Mutex<HashSet<TaskKey>>,
+    /// How the tasks it runs store their files.
+    storage: Storage,
 }
 
 impl ResultsWriter {
     /// The directory.
     pub fn dir(&self) -> &ResultsDir {
         &self.dir
+    }
+
+    /// How the tasks this writer runs store their files (complete results of the other form
+    /// are accepted as they are).
+    pub fn storage(&self) -> Storage {
+        self.storage
     }
 
     /// Whether `task` is complete (see the module docs). Its files are hashed the first time
@@ -1041,6 +1105,16 @@ impl ResultsWriter {
     /// Writes `sweep.json`: format, version, name, code version, the canonical spec and the
     /// task keys in grid order, one per line (streamed: memory does not grow with the plan).
     pub fn write_plan(&self, plan: &Plan) -> Result<(), ResultsError> {
+        self.write_plan_keys(plan, plan.tasks().map(|t| t.key))
+    }
+
+    /// As [`ResultsWriter::write_plan`], with the plan's task keys (in grid order) already
+    /// computed by the caller (a million-task sweep computes them once).
+    pub fn write_plan_keys(
+        &self,
+        plan: &Plan,
+        keys: impl Iterator<Item = TaskKey>,
+    ) -> Result<(), ResultsError> {
         let path = self.dir.plan_path();
         let spec = serde_json::to_value(plan.spec()).map_err(|e| io_err(&path)(e.into()))?;
         let str_json = |s: &str| serde_json::Value::String(s.to_string()).to_string();
@@ -1064,9 +1138,9 @@ impl ResultsWriter {
                 canonical_json(&serde_json::Value::Array(grids))
             )?;
             writeln!(w, "  \"tasks\": [")?;
-            for task in plan.tasks() {
-                let sep = if task.index + 1 < plan.len() { "," } else { "" };
-                writeln!(w, "    {}{sep}", str_json(task.key.as_str()))?;
+            for (index, key) in keys.enumerate() {
+                let sep = if index + 1 < plan.len() { "," } else { "" };
+                writeln!(w, "    {}{sep}", str_json(key.as_str()))?;
             }
             writeln!(w, "  ]")?;
             writeln!(w, "}}")

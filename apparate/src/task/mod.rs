@@ -6,7 +6,9 @@
 
 mod run;
 
-pub use run::{batch_generated_trace, run_task, GeneratedBatches, TaskError, TaskOutcome};
+pub use run::{
+    batch_generated_trace, run_task, run_task_stored, GeneratedBatches, TaskError, TaskOutcome,
+};
 
 use crate::sim::{Family, Overrides, StaticRamps};
 use crate::traces::TraceSpec;
@@ -14,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// The files [`run_task`] writes into a task's folder, sorted by name: a complete result holds
-/// exactly these (plus the `manifest.json` written when it is committed), nothing else.
+/// exactly these (plus the `manifest.json` written when it is committed), nothing else; under
+/// their stored names ([`crate::storage::Storage::result_files`]) when stored compressed.
 pub const RESULT_FILES: [&str; 6] = [
     "baselines.json",
     "batches.jsonl",

@@ -6,12 +6,13 @@ use crate::artifact::{
     ArtifactError,
 };
 use crate::batching::{BatchingOutcome, RequestTrace, Scheme, ServingTimes, TfServeParams};
-use crate::output::{served_queueing, write_run, ExtraColumns, OutputError};
+use crate::output::{served_queueing, write_run_stored, ExtraColumns, OutputError};
 use crate::sim::pyfmt::{py_float, py_str};
 use crate::sim::{
     run_bootstrap, simulate_after_bootstrap, BatchSize, Batching, Culprit, LatencyTables, Mode,
     RampData, RunResult, RunSpec, SimError, Summary, BATCH_SIZES,
 };
+use crate::storage::Storage;
 use crate::traces::{generate, TraceGenError, TraceSpec};
 use crate::workload::{self, WorkloadError};
 use std::path::{Path, PathBuf};
@@ -269,8 +270,17 @@ pub fn batch_generated_trace(
 
 /// Runs `spec` and writes its result files into `dir` (created if missing): the five files of
 /// `worker simulate`, with `queueing_ms`, `optimal_ms` and the static baseline's columns
-/// filled, plus `baselines.json`.
+/// filled, plus `baselines.json`. All plain; see [`run_task_stored`].
 pub fn run_task(spec: &TaskSpec, dir: &Path) -> Result<TaskOutcome, TaskError> {
+    run_task_stored(spec, dir, Storage::Plain)
+}
+
+/// As [`run_task`], the files stored as `storage` says ([`crate::storage`]).
+pub fn run_task_stored(
+    spec: &TaskSpec,
+    dir: &Path,
+    storage: Storage,
+) -> Result<TaskOutcome, TaskError> {
     let inputs = load(spec)?;
     let b = batches(spec, &inputs.tables)?;
     let arch = spec.arch();
@@ -334,7 +344,7 @@ pub fn run_task(spec: &TaskSpec, dir: &Path) -> Result<TaskOutcome, TaskError> {
         static_ms: Some(fixed.requests.inference_ms.clone()),
         static_correct: Some(fixed.requests.correct.clone()),
     };
-    write_run(dir, &apparate, &extra, &args_line(spec, &arch))?;
+    write_run_stored(dir, &apparate, &extra, &args_line(spec, &arch), storage)?;
     crate::output::write_baselines(dir, &apparate, &oracle, &fixed)?;
     let keep = match spec.family {
         crate::sim::Family::Cv => 1,

@@ -54,7 +54,7 @@ fn staged_job(
     let Pull::Lease { task, attempt } = pull else {
         panic!("expected a lease, got {pull:?}");
     };
-    let planned = core.tasks[task.get()].clone();
+    let planned = core.tasks.get(task.get()).expect("planned task");
     let staging = shared
         .writer()
         .dir()
