@@ -145,41 +145,8 @@ async fn upload_folder(
     let paths: Vec<PathBuf> = manifest.files.iter().map(|f| dir.join(&f.path)).collect();
     let mut backoff = BACKOFF_START;
     for _ in 0..8 {
-        let (tx, rx) = tokio::sync::mpsc::channel::<pb::ResultChunk>(4);
-        let files = paths.clone();
-        let first = pb::ResultChunk {
-            chunk: Some(pb::result_chunk::Chunk::Header(header.clone())),
-        };
-        let sender = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Read;
-            if tx.blocking_send(first).is_err() {
-                return Ok(());
-            }
-            let mut buf = vec![0u8; proto::CHUNK_BYTES];
-            for (i, path) in files.iter().enumerate() {
-                let mut f = std::fs::File::open(path)?;
-                loop {
-                    let n = f.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    let chunk = pb::ResultChunk {
-                        chunk: Some(pb::result_chunk::Chunk::Data(pb::FileData {
-                            file: u32::try_from(i).unwrap_or(u32::MAX),
-                            data: buf[..n].to_vec(),
-                        })),
-                    };
-                    if tx.blocking_send(chunk).is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            Ok(())
-        });
-        let res = w
-            .client()
-            .upload_inputs(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await;
+        let (stream, sender) = super::stream_files(header.clone(), paths.clone());
+        let res = w.client().upload_inputs(stream).await;
         let read = sender.await;
         match (res, read) {
             (_, Ok(Err(e))) => bail!("cannot read a built file: {e}"),

@@ -1036,41 +1036,8 @@ async fn upload(w: &Worker, attempt: AttemptId, lease: &pb::Lease, dir: &Path) -
     }
     let mut backoff = BACKOFF_START;
     for _ in 0..8 {
-        let (tx, rx) = tokio::sync::mpsc::channel::<pb::ResultChunk>(4);
-        let files: Vec<PathBuf> = paths.clone();
-        let first = pb::ResultChunk {
-            chunk: Some(pb::result_chunk::Chunk::Header(header.clone())),
-        };
-        let sender = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Read;
-            if tx.blocking_send(first).is_err() {
-                return Ok(());
-            }
-            let mut buf = vec![0u8; proto::CHUNK_BYTES];
-            for (i, path) in files.iter().enumerate() {
-                let mut f = std::fs::File::open(path)?;
-                loop {
-                    let n = f.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    let chunk = pb::ResultChunk {
-                        chunk: Some(pb::result_chunk::Chunk::Data(pb::FileData {
-                            file: i as u32,
-                            data: buf[..n].to_vec(),
-                        })),
-                    };
-                    if tx.blocking_send(chunk).is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            Ok(())
-        });
-        let res = w
-            .client()
-            .upload_result(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await;
+        let (stream, sender) = stream_files(header.clone(), paths.clone());
+        let res = w.client().upload_result(stream).await;
         let read = sender.await;
         match (res, read) {
             (_, Ok(Err(e))) => bail!("cannot read a result file: {e}"),
@@ -1094,4 +1061,47 @@ async fn upload(w: &Worker, attempt: AttemptId, lease: &pb::Lease, dir: &Path) -
         }
     }
     bail!("upload failed: the coordinator stays unreachable")
+}
+
+/// Streams `header`, then every file of `files` in chunks of at most `proto::CHUNK_BYTES`, into
+/// a channel (read on a blocking thread): the request of `UploadResult` and `UploadInputs`. The
+/// handle's error is a file that could not be read; a closed channel ends it early.
+pub(crate) fn stream_files(
+    header: pb::ResultHeader,
+    files: Vec<PathBuf>,
+) -> (
+    tokio_stream::wrappers::ReceiverStream<pb::ResultChunk>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::ResultChunk>(4);
+    let first = pb::ResultChunk {
+        chunk: Some(pb::result_chunk::Chunk::Header(header)),
+    };
+    let sender = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::Read;
+        if tx.blocking_send(first).is_err() {
+            return Ok(());
+        }
+        let mut buf = vec![0u8; proto::CHUNK_BYTES];
+        for (i, path) in files.iter().enumerate() {
+            let mut f = std::fs::File::open(path)?;
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                let chunk = pb::ResultChunk {
+                    chunk: Some(pb::result_chunk::Chunk::Data(pb::FileData {
+                        file: u32::try_from(i).unwrap_or(u32::MAX),
+                        data: buf[..n].to_vec(),
+                    })),
+                };
+                if tx.blocking_send(chunk).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    });
+    (tokio_stream::wrappers::ReceiverStream::new(rx), sender)
 }

@@ -200,11 +200,13 @@ fn a_backend_sweep_builds_its_inputs_once_and_reuses_them() {
     let be = task_dirs(&out);
     assert_eq!(art.len(), 1);
     assert_ne!(art[0].file_name(), be[0].file_name(), "different keys");
+    // Every result file as stored (sweeps store zstd by default), byte for byte.
     for f in ["summary.json", "batches.jsonl", "log.txt", "baselines.json"] {
+        let name = apparate::storage::Storage::Zstd.stored_name(f);
         assert_eq!(
-            std::fs::read(art[0].join(f)).unwrap(),
-            std::fs::read(be[0].join(f)).unwrap(),
-            "{f}"
+            std::fs::read(art[0].join(&name)).unwrap(),
+            std::fs::read(be[0].join(&name)).unwrap(),
+            "{name}"
         );
     }
 }
