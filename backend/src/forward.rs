@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::models::{ModelInput, StagedModel};
@@ -24,6 +24,15 @@ pub enum ForwardError {
         /// The tensor or part concerned.
         place: String,
         /// What was expected (and found).
+        expected: String,
+    },
+    /// An input the model cannot take (images for a text model, the wrong channel count, token
+    /// ids it cannot embed).
+    #[error("the input does not fit the model {model}: expected {expected}")]
+    Mismatch {
+        /// The model.
+        model: String,
+        /// What it takes.
         expected: String,
     },
     /// The logits could not be read back from the device.
@@ -121,11 +130,52 @@ fn read_int(st: &SafeTensors<'_>, name: &str) -> Result<Option<IntTensor>, Strin
     Ok(Some((values, shape)))
 }
 
+/// Refuses an input the model cannot take, before running it: the kind (images or tokens) and,
+/// for images, the channel count of the model's own example input; for tokens, negative ids.
+pub fn check_fits<B: Backend, M: StagedModel<B>>(
+    model: &M,
+    input: &ModelInput<B>,
+) -> Result<(), ForwardError> {
+    let mismatch = |expected: String| ForwardError::Mismatch {
+        model: model.name().to_string(),
+        expected,
+    };
+    let device = match input {
+        ModelInput::Images(x) => x.device(),
+        ModelInput::Tokens { ids, .. } => ids.device(),
+    };
+    match (model.example_input(1, 1, &device), input) {
+        (ModelInput::Images(want), ModelInput::Images(got)) => {
+            let (want, got) = (want.dims(), got.dims());
+            if want[1] != got[1] {
+                return Err(mismatch(format!(
+                    "images of {} channels, found {}",
+                    want[1], got[1]
+                )));
+            }
+        }
+        (ModelInput::Tokens { .. }, ModelInput::Tokens { ids, .. }) => {
+            let min = ids.clone().min().into_scalar().elem::<i64>();
+            if min < 0 {
+                return Err(mismatch(format!("token ids >= 0, found {min}")));
+            }
+        }
+        (ModelInput::Images(_), ModelInput::Tokens { .. }) => {
+            return Err(mismatch("images (`input`), found token ids".into()))
+        }
+        (ModelInput::Tokens { .. }, ModelInput::Images(_)) => {
+            return Err(mismatch("token ids (`input_ids`), found images".into()))
+        }
+    }
+    Ok(())
+}
+
 /// The model's final logits on `input`, one row per sample (stem, every segment, finish).
 pub fn forward_logits<B: Backend, M: StagedModel<B>>(
     model: &M,
     input: ModelInput<B>,
 ) -> Result<Vec<Vec<f32>>, ForwardError> {
+    check_fits(model, &input)?;
     let mut x = model.stem(input);
     for i in 0..model.num_sites() {
         x = model.segment(i, x);

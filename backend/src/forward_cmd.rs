@@ -50,6 +50,17 @@ pub fn run(args: &Args) -> Result<()> {
             &device,
         )?;
         let input = backend::forward::read_input::<B>(&args.input, &device)?;
+        if let (backend::models::AnyModel::Nlp(m), ModelInput::Tokens { ids, .. }) =
+            (&model, &input)
+        {
+            // Ids past the vocabulary or sequences past the position table cannot be embedded.
+            use burn::tensor::ElementConversion;
+            let [_, seq] = ids.dims();
+            let max = ids.clone().max().into_scalar().elem::<i64>();
+            let vocab = usize::try_from(max).unwrap_or(0) + 1;
+            m.check_tokens(seq, vocab)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", args.input.display()))?;
+        }
         backend::forward::forward_logits(&model, input)?
     });
     let json = serde_json::json!({

@@ -338,3 +338,41 @@ fn measure_with_reports_the_record_after_every_batch_size() {
         .unwrap_err();
     assert!(err.to_string().contains("disk full"), "{err}");
 }
+
+#[test]
+fn forward_refuses_an_input_the_model_cannot_take_instead_of_panicking() {
+    let device = Default::default();
+    // Images for a text model.
+    let bert = backend::models::nlp::build_nlp::<Cpu>("bert-tiny", 2, &device).unwrap();
+    let images = Tensor::<Cpu, 4>::zeros([1, 3, 8, 8], &device);
+    let e = forward_logits(&bert, ModelInput::Images(images.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bert-tiny") && e.contains("token ids"), "{e}");
+    // Token ids for an image model, and images of the wrong channel count.
+    let cnn = TinyCnn::<Cpu>::new(&device);
+    let ids = Tensor::<Cpu, 2, burn::tensor::Int>::zeros([1, 4], &device);
+    let tokens = ModelInput::Tokens {
+        ids: ids.clone(),
+        mask: ids.ones_like(),
+    };
+    let e = forward_logits(&cnn, tokens).unwrap_err().to_string();
+    assert!(e.contains("images"), "{e}");
+    let grey = Tensor::<Cpu, 4>::zeros([1, 1, SIDE, SIDE], &device);
+    let e = forward_logits(&cnn, ModelInput::Images(grey))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("3 channels, found 1"), "{e}");
+    // Negative token ids.
+    let neg = Tensor::<Cpu, 2, burn::tensor::Int>::from_ints([[101, -5]], &device);
+    let e = forward_logits(
+        &bert,
+        ModelInput::Tokens {
+            ids: neg.clone(),
+            mask: neg.ones_like(),
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("found -5"), "{e}");
+}
