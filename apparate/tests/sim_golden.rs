@@ -2,7 +2,9 @@
 
 use crate::util::golden_dir;
 use apparate::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data};
-use apparate::sim::{simulate, Batching, RunSpec};
+use apparate::sim::{
+    run_bootstrap, simulate, BatchObservation, Batching, RunSpec, Session, SimError,
+};
 use serde_json::Value as Json;
 use std::path::Path;
 
@@ -51,6 +53,91 @@ fn run_scenario(name: &str) {
     assert_eq!(out.log.len(), want.len(), "{name}: log length");
     assert!(want.len() > 300, "{name}: suspiciously short expected log");
     eprintln!("{name}: {} log lines compared", want.len());
+}
+
+/// The step interface (issue #14) driven as a live server would: batch by batch, each batch's
+/// observation gathered request by request into owned vectors for the ramps `config()` names,
+/// then `observe`. The log must be the golden one, line for line (the simulator is this loop).
+#[test]
+fn golden_session_step_by_step_equals_the_recorded_log() {
+    let name = "cv-resnet18-auburn";
+    let dir = golden_dir().join(name);
+    let run: Json = serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    let data = dir.join("data");
+    let rel = &run["paths_relative_to_data"];
+    let flags = &run["flags"];
+    let arch = flags["arch"].as_str().unwrap();
+    let tables = read_latency_tables(
+        &data.join(run["profile_dir_relative_to_data"].as_str().unwrap()),
+        arch,
+    )
+    .unwrap();
+    let boot = read_ramp_data(&data.join(rel["bootstrap_pickle_path"].as_str().unwrap())).unwrap();
+    let sim = read_ramp_data(&data.join(rel["simulation_pickle_path"].as_str().unwrap())).unwrap();
+    let dec =
+        read_batch_decisions(&data.join(rel["batch_decision_path"].as_str().unwrap())).unwrap();
+    let spec = RunSpec {
+        arch,
+        dataset: flags["dataset"].as_str().unwrap(),
+        batch_size: flags["batch_size"].as_u64().unwrap() as usize,
+        batching: Batching::Decisions(&dec.batching_decision),
+        mode: apparate::sim::Mode::Apparate,
+        overrides: apparate::sim::Overrides::default(),
+        record_log: true,
+    };
+    let boot_out = run_bootstrap(&spec, &tables, &boot).unwrap();
+    let mut session = Session::start(&spec, &tables, &boot_out, &boot).unwrap();
+
+    // A wrong observation is refused, and changes nothing.
+    let active = session.config().ramp_ids.len();
+    let short = BatchObservation {
+        conf: vec![&[0.5][..]; active],
+        acc: vec![&[true][..]; active],
+    };
+    assert!(matches!(
+        session.observe(2, &short),
+        Err(SimError::ObservationMismatch { requests: 2, .. })
+    ));
+
+    let stream_len = sim.num_samples() - 1;
+    let mut start = 0;
+    let mut changes = 0;
+    for b in &dec.batching_decision {
+        let n = b.get();
+        if start + n > stream_len {
+            break;
+        }
+        let ids = session.config().ramp_ids.clone();
+        let conf: Vec<Vec<f64>> = ids
+            .iter()
+            .map(|&a| (start..start + n).map(|k| sim.conf[a][k]).collect())
+            .collect();
+        let acc: Vec<Vec<bool>> = ids
+            .iter()
+            .map(|&a| (start..start + n).map(|k| sim.acc[a][k]).collect())
+            .collect();
+        let obs = BatchObservation {
+            conf: conf.iter().map(Vec::as_slice).collect(),
+            acc: acc.iter().map(Vec::as_slice).collect(),
+        };
+        let record = session.observe(n, &obs).unwrap();
+        assert_eq!(record.ramp_ids, ids);
+        if session.config().ramp_ids != ids {
+            changes += 1;
+        }
+        start += n;
+    }
+    assert!(
+        changes > 0,
+        "the controller adapted its ramps at least once"
+    );
+    let out = session.finish(&spec);
+    let log = std::fs::read_to_string(dir.join("expected/log.txt")).unwrap();
+    let want: Vec<&str> = log.lines().skip(1).collect();
+    assert_eq!(out.log.len(), want.len(), "{name}: log length");
+    for (k, (got, want)) in out.log.iter().zip(&want).enumerate() {
+        assert_eq!(got, want, "{name}: log line {} differs", k + 2);
+    }
 }
 
 #[test]

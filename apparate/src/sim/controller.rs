@@ -170,7 +170,6 @@ pub fn simulate_after_bootstrap(
     boot: &RampData,
     sim: &RampData,
 ) -> Result<RunResult, SimError> {
-    let family = Family::from_dataset(spec.dataset);
     let r = boot.num_ramps();
     validate_bootstrap_inputs(tables, boot)?;
     if sim.num_ramps() < r {
@@ -179,31 +178,7 @@ pub fn simulate_after_bootstrap(
             simulation: sim.num_ramps(),
         });
     }
-    let table0 = tables.get(bootstrap_batch_size(spec)?);
-    let latest = boot_out.latest_possible_ramp;
-    let config = match spec.mode {
-        Mode::Apparate => RampConfig::with_zero_thresholds(boot_out.initial_ramp_ids.clone()),
-        Mode::Oracle => RampConfig::with_zero_thresholds((0..r).collect()),
-        Mode::Static(ramps) => static_config(ramps, boot_out, boot, table0),
-    };
-    let mut ctl = Controller {
-        run: RunContext {
-            family,
-            floor: accuracy_floor(spec.overrides.accuracy_budget),
-            interval: spec
-                .overrides
-                .ramp_check_interval
-                .unwrap_or_else(|| family.ramp_check_interval())
-                .max(1),
-            latest,
-            tables,
-        },
-        state: Adaptation::new(config, r),
-        cum_acc_num: 0.0,
-        cum_acc_den: 0,
-        lat_cache: vec![None; BATCH_SIZES.len()],
-        text_cache: TextCache::default(),
-    };
+    let mut session = Session::start(spec, tables, boot_out, boot)?;
 
     // Batch formation: the stream is samples 0 .. N-2 (the last sample is never served).
     let stream_len = sim.num_samples().saturating_sub(1);
@@ -241,32 +216,159 @@ pub fn simulate_after_bootstrap(
     }
 
     let total: usize = ranges.iter().map(|(_, n)| n).sum();
-    let mut requests = Requests::with_capacity(total);
-    let mut batches = Vec::with_capacity(ranges.len());
-    for (i0, &(start, n)) in ranges.iter().enumerate() {
-        let i = i0 + 1;
-        let bs = BatchSize::round_up(n).ok_or(SimError::BatchTooLarge { n })?;
-        let record = serve_batch(&mut ctl, spec, sim, i, start, n, bs, r, &mut requests)?;
-        batches.push(record);
+    session.requests = Requests::with_capacity(total);
+    session.batches.reserve(ranges.len());
+    for &(start, n) in &ranges {
+        // What the served requests produced at the active ramps: the recorded samples.
+        let ids = &session.config().ramp_ids;
+        let obs = BatchObservation {
+            conf: ids
+                .iter()
+                .map(|&a| &sim.conf[a][start..start + n])
+                .collect(),
+            acc: ids.iter().map(|&a| &sim.acc[a][start..start + n]).collect(),
+        };
+        session.observe(n, &obs)?;
+    }
+    Ok(session.finish(spec))
+}
+
+/// What one served batch produced, for [`Session::observe`]: for every active ramp of the
+/// configuration it was served with (in the order of [`Session::config`]'s `ramp_ids`), each
+/// request's confidence (max softmax) and whether the ramp agreed with the final model.
+#[derive(Clone, Debug)]
+pub struct BatchObservation<'b> {
+    /// `conf[j][k]`: active ramp `j`'s confidence on request `k` of the batch.
+    pub conf: Vec<&'b [f64]>,
+    /// `acc[j][k]`: whether active ramp `j` agreed with the final model on request `k`.
+    pub acc: Vec<&'b [bool]>,
+}
+
+/// The controller one batch at a time (issue #14): [`Session::config`] says which ramps and
+/// thresholds serve the next batch, [`Session::observe`] takes what that batch produced,
+/// decides each request's exit by the same rule, records the batch and adapts. Pure: no clock,
+/// no I/O. [`simulate_after_bootstrap`] is this loop over the recorded samples.
+pub struct Session<'a> {
+    ctl: Controller<'a>,
+    mode: Mode,
+    record_log: bool,
+    num_ramps: usize,
+    requests: Requests,
+    batches: Vec<BatchRecord>,
+    bootstrap: Bootstrap,
+}
+
+impl<'a> Session<'a> {
+    /// The controller of `spec` after its bootstrap phase ([`run_bootstrap`]), before the first
+    /// batch.
+    pub fn start(
+        spec: &RunSpec<'_>,
+        tables: &'a LatencyTables,
+        boot_out: &Bootstrap,
+        boot: &RampData,
+    ) -> Result<Session<'a>, SimError> {
+        validate_bootstrap_inputs(tables, boot)?;
+        let family = Family::from_dataset(spec.dataset);
+        let r = boot.num_ramps();
+        let table0 = tables.get(bootstrap_batch_size(spec)?);
+        let latest = boot_out.latest_possible_ramp;
+        let config = match spec.mode {
+            Mode::Apparate => RampConfig::with_zero_thresholds(boot_out.initial_ramp_ids.clone()),
+            Mode::Oracle => RampConfig::with_zero_thresholds((0..r).collect()),
+            Mode::Static(ramps) => static_config(ramps, boot_out, boot, table0),
+        };
+        let ctl = Controller {
+            run: RunContext {
+                family,
+                floor: accuracy_floor(spec.overrides.accuracy_budget),
+                interval: spec
+                    .overrides
+                    .ramp_check_interval
+                    .unwrap_or_else(|| family.ramp_check_interval())
+                    .max(1),
+                latest,
+                tables,
+            },
+            state: Adaptation::new(config, r),
+            cum_acc_num: 0.0,
+            cum_acc_den: 0,
+            lat_cache: vec![None; BATCH_SIZES.len()],
+            text_cache: TextCache::default(),
+        };
+
+        Ok(Session {
+            ctl,
+            mode: spec.mode,
+            record_log: spec.record_log,
+            num_ramps: r,
+            requests: Requests::with_capacity(0),
+            batches: Vec::new(),
+            bootstrap: boot_out.clone(),
+        })
     }
 
-    let summary = summarize(&requests, batches.len());
-    let state = ctl.state;
-    let mut log = state.log;
-    log.push(summary_line(spec, &summary));
-    Ok(RunResult {
-        bootstrap: boot_out.clone(),
-        final_state: FinalState {
-            ramp_ids: state.config.ramp_ids,
-            thresholds: state.config.thresholds,
-            ramp_quota: state.ramp_quota,
-            ramp_history: state.ramp_history,
-        },
-        batches,
-        requests,
-        summary,
-        log,
-    })
+    /// The active ramps and thresholds that serve the next batch.
+    pub fn config(&self) -> &RampConfig {
+        &self.ctl.state.config
+    }
+
+    /// Takes what the next batch of `n` requests produced at the active ramps of
+    /// [`Session::config`]; returns the batch's record (the configuration it was served with,
+    /// accuracy, exit rates). The adaptations show in the next [`Session::config`].
+    pub fn observe(
+        &mut self,
+        n: usize,
+        obs: &BatchObservation<'_>,
+    ) -> Result<&BatchRecord, SimError> {
+        let active = self.ctl.state.config.ramp_ids.len();
+        let fits = |len: usize| len == n;
+        if obs.conf.len() != active
+            || obs.acc.len() != active
+            || !obs.conf.iter().all(|c| fits(c.len()))
+            || !obs.acc.iter().all(|a| fits(a.len()))
+        {
+            return Err(SimError::ObservationMismatch {
+                active,
+                requests: n,
+            });
+        }
+        let i = self.batches.len() + 1;
+        let bs = BatchSize::round_up(n).ok_or(SimError::BatchTooLarge { n })?;
+        let record = serve_batch(
+            &mut self.ctl,
+            self.mode,
+            self.record_log,
+            obs,
+            i,
+            n,
+            bs,
+            self.num_ramps,
+            &mut self.requests,
+        )?;
+        self.batches.push(record);
+        Ok(&self.batches[self.batches.len() - 1])
+    }
+
+    /// The run's result: every batch and request so far, the final state, the summary line.
+    pub fn finish(self, spec: &RunSpec<'_>) -> RunResult {
+        let summary = summarize(&self.requests, self.batches.len());
+        let state = self.ctl.state;
+        let mut log = state.log;
+        log.push(summary_line(spec, &summary));
+        RunResult {
+            bootstrap: self.bootstrap,
+            final_state: FinalState {
+                ramp_ids: state.config.ramp_ids,
+                thresholds: state.config.thresholds,
+                ramp_quota: state.ramp_quota,
+                ramp_history: state.ramp_history,
+            },
+            batches: self.batches,
+            requests: self.requests,
+            summary,
+            log,
+        }
+    }
 }
 
 /// The static baseline's configuration: its ramps, thresholds tuned once on the bootstrap data.
@@ -330,10 +432,10 @@ fn validate_bootstrap_inputs(tables: &LatencyTables, boot: &RampData) -> Result<
 #[allow(clippy::too_many_arguments)]
 fn serve_batch(
     ctl: &mut Controller<'_>,
-    spec: &RunSpec<'_>,
-    sim: &RampData,
+    mode: Mode,
+    record_log: bool,
+    obs: &BatchObservation<'_>,
     i: usize,
-    start: usize,
     n: usize,
     bs: BatchSize,
     r: usize,
@@ -355,20 +457,20 @@ fn serve_batch(
     let mut lats = Vec::with_capacity(n);
     let mut correct = Vec::with_capacity(n);
     let mut exits = Vec::with_capacity(n);
-    for k in start..start + n {
-        let pos = if spec.mode == Mode::Oracle {
-            ids.iter().position(|&a| sim.acc[a][k])
+    for k in 0..n {
+        let pos = if mode == Mode::Oracle {
+            obs.acc.iter().position(|acc| acc[k])
         } else {
             thresholds
                 .iter()
-                .zip(&ids)
-                .position(|(&t, &a)| (1.0 - sim.conf[a][k]) < t)
+                .zip(&obs.conf)
+                .position(|(&t, conf)| (1.0 - conf[k]) < t)
         };
         let (mut l, e, c) = match pos {
-            Some(j) => (lat.per_exit[j], ids[j], sim.acc[ids[j]][k]),
+            Some(j) => (lat.per_exit[j], ids[j], obs.acc[j][k]),
             None => (lat.per_exit[j_final], r, true),
         };
-        if spec.mode == Mode::Oracle {
+        if mode == Mode::Oracle {
             l = l.min(v);
         }
         lats.push(l);
@@ -383,7 +485,7 @@ fn serve_batch(
         ctl.state.violation_counter += 1;
     }
     let (_, ramp_acc) = exit_stats(&exits, &correct);
-    if spec.record_log {
+    if record_log {
         let mut line = String::with_capacity(160 + 16 * ids.len());
         let _ = write!(
             line,
@@ -421,14 +523,13 @@ fn serve_batch(
     }
 
     // History update (§6.5); only the adaptive controller reads it.
-    if spec.mode == Mode::Apparate {
+    if mode == Mode::Apparate {
         ctl.state.history.record_samples(&ids, n, |a| {
-            let g = sim.conf[a][start..start + n]
-                .iter()
-                .map(|&c| 1.0 - c)
-                .collect();
-            let acc = sim.acc[a][start..start + n].to_vec();
-            (g, acc)
+            // The first active ramp with this id (ids are sorted; a repeated id has the same
+            // samples).
+            let j = ids.iter().position(|&b| b == a).unwrap_or(0);
+            let g = obs.conf[j].iter().map(|&c| 1.0 - c).collect();
+            (g, obs.acc[j].to_vec())
         });
         let utilities = ramp_utilities(&perf.er, &lat, &ids, table);
         ctl.state

@@ -46,6 +46,17 @@ pub enum SimError {
         /// The value.
         value: f64,
     },
+    /// A batch observation that does not match the configuration it was served with
+    /// ([`crate::sim::Session::observe`]).
+    #[error(
+        "a batch observation must hold {requests} values for each of the {active} active ramps"
+    )]
+    ObservationMismatch {
+        /// Active ramps of the configuration.
+        active: usize,
+        /// Requests in the batch.
+        requests: usize,
+    },
     /// A uniform chunk larger than 64 samples has no profile.
     #[error("uniform batch of {n} samples exceeds the largest profiled batch size 64")]
     BatchTooLarge {
@@ -106,7 +117,9 @@ impl SimError {
                 batch_size: *batch_size,
             },
             SimError::NothingServed { .. } => Culprit::SimulationAndDecisions,
-            SimError::HistoryMisaligned { .. } => Culprit::Internal,
+            SimError::HistoryMisaligned { .. } | SimError::ObservationMismatch { .. } => {
+                Culprit::Internal
+            }
         }
     }
 }

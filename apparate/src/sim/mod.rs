@@ -20,8 +20,8 @@ pub mod samples;
 pub mod tuning;
 
 pub use controller::{
-    run_bootstrap, simulate, simulate_after_bootstrap, Batching, Mode, Overrides, RunSpec,
-    StaticRamps,
+    run_bootstrap, simulate, simulate_after_bootstrap, BatchObservation, Batching, Mode, Overrides,
+    RunSpec, Session, StaticRamps,
 };
 pub use error::{Culprit, SimError};
 pub use family::Family;
