@@ -8,16 +8,23 @@ use apparate::sim::{
 use serde_json::Value as Json;
 use std::path::Path;
 
-fn run_scenario(name: &str) {
+/// A golden scenario's inputs.
+struct Scenario {
+    dir: std::path::PathBuf,
+    run: Json,
+    tables: apparate::sim::LatencyTables,
+    boot: apparate::sim::RampData,
+    sim: apparate::sim::RampData,
+    /// The batch decisions (none for the uniform scheme).
+    dec: Option<apparate::artifact::BatchDecisions>,
+}
+
+fn load(name: &str) -> Scenario {
     let dir = golden_dir().join(name);
     let run: Json = serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
-    let e: Json =
-        serde_json::from_slice(&std::fs::read(dir.join("expected/expected.json")).unwrap())
-            .unwrap();
     let data = dir.join("data");
     let rel = &run["paths_relative_to_data"];
-    let flags = &run["flags"];
-    let arch = flags["arch"].as_str().unwrap();
+    let arch = run["flags"]["arch"].as_str().unwrap();
     let tables = read_latency_tables(
         &data.join(run["profile_dir_relative_to_data"].as_str().unwrap()),
         arch,
@@ -25,13 +32,36 @@ fn run_scenario(name: &str) {
     .unwrap();
     let boot = read_ramp_data(&data.join(rel["bootstrap_pickle_path"].as_str().unwrap())).unwrap();
     let sim = read_ramp_data(&data.join(rel["simulation_pickle_path"].as_str().unwrap())).unwrap();
-    let dec;
-    let batching = if flags["batching_scheme"] == "uniform" {
-        Batching::Uniform
-    } else {
-        dec =
-            read_batch_decisions(&data.join(rel["batch_decision_path"].as_str().unwrap())).unwrap();
-        Batching::Decisions(&dec.batching_decision)
+    let dec = (run["flags"]["batching_scheme"] != "uniform").then(|| {
+        read_batch_decisions(&data.join(rel["batch_decision_path"].as_str().unwrap())).unwrap()
+    });
+    Scenario {
+        dir,
+        run,
+        tables,
+        boot,
+        sim,
+        dec,
+    }
+}
+
+fn run_scenario(name: &str) {
+    let Scenario {
+        dir,
+        run,
+        tables,
+        boot,
+        sim,
+        dec,
+    } = load(name);
+    let e: Json =
+        serde_json::from_slice(&std::fs::read(dir.join("expected/expected.json")).unwrap())
+            .unwrap();
+    let flags = &run["flags"];
+    let arch = flags["arch"].as_str().unwrap();
+    let batching = match &dec {
+        None => Batching::Uniform,
+        Some(dec) => Batching::Decisions(&dec.batching_decision),
     };
     let spec = RunSpec {
         arch,
@@ -61,21 +91,11 @@ fn run_scenario(name: &str) {
 #[test]
 fn golden_session_step_by_step_equals_the_recorded_log() {
     let name = "cv-resnet18-auburn";
-    let dir = golden_dir().join(name);
-    let run: Json = serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
-    let data = dir.join("data");
-    let rel = &run["paths_relative_to_data"];
-    let flags = &run["flags"];
+    let sc = load(name);
+    let (tables, boot, sim) = (&sc.tables, &sc.boot, &sc.sim);
+    let dec = sc.dec.as_ref().unwrap();
+    let flags = &sc.run["flags"];
     let arch = flags["arch"].as_str().unwrap();
-    let tables = read_latency_tables(
-        &data.join(run["profile_dir_relative_to_data"].as_str().unwrap()),
-        arch,
-    )
-    .unwrap();
-    let boot = read_ramp_data(&data.join(rel["bootstrap_pickle_path"].as_str().unwrap())).unwrap();
-    let sim = read_ramp_data(&data.join(rel["simulation_pickle_path"].as_str().unwrap())).unwrap();
-    let dec =
-        read_batch_decisions(&data.join(rel["batch_decision_path"].as_str().unwrap())).unwrap();
     let spec = RunSpec {
         arch,
         dataset: flags["dataset"].as_str().unwrap(),
@@ -85,8 +105,8 @@ fn golden_session_step_by_step_equals_the_recorded_log() {
         overrides: apparate::sim::Overrides::default(),
         record_log: true,
     };
-    let boot_out = run_bootstrap(&spec, &tables, &boot).unwrap();
-    let mut session = Session::start(&spec, &tables, &boot_out, &boot).unwrap();
+    let boot_out = run_bootstrap(&spec, tables, boot).unwrap();
+    let mut session = Session::start(&spec, tables, &boot_out, boot).unwrap();
 
     // A wrong observation is refused, and changes nothing.
     let active = session.config().ramp_ids.len();
@@ -132,7 +152,7 @@ fn golden_session_step_by_step_equals_the_recorded_log() {
         "the controller adapted its ramps at least once"
     );
     let out = session.finish(&spec);
-    let log = std::fs::read_to_string(dir.join("expected/log.txt")).unwrap();
+    let log = std::fs::read_to_string(sc.dir.join("expected/log.txt")).unwrap();
     let want: Vec<&str> = log.lines().skip(1).collect();
     assert_eq!(out.log.len(), want.len(), "{name}: log length");
     for (k, (got, want)) in out.log.iter().zip(&want).enumerate() {
