@@ -75,12 +75,18 @@ fn run_scenario(name: &str) {
     let out = simulate(&spec, &tables, &boot, &sim).unwrap();
     check_expected(name, &e, &out);
     check_samples(name, &dir, &out);
-    let log = std::fs::read_to_string(dir.join("expected/log.txt")).unwrap();
-    let want: Vec<&str> = log.lines().skip(1).collect();
-    for (k, (got, want)) in out.log.iter().zip(&want).enumerate() {
+    check_log(name, &dir, &out.log);
+}
+
+/// `log` against the scenario's `expected/log.txt`, line for line (its first line, the
+/// command, aside).
+fn check_log(name: &str, dir: &Path, log: &[String]) {
+    let text = std::fs::read_to_string(dir.join("expected/log.txt")).unwrap();
+    let want: Vec<&str> = text.lines().skip(1).collect();
+    for (k, (got, want)) in log.iter().zip(&want).enumerate() {
         assert_eq!(got, want, "{name}: log line {} differs", k + 2);
     }
-    assert_eq!(out.log.len(), want.len(), "{name}: log length");
+    assert_eq!(log.len(), want.len(), "{name}: log length");
     assert!(want.len() > 300, "{name}: suspiciously short expected log");
     eprintln!("{name}: {} log lines compared", want.len());
 }
@@ -152,12 +158,7 @@ fn golden_session_step_by_step_equals_the_recorded_log() {
         "the controller adapted its ramps at least once"
     );
     let out = session.finish(&spec);
-    let log = std::fs::read_to_string(sc.dir.join("expected/log.txt")).unwrap();
-    let want: Vec<&str> = log.lines().skip(1).collect();
-    assert_eq!(out.log.len(), want.len(), "{name}: log length");
-    for (k, (got, want)) in out.log.iter().zip(&want).enumerate() {
-        assert_eq!(got, want, "{name}: log line {} differs", k + 2);
-    }
+    check_log(name, &sc.dir, &out.log);
 }
 
 #[test]

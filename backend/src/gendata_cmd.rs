@@ -8,7 +8,6 @@ use backend::gendata::{
     copy_profiles, prepare_out_dir, write_decisions, write_readme, Names, Provenance,
 };
 use backend::infer::{agreement, argmax_rows, split};
-use backend::models::registry::AnyModel;
 use backend::models::StagedModel;
 use backend::profile::{profile, ProfileOptions};
 use backend::weights;
@@ -58,7 +57,7 @@ pub struct GenDataArgs {
 pub fn gen_data_cmd(a: GenDataArgs) -> Result<()> {
     // Names first: a refusal costs nothing and prints one line.
     let family = backend::models::registry::info(&a.model.model)?.family;
-    Names::new(
+    let names = Names::new(
         a.names.name.as_deref().unwrap_or(&a.model.model),
         a.names.dataset.as_deref(),
         family,
@@ -67,25 +66,20 @@ pub fn gen_data_cmd(a: GenDataArgs) -> Result<()> {
     let words = format!("{} ({})", selected.describe(), selected.why());
     tracing::info!("device: {words}");
     backend::with_backend!(&selected, B, dev, {
-        gen_data_on::<B>(&a, &selected, words.clone(), &dev)
+        gen_data_on::<B>(&a, names.clone(), &selected, words.clone(), &dev)
     })
 }
 
 /// Everything on the selected backend: ramp training, inference and the profile.
 fn gen_data_on<B: Backend>(
     a: &GenDataArgs,
+    names: Names,
     selected: &backend::device::Selected,
     words: String,
     dev: &B::Device,
 ) -> Result<()> {
     let dev = dev.clone();
     let command = invocation();
-    let probe: AnyModel<B> = backend::open::open_model(&a.model.model, None, &dev)?;
-    let names = Names::new(
-        a.names.name.as_deref().unwrap_or(&a.model.model),
-        a.names.dataset.as_deref(),
-        probe.family(),
-    )?;
     prepare_out_dir(&a.out, a.overwrite)?;
 
     let crate::train_cmd::Trained {

@@ -20,7 +20,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::data::ImageSpec;
 use crate::models::{Activation, ModelInput, StagedModel};
-use crate::ramps::{Ramp, RampSet, TokenPool};
+use crate::ramps::RampSet;
 
 /// The index of the largest value (the first of equal ones; 0 for an empty row).
 pub fn argmax(row: &[f32]) -> usize {
@@ -225,18 +225,6 @@ impl Samples {
             }
         }
     }
-}
-
-/// What a ramp head reads of its site before any trainable part ([`crate::ramps::site_input`]):
-/// the global average pool of a feature map (CV) or one token's hidden state (NLP; the
-/// highway's pooler trains, so it is applied in [`head_logits`]).
-pub fn head_input<B: Backend>(x: &Activation<B>, token: TokenPool) -> Tensor<B, 2> {
-    crate::ramps::site_input(x, token)
-}
-
-/// A ramp's logits from its [`head_input`]: the same as [`Ramp::forward`] on the activation.
-pub fn head_logits<B: Backend>(ramp: &Ramp<B>, input: Tensor<B, 2>) -> Tensor<B, 2> {
-    ramp.classify(ramp.pool(input))
 }
 
 /// A tensor's values.

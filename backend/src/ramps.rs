@@ -92,6 +92,12 @@ impl<B: Backend> Ramp<B> {
         self.classifier.forward(features)
     }
 
+    /// The logits `[B, classes]` from an already computed [`site_input`] (training caches those):
+    /// the same as [`Ramp::forward`] on the activation.
+    pub fn forward_input(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.classify(self.pool(input))
+    }
+
     /// The logits `[B, classes]` on the activation at the ramp's site.
     pub fn forward(&self, x: &Activation<B>) -> Tensor<B, 2> {
         self.classify(self.features(x))

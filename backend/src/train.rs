@@ -2,7 +2,7 @@
 //!
 //! * [`train_ramps`]: the ramp heads of a frozen backbone, as the paper does: on the training
 //!   share of the bootstrap part ([`crate::infer::split`]), with labels = the final model's
-//!   answer (argmax of `finish`). Each site's head input is computed once ([`head_input`]: the
+//!   answer (argmax of `finish`). Each site's head input is computed once ([`crate::ramps::site_input`]: the
 //!   pooled feature map for CV, token 0's hidden state for NLP, whose highway pooler trains),
 //!   then every head is trained with AdamW and cross-entropy; each head's agreement with the
 //!   final model on the validation share is reported.
@@ -17,9 +17,7 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::infer::{
-    agreement, argmax_rows, head_input, head_logits, values, walk, InferError, Samples, Split,
-};
+use crate::infer::{agreement, argmax_rows, values, walk, InferError, Samples, Split};
 use crate::models::tiny::DigitsCnn;
 use crate::models::{ModelInput, StagedModel};
 use crate::ramps::{Ramp, RampSet};
@@ -88,7 +86,7 @@ pub struct Cached<B: Backend> {
     pub answers: Vec<usize>,
 }
 
-/// Runs the frozen backbone over `range` once, keeping each site's [`head_input`].
+/// Runs the frozen backbone over `range` once, keeping each site's [`crate::ramps::site_input`].
 pub fn cache_sites<B: Backend, M: StagedModel<B>>(
     model: &M,
     samples: &Samples,
@@ -103,7 +101,7 @@ pub fn cache_sites<B: Backend, M: StagedModel<B>>(
     while start < range.end {
         let end = (start + batch.max(1)).min(range.end);
         let fin = walk(model, samples.batch::<B>(start..end, device), |i, x| {
-            parts[i].push(head_input(x, model.ramp_token()));
+            parts[i].push(crate::ramps::site_input(x, model.ramp_token()));
             Ok(())
         })?;
         answers.extend(argmax_rows(&values(fin)?, model.num_classes()));
@@ -134,7 +132,7 @@ fn fit_head<AD: AutodiffBackend>(
             let xb = Tensor::<AD, 2>::from_inner(x.clone().select(0, idx));
             let labels: Vec<usize> = chunk.iter().map(|&i| y[i]).collect();
             let yb = int_tensor::<AD>(&labels, device);
-            let loss = loss_fn.forward(head_logits(&ramp, xb), yb);
+            let loss = loss_fn.forward(ramp.forward_input(xb), yb);
             let grads = GradientsParams::from_grads(loss.backward(), &ramp);
             ramp = optim.step(opts.lr, ramp, grads);
         }
@@ -170,7 +168,7 @@ pub fn train_ramps<AD: AutodiffBackend, M: StagedModel<AD::InnerBackend>>(
         .with_token(model.ramp_token());
         // burn initialises parameters lazily, on first use: a forward pass now fixes the order
         // in which they draw from the seeded generator.
-        let _ = head_logits(&init, Tensor::zeros([1, model.site_width(site)], device));
+        let _ = init.forward_input(Tensor::zeros([1, model.site_width(site)], device));
         let ramp = fit_head(
             init,
             &train.inputs[site],
@@ -182,7 +180,7 @@ pub fn train_ramps<AD: AutodiffBackend, M: StagedModel<AD::InnerBackend>>(
         );
         let guess = |x: &Tensor<AD::InnerBackend, 2>| -> Result<Vec<usize>, InferError> {
             Ok(argmax_rows(
-                &values(head_logits(&ramp, x.clone()))?,
+                &values(ramp.forward_input(x.clone()))?,
                 model.num_classes(),
             ))
         };
