@@ -93,6 +93,7 @@ fn main() {
                     },
                     seed,
                     inputs: Inputs::Embedded { scale },
+                    live: None,
                 };
                 let dir = std::env::temp_dir().join(format!("calib-{m}-{d}"));
                 let t0 = std::time::Instant::now();

@@ -93,5 +93,6 @@ pub fn auburn_task_over(dir: PathBuf) -> apparate::task::TaskSpec {
         },
         seed: 0,
         inputs: Inputs::Artifact { dir },
+        live: None,
     }
 }

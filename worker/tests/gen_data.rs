@@ -95,6 +95,7 @@ fn paper_task(model: &str, dataset: &str) -> TaskSpec {
         },
         seed: 0,
         inputs: Inputs::Embedded { scale: SCALE },
+        live: None,
     }
 }
 

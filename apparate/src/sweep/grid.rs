@@ -726,6 +726,7 @@ impl Plan {
             },
             seed,
             inputs: self.inputs.clone(),
+            live: None,
         }
     }
 }

@@ -27,6 +27,50 @@ pub const RESULT_FILES: [&str; 6] = [
     "summary.json",
 ];
 
+/// The extra files a live task ([`TaskSpec::live`]) writes beside [`RESULT_FILES`], sorted by
+/// name, always plain: `serve.json` (how the run went: clock, device, requests arrived, served
+/// and dropped, controller overhead, latencies far from the profile) and `timing.jsonl` (one
+/// object per batch: what the profile predicted next to what was measured).
+pub const LIVE_FILES: [&str; 2] = ["serve.json", "timing.jsonl"];
+
+/// A live run (issue #14): the task is served by `ee-backend serve` with the real model of its
+/// backend inputs (the controller drives real inference, online) instead of simulated from the
+/// recorded samples. Its folder holds [`RESULT_FILES`] (measured queueing and inference times
+/// in `requests.parquet`) plus [`LIVE_FILES`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveRun {
+    /// How arrivals are replayed.
+    pub clock: LiveClock,
+}
+
+/// How a live run replays its trace's arrivals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveClock {
+    /// At their times on the wall clock: the server sleeps until a request arrives.
+    Realtime,
+    /// As fast as possible: idle gaps are skipped, inference time is measured.
+    Fast,
+}
+
+impl LiveClock {
+    /// The flag's spelling: `realtime` or `fast`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LiveClock::Realtime => "realtime",
+            LiveClock::Fast => "fast",
+        }
+    }
+
+    /// Parses `realtime` or `fast`.
+    pub fn parse(text: &str) -> Option<LiveClock> {
+        [LiveClock::Realtime, LiveClock::Fast]
+            .into_iter()
+            .find(|c| c.name() == text)
+    }
+}
+
 /// Where a task's inputs come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -200,6 +244,10 @@ pub struct TaskSpec {
     pub seed: u64,
     /// Inputs.
     pub inputs: Inputs,
+    /// A live run instead of a simulation (only with [`Inputs::Backend`]); absent for a
+    /// simulated task, so simulated tasks keep their keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveRun>,
 }
 
 impl TaskSpec {
