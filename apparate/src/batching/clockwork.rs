@@ -19,6 +19,7 @@
 //! * `last_dropped` is raised to just below the smallest head id of the non-empty queues.
 
 use super::emulation::{id, Emulation};
+use super::online::{Dispatcher, Emulated, OnlineError};
 use super::outcome::{BatchingError, BatchingOutcome};
 use super::trace::{RequestTrace, ServingTimes};
 
@@ -32,8 +33,18 @@ pub fn clockwork(
     trace: &RequestTrace,
     serving: &ServingTimes,
 ) -> Result<BatchingOutcome, BatchingError> {
+    clockwork_online(trace, serving, &mut Emulated).map_err(OnlineError::into_batching)
+}
+
+/// [`clockwork()`] with the clock moved by `dispatcher` ([`super::online`]): a live server
+/// executes each batch as it is formed, and the scheme sees the time it took.
+pub fn clockwork_online<D: Dispatcher>(
+    trace: &RequestTrace,
+    serving: &ServingTimes,
+    dispatcher: &mut D,
+) -> Result<BatchingOutcome, OnlineError<D::Error>> {
     let deadline = trace.deadline_ms();
-    let mut em = Emulation::new(trace, serving);
+    let mut em = Emulation::new(trace, serving, dispatcher);
     let mut queues: Vec<Vec<usize>> = vec![Vec::new(); serving.sizes().len()];
     // Set by a round that found every queue empty and could not move the clock forward. A
     // second such round in a row leaves the state exactly as the first did: a fixed point.
@@ -58,16 +69,16 @@ pub fn clockwork(
             };
             if next_arrival == em.t {
                 if idle_without_progress {
-                    return Err(BatchingError::Stalled {
+                    return Err(OnlineError::from(BatchingError::Stalled {
                         time_ms: em.t,
                         next_request: em.next,
-                    });
+                    }));
                 }
                 idle_without_progress = true;
             } else {
                 idle_without_progress = false;
             }
-            em.t = next_arrival;
+            em.idle_until(next_arrival)?;
             continue;
         };
         idle_without_progress = false;
@@ -91,17 +102,19 @@ pub fn clockwork(
                 && queues[index].len() >= serving.sizes()[index]
         });
         let Some(&(index, _)) = chosen else {
-            return Err(BatchingError::NoValidStrategy {
+            return Err(OnlineError::from(BatchingError::NoValidStrategy {
                 time_ms: em.t,
                 queued: queues[0].len(),
-            });
+            }));
         };
 
         let batch = &queues[index][..serving.sizes()[index]];
+        if !em.serve(batch, index)? {
+            break; // the dispatcher stopped the run
+        }
         if let Some(&last) = batch.last() {
             em.last_served = id(last);
         }
-        em.serve(batch, index);
     }
     Ok(em.finish())
 }

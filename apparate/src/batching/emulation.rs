@@ -1,13 +1,16 @@
-//! The loop state both schemes share: the emulated clock, the intake scan and the served /
-//! dropped watermarks of `get_batch_decision`, plus the outcome being recorded.
+//! The loop state both schemes share: the clock, the intake scan and the served / dropped
+//! watermarks of `get_batch_decision`, plus the outcome being recorded. The clock moves only
+//! through a [`Dispatcher`]: the emulated one of the decision generators, or a live server's.
 
+use super::online::{Dispatcher, FormedBatch, OnlineError};
 use super::outcome::BatchingOutcome;
 use super::trace::{RequestTrace, ServingTimes};
 
 /// One emulation run. Request ids are `i64` watermarks as in the original, where `-1` means
 /// "none yet".
-pub(super) struct Emulation<'a> {
+pub(super) struct Emulation<'a, D> {
     pub(super) trace: &'a RequestTrace,
+    dispatcher: &'a mut D,
     pub(super) serving: &'a ServingTimes,
     /// `curr_time`, ms.
     pub(super) t: f64,
@@ -21,10 +24,15 @@ pub(super) struct Emulation<'a> {
     per_request_stats: Vec<Option<(f64, f64)>>,
 }
 
-impl<'a> Emulation<'a> {
-    pub(super) fn new(trace: &'a RequestTrace, serving: &'a ServingTimes) -> Self {
+impl<'a, D: Dispatcher> Emulation<'a, D> {
+    pub(super) fn new(
+        trace: &'a RequestTrace,
+        serving: &'a ServingTimes,
+        dispatcher: &'a mut D,
+    ) -> Self {
         Emulation {
             trace,
+            dispatcher,
             serving,
             t: 0.0,
             next: 0,
@@ -70,17 +78,47 @@ impl<'a> Emulation<'a> {
         Some(incoming)
     }
 
+    /// Nothing to serve: the clock moves to `arrival_ms` (the dispatcher says where it is
+    /// after waiting).
+    pub(super) fn idle_until(&mut self, arrival_ms: f64) -> Result<(), OnlineError<D::Error>> {
+        self.t = self
+            .dispatcher
+            .idle_until(self.t, arrival_ms)
+            .map_err(OnlineError::Dispatch)?;
+        Ok(())
+    }
+
     /// Serves `batch` at the current time with the serving time of `sizes[size_index]`:
-    /// `stats[r] = (t - arrival[r], M)`, records the size, and advances the clock by `M`.
-    /// Setting `last_served` is left to the scheme (the two do it differently).
-    pub(super) fn serve(&mut self, batch: &[usize], size_index: usize) {
+    /// `stats[r] = (t - arrival[r], M)`, records the size, and moves the clock to where the
+    /// dispatcher says the batch ended (`t + M` when emulated). `Ok(false)`: the dispatcher
+    /// did not serve it and the run stops. Setting `last_served` is left to the scheme (the
+    /// two do it differently).
+    pub(super) fn serve(
+        &mut self,
+        batch: &[usize],
+        size_index: usize,
+    ) -> Result<bool, OnlineError<D::Error>> {
         let m = self.serving.m_ms()[size_index];
+        let size = self.serving.sizes()[size_index];
+        let formed = FormedBatch {
+            index: self.batching_decision.len(),
+            requests: batch,
+            size,
+            serving_ms: m,
+        };
+        let Some(end) = self
+            .dispatcher
+            .serve(self.t, &formed)
+            .map_err(OnlineError::Dispatch)?
+        else {
+            return Ok(false);
+        };
         for &rid in batch {
             self.per_request_stats[rid] = Some((self.t - self.trace.arrival_ms()[rid], m));
         }
-        self.t += m;
-        self.batching_decision
-            .push(self.serving.sizes()[size_index]);
+        self.t = end;
+        self.batching_decision.push(size);
+        Ok(true)
     }
 
     pub(super) fn finish(self) -> BatchingOutcome {

@@ -6,6 +6,7 @@
 //! * [`clockwork`](mod@clockwork) — Clockwork's per-batch-size queues and earliest-deadline strategies.
 //! * [`tf_serve`](mod@tf_serve) — TensorFlow Serving's single queue with size / timeout triggers.
 //! * [`file`](mod@file) — the `golden/batching-*/trace.json` input and the decision-file output (JSON).
+//! * [`online`](mod@online) — the same schemes driven by a live server's clock ([`Dispatcher`]).
 //!
 //! Both schemes are pure and deterministic (no I/O, no clock) and reproduce the original's
 //! quirks, which the module docs list. Where the original would fail an assertion, raise or loop
@@ -33,13 +34,15 @@ mod outcome;
 
 pub mod clockwork;
 pub mod file;
+pub mod online;
 pub mod tf_serve;
 pub mod trace;
 
-pub use clockwork::clockwork;
+pub use clockwork::{clockwork, clockwork_online};
 pub use file::{DecisionFile, TraceFile, TraceFileError};
+pub use online::{Dispatcher, Emulated, FormedBatch, OnlineError};
 pub use outcome::{BatchingError, BatchingOutcome};
-pub use tf_serve::tf_serve;
+pub use tf_serve::{tf_serve, tf_serve_online};
 pub use trace::{RequestTrace, ServingTimes, TfServeParams, TraceError};
 
 use serde::{Deserialize, Serialize};
@@ -80,6 +83,20 @@ impl Scheme {
         match self {
             Scheme::Clockwork => clockwork(trace, serving),
             Scheme::TfServe => tf_serve(trace, serving, tf_serve_params),
+        }
+    }
+
+    /// Runs this scheme online, the clock moved by `dispatcher` ([`online`](mod@online)).
+    pub fn run_online<D: Dispatcher>(
+        self,
+        trace: &RequestTrace,
+        serving: &ServingTimes,
+        tf_serve_params: &TfServeParams,
+        dispatcher: &mut D,
+    ) -> Result<BatchingOutcome, OnlineError<D::Error>> {
+        match self {
+            Scheme::Clockwork => clockwork_online(trace, serving, dispatcher),
+            Scheme::TfServe => tf_serve_online(trace, serving, tf_serve_params, dispatcher),
         }
     }
 }

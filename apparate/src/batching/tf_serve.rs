@@ -19,6 +19,7 @@
 //!   abandoned queue when the trace is over) apply here too.
 
 use super::emulation::{id, Emulation};
+use super::online::{Dispatcher, Emulated, OnlineError};
 use super::outcome::{BatchingError, BatchingOutcome};
 use super::trace::{RequestTrace, ServingTimes, TfServeParams};
 
@@ -32,12 +33,24 @@ pub fn tf_serve(
     serving: &ServingTimes,
     params: &TfServeParams,
 ) -> Result<BatchingOutcome, BatchingError> {
-    params.validate()?;
+    tf_serve_online(trace, serving, params, &mut Emulated).map_err(OnlineError::into_batching)
+}
+
+/// [`tf_serve()`] with the clock moved by `dispatcher` ([`super::online`]).
+pub fn tf_serve_online<D: Dispatcher>(
+    trace: &RequestTrace,
+    serving: &ServingTimes,
+    params: &TfServeParams,
+    dispatcher: &mut D,
+) -> Result<BatchingOutcome, OnlineError<D::Error>> {
+    params
+        .validate()
+        .map_err(|e| OnlineError::from(BatchingError::from(e)))?;
     let arrival = trace.arrival_ms();
     let max_queued = params
         .max_enqueued_batches
         .saturating_mul(params.max_batch_size);
-    let mut em = Emulation::new(trace, serving);
+    let mut em = Emulation::new(trace, serving, dispatcher);
     let mut queue: Vec<usize> = Vec::new();
     let mut last_served_time = -1.0_f64;
 
@@ -60,7 +73,7 @@ pub fn tf_serve(
             timed_out.is_some() || queue.len() >= params.max_batch_size || em.next == trace.len();
         if !serve_now {
             // `next < N` here: `next == N` always serves.
-            em.t = arrival[em.next];
+            em.idle_until(arrival[em.next])?;
             continue;
         }
 
@@ -68,31 +81,35 @@ pub fn tf_serve(
         let Some(x) = timed_out.or_else(|| queue.len().checked_sub(1)) else {
             // Unreachable with max_batch_size >= 1 (an empty queue never has to serve); the
             // original would spin here serving an empty batch.
-            return Err(BatchingError::Stalled {
+            return Err(OnlineError::from(BatchingError::Stalled {
                 time_ms: em.t,
                 next_request: em.next,
-            });
+            }));
         };
         let (count, size_index) = if x + 1 > params.max_batch_size {
-            let index = serving.index_of(params.max_batch_size).ok_or(
-                BatchingError::MaxBatchSizeUnsupported {
+            let index = serving
+                .index_of(params.max_batch_size)
+                .ok_or(BatchingError::MaxBatchSizeUnsupported {
                     max_batch_size: params.max_batch_size,
-                },
-            )?;
+                })
+                .map_err(OnlineError::from)?;
             (params.max_batch_size, index)
         } else {
             let index = serving
                 .round_up_index(x + 1)
-                .ok_or(BatchingError::NoSizeFits { requests: x + 1 })?;
+                .ok_or(BatchingError::NoSizeFits { requests: x + 1 })
+                .map_err(OnlineError::from)?;
             (x + 1, index)
         };
 
         let batch: Vec<usize> = queue.drain(..count).collect();
+        if !em.serve(&batch, size_index)? {
+            break; // the dispatcher stopped the run
+        }
         if let (Some(&last), Some(&max_id)) = (batch.last(), batch.iter().max()) {
             last_served_time = arrival[last];
             em.last_served = id(max_id);
         }
-        em.serve(&batch, size_index);
     }
     Ok(em.finish())
 }
