@@ -14,6 +14,7 @@ pub mod output;
 pub mod report_hook;
 pub mod results;
 pub mod safe_write;
+pub mod serve;
 pub mod sim;
 pub mod storage;
 pub mod sweep;

@@ -27,6 +27,9 @@ mod invariants;
 /// Request traces: numpy parity, fixed / Poisson / Azure CSV traces, the synthetic Azure shape.
 mod traces;
 
+/// Live serving (issue #14) with the replay model: the task's files, bit for bit.
+mod serve;
+
 /// One grid task end to end (`task::run_task`).
 mod task_run;
 

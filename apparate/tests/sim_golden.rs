@@ -2,6 +2,7 @@
 
 use crate::util::golden_dir;
 use apparate::artifact::{read_batch_decisions, read_latency_tables, read_ramp_data};
+use apparate::serve::{serve, ReplayModel, ServeOptions, Source};
 use apparate::sim::{
     run_bootstrap, simulate, BatchObservation, Batching, RunSpec, Session, SimError,
 };
@@ -76,6 +77,41 @@ fn run_scenario(name: &str) {
     check_expected(name, &e, &out);
     check_samples(name, &dir, &out);
     check_log(name, &dir, &out.log);
+
+    // Issue #14's invariant: the live serving loop with the replay model and the virtual
+    // clock is the simulator, on the same scenario, bit for bit.
+    let boot_out = run_bootstrap(&spec, &tables, &boot).unwrap();
+    let mut session = Session::start(&spec, &tables, &boot_out, &boot).unwrap();
+    let source = match &dec {
+        None => Source::Uniform {
+            batch_size: spec.batch_size,
+        },
+        Some(dec) => Source::Decisions {
+            sizes: &dec.batching_decision,
+            stats: dec.per_request_stats.as_deref(),
+        },
+    };
+    let served = serve(
+        &mut session,
+        &mut ReplayModel::new(&sim),
+        source,
+        &ServeOptions::default(),
+    )
+    .unwrap();
+    let live = session.finish(&spec);
+    assert_eq!(
+        live, out,
+        "{name}: serve (replay, virtual clock) == simulate"
+    );
+    assert_eq!(served.inference_ms, out.requests.inference_ms, "{name}");
+    assert_eq!(served.decisions.len(), out.batches.len(), "{name}");
+    assert_eq!(served.report.samples, out.requests.len(), "{name}");
+    assert!(served
+        .timing
+        .iter()
+        .all(|t| t.measured_ms.is_none() && !t.slow));
+    check_expected(name, &e, &live);
+    check_log(name, &dir, &live.log);
 }
 
 /// `log` against the scenario's `expected/log.txt`, line for line (its first line, the

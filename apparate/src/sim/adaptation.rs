@@ -110,7 +110,7 @@ pub(crate) struct RunContext<'a> {
     /// The latest useful ramp (bootstrap's `latest_possible_ramp`).
     pub latest: usize,
     /// Latency tables per batch size (for re-tuning).
-    pub tables: &'a LatencyTables,
+    pub tables: std::borrow::Cow<'a, LatencyTables>,
 }
 
 /// The signals of the batch just served that the policies read.

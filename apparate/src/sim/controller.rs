@@ -287,7 +287,7 @@ impl<'a> Session<'a> {
                     .unwrap_or_else(|| family.ramp_check_interval())
                     .max(1),
                 latest,
-                tables,
+                tables: std::borrow::Cow::Borrowed(tables),
             },
             state: Adaptation::new(config, r),
             cum_acc_num: 0.0,
@@ -305,6 +305,47 @@ impl<'a> Session<'a> {
             batches: Vec::new(),
             bootstrap: boot_out.clone(),
         })
+    }
+
+    /// The requests served so far, in order (exit point, correctness and the profile's
+    /// latency of each).
+    pub fn requests(&self) -> &Requests {
+        &self.requests
+    }
+
+    /// The number of ramps (`R`; the final exit's point is `R`).
+    pub fn num_ramps(&self) -> usize {
+        self.num_ramps
+    }
+
+    /// The latency tables the controller decides with.
+    pub fn tables(&self) -> &LatencyTables {
+        &self.ctl.run.tables
+    }
+
+    /// Replaces the latency table of batch size `bs` from the next batch on (a live server's
+    /// online re-profile; never on the faithful path). `table` must have as many ramps as the
+    /// current one.
+    pub fn replace_table(&mut self, bs: BatchSize, table: LatencyTable) -> Result<(), SimError> {
+        let current = self.ctl.run.tables.get(bs).ramps.len();
+        if table.ramps.len() != current {
+            return Err(SimError::RampCountMismatch {
+                bootstrap: current,
+                simulation: table.ramps.len(),
+            });
+        }
+        let all: Vec<LatencyTable> = self
+            .ctl
+            .run
+            .tables
+            .iter()
+            .map(|(b, t)| if b == bs { table.clone() } else { t.clone() })
+            .collect();
+        if let Some(tables) = LatencyTables::new(all) {
+            self.ctl.run.tables = std::borrow::Cow::Owned(tables);
+        }
+        self.ctl.lat_cache = vec![None; BATCH_SIZES.len()];
+        Ok(())
     }
 
     /// The active ramps and thresholds that serve the next batch.

@@ -6,6 +6,7 @@
 
 mod run;
 
+pub(crate) use run::{args_line, culprit_files, load, online_setup};
 pub use run::{
     batch_generated_trace, run_task, run_task_stored, GeneratedBatches, TaskError, TaskOutcome,
 };

@@ -86,7 +86,7 @@ fn files_prefix(files: &[PathBuf]) -> String {
 }
 
 /// The artifact input files that hold the value a simulator refusal is about.
-fn culprit_files(spec: &TaskSpec, e: &SimError) -> Vec<PathBuf> {
+pub(crate) fn culprit_files(spec: &TaskSpec, e: &SimError) -> Vec<PathBuf> {
     let Inputs::Artifact { dir } = &spec.inputs else {
         return Vec::new();
     };
@@ -124,13 +124,14 @@ pub struct TaskOutcome {
     pub num_requests: usize,
 }
 
-struct Loaded {
-    tables: LatencyTables,
-    boot: RampData,
-    sim: RampData,
+/// A task's inputs in memory: the latency tables, the bootstrap and the simulation samples.
+pub(crate) struct Loaded {
+    pub(crate) tables: LatencyTables,
+    pub(crate) boot: RampData,
+    pub(crate) sim: RampData,
 }
 
-fn load(spec: &TaskSpec) -> Result<Loaded, TaskError> {
+pub(crate) fn load(spec: &TaskSpec) -> Result<Loaded, TaskError> {
     match &spec.inputs {
         Inputs::Embedded { scale } => {
             let w = workload::generate(&spec.model, &spec.dataset, *scale, spec.seed)?;
@@ -244,6 +245,41 @@ pub fn batch_generated_trace(
         trace: trace_name.to_string(),
         source,
     })?;
+    let online = online_setup(trace_name, arrivals, scheme, slo_multiplier, tables)?;
+    let outcome = online
+        .scheme
+        .run(&online.requests, &online.serving, &TfServeParams::default())
+        .map_err(|e| TaskError::Batching {
+            trace: trace_name.to_string(),
+            scheme: online.scheme.name(),
+            message: e.to_string(),
+        })?;
+    Ok(GeneratedBatches {
+        arrivals_ms: online.requests.arrival_ms().to_vec(),
+        slo_ms: online.requests.slo_ms(),
+        outcome,
+    })
+}
+
+/// What a scheme needs to batch a trace, as a task sets it up ([`batch_generated_trace`]).
+pub(crate) struct OnlineSetup {
+    /// The arrivals with their SLO.
+    pub(crate) requests: RequestTrace,
+    /// `M[b] = V[b]` for every batch size.
+    pub(crate) serving: ServingTimes,
+    /// tf_serve, or clockwork for every other scheme.
+    pub(crate) scheme: Scheme,
+}
+
+/// The SLO `slo_multiplier * V[1]` for every request of `arrivals`, the serving times `V[b]`,
+/// and the scheme (`scheme` if it is tf_serve, else clockwork).
+pub(crate) fn online_setup(
+    trace_name: &str,
+    arrivals: Vec<f64>,
+    scheme: BatchingScheme,
+    slo_multiplier: f64,
+    tables: &LatencyTables,
+) -> Result<OnlineSetup, TaskError> {
     let v1 = tables.get(BatchSize::ONE).vanilla_ms;
     let slo = slo_multiplier * v1;
     let bad = |message: String| TaskError::Batching {
@@ -251,20 +287,17 @@ pub fn batch_generated_trace(
         scheme: scheme.name(),
         message,
     };
-    let requests = RequestTrace::new(arrivals.clone(), slo).map_err(|e| bad(e.to_string()))?;
+    let requests = RequestTrace::new(arrivals, slo).map_err(|e| bad(e.to_string()))?;
     let m: Vec<f64> = tables.iter().map(|(_, t)| t.vanilla_ms).collect();
     let serving = ServingTimes::new(BATCH_SIZES.to_vec(), m).map_err(|e| bad(e.to_string()))?;
     let scheme = match scheme {
         BatchingScheme::TfServe => Scheme::TfServe,
         _ => Scheme::Clockwork,
     };
-    let outcome = scheme
-        .run(&requests, &serving, &TfServeParams::default())
-        .map_err(|e| bad(e.to_string()))?;
-    Ok(GeneratedBatches {
-        arrivals_ms: arrivals,
-        slo_ms: slo,
-        outcome,
+    Ok(OnlineSetup {
+        requests,
+        serving,
+        scheme,
     })
 }
 
@@ -359,7 +392,7 @@ pub fn run_task_stored(
 }
 
 /// The `args:` line of the task's `log.txt`, in the artifact's Namespace format.
-fn args_line(spec: &TaskSpec, arch: &str) -> String {
+pub(crate) fn args_line(spec: &TaskSpec, arch: &str) -> String {
     let paths: Vec<PathBuf> = spec.input_files();
     let path = |k: usize| {
         paths.get(k).map_or("None".to_string(), |p| {
