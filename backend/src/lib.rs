@@ -10,6 +10,7 @@ pub mod device;
 pub mod forward;
 pub mod gendata;
 pub mod infer;
+pub mod live;
 pub mod models;
 pub mod open;
 pub mod profile;

@@ -8,6 +8,7 @@ mod profile_cmd;
 mod args;
 mod gendata_cmd;
 mod infer_cmd;
+mod serve_cmd;
 mod train_cmd;
 
 use anyhow::Result;
@@ -42,6 +43,9 @@ enum Command {
     Infer(infer_cmd::InferArgs),
     /// train-ramps + infer + profile into one artifact-format data folder.
     GenData(Box<gendata_cmd::GenDataArgs>),
+    /// Serve a model live: requests from a trace, batched online, the Apparate controller
+    /// choosing ramps and thresholds from what the ramps say (issue #14).
+    Serve(Box<serve_cmd::ServeArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,6 +63,12 @@ fn main() -> std::process::ExitCode {
         Command::TrainRamps(a) => train_cmd::train_ramps_cmd(a),
         Command::Infer(a) => infer_cmd::infer_cmd(a),
         Command::GenData(a) => gendata_cmd::gen_data_cmd(*a),
+        Command::Serve(a) => match serve_cmd::run(*a) {
+            // Interrupted: the files hold what was served; 128 + SIGINT.
+            Ok(true) => return std::process::ExitCode::from(130),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -126,7 +126,7 @@ pub trait EarlyExitModel {
 }
 
 /// How a serving run behaves beyond its inputs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct ServeOptions<'s> {
     /// How time passes.
     pub clock: ServeClock,
@@ -138,6 +138,8 @@ pub struct ServeOptions<'s> {
     pub reprofile_after: Option<usize>,
     /// Set (e.g. by a signal handler) to stop before the next batch; what was served is kept.
     pub stop: Option<&'s AtomicBool>,
+    /// Called after every batch with the number of samples served so far.
+    pub progress: Option<&'s dyn Fn(usize)>,
 }
 
 impl Default for ServeOptions<'_> {
@@ -147,6 +149,7 @@ impl Default for ServeOptions<'_> {
             slow_factor: DEFAULT_SLOW_FACTOR,
             reprofile_after: None,
             stop: None,
+            progress: None,
         }
     }
 }

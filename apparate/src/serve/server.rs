@@ -250,6 +250,14 @@ impl<M: EarlyExitModel> Server<'_, '_, '_, M> {
         }
         self.decisions.push(bs);
         self.pos += n;
+        if batch == 1 {
+            tracing::info!(
+                "first batch served: {n} samples in {wall_ms:.3} ms (the profile predicted {predicted_ms:.3} ms)"
+            );
+        }
+        if let Some(progress) = self.opts.progress {
+            progress(self.pos);
+        }
         Ok(Some(duration))
     }
 }
