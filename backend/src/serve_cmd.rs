@@ -20,9 +20,7 @@ use apparate::serve::{
 };
 use apparate::sim::Family;
 use apparate::storage::Storage;
-use apparate::task::{
-    BatchingScheme, Inputs, LiveClock, LiveRun, TaskParams, TaskSpec, TaskTrace,
-};
+use apparate::task::{BatchingScheme, Inputs, LiveClock, LiveRun, TaskParams, TaskSpec, TaskTrace};
 use apparate::traces::TraceSpec;
 use backend::device::{select, DeviceChoice};
 use backend::gendata::Names;
@@ -160,13 +158,7 @@ fn serve_on<B: Backend>(
         _ => bail!("internal: the served task has no inputs folder"),
     };
     let ramps = backend::weights::load(model.ramps(&dev), &ramps_file)?;
-    let (samples, _) = open_samples(
-        &model,
-        &plan.data,
-        plan.weights.as_deref(),
-        a.seq_len,
-        &dev,
-    )?;
+    let (samples, _) = open_samples(&model, &plan.data, plan.weights.as_deref(), a.seq_len, &dev)?;
     // The stream is the simulation part gen-data recorded: the last samples of the data.
     let stream = recorded_stream(&plan.spec, &plan.data, samples.len())?;
     let mut live = LiveModel::new(
@@ -216,8 +208,7 @@ fn serve_with<M: EarlyExitModel>(
     pb.finish_and_clear();
     let outcome = outcome?;
     let r = &outcome.report;
-    let lat: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(a.out.join("serve.json"))?)?;
+    let lat: serde_json::Value = serde_json::from_slice(&std::fs::read(a.out.join("serve.json"))?)?;
     println!(
         "served {} of {} requests in {} batches ({} samples observed){}; accuracy {:.2} %; latency p50 {} ms, p95 {} ms; controller {} µs per batch (median); {} slow batches",
         r.served,
@@ -328,7 +319,10 @@ fn plan(a: &ServeArgs) -> Result<Plan> {
                 other => bail!("--batching {other:?}: expected clockwork, tf_serve or uniform"),
             };
             if !(a.slo_multiplier.is_finite() && a.slo_multiplier > 0.0) {
-                bail!("--slo-multiplier {}: expected a positive number", a.slo_multiplier);
+                bail!(
+                    "--slo-multiplier {}: expected a positive number",
+                    a.slo_multiplier
+                );
             }
             let batch_size = a.batch_size.unwrap_or(match family {
                 Family::Cv => 4,
@@ -346,16 +340,28 @@ fn plan(a: &ServeArgs) -> Result<Plan> {
             let stream = recorded.num_samples().saturating_sub(1).max(1);
             let (trace_spec, arrivals) = match (&a.trace, &a.arrivals) {
                 (Some(json), _) => {
-                    let t: TraceSpec = serde_json::from_str(json)
-                        .map_err(|e| anyhow!("--trace {json}: {e}"))?;
+                    let t: TraceSpec =
+                        serde_json::from_str(json).map_err(|e| anyhow!("--trace {json}: {e}"))?;
                     t.check().map_err(|e| anyhow!("--trace {json}: {e}"))?;
                     (t, None)
                 }
                 (None, Some(file)) => {
                     let arr = read_arrivals(file)?;
-                    (TraceSpec::Fixed { n: arr.len(), qps: 30.0 }, Some(arr))
+                    (
+                        TraceSpec::Fixed {
+                            n: arr.len(),
+                            qps: 30.0,
+                        },
+                        Some(arr),
+                    )
                 }
-                (None, None) => (TraceSpec::Fixed { n: stream, qps: 30.0 }, None),
+                (None, None) => (
+                    TraceSpec::Fixed {
+                        n: stream,
+                        qps: 30.0,
+                    },
+                    None,
+                ),
             };
             let trace_name = match (&a.trace, &a.arrivals) {
                 (Some(_), _) => trace_spec.kind().to_string(),
@@ -446,8 +452,8 @@ fn recorded_stream(spec: &TaskSpec, data: &Path, n: usize) -> Result<std::ops::R
 
 /// One arrival time (ms) per line, non-decreasing, finite, at least one.
 fn read_arrivals(path: &Path) -> Result<Vec<f64>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("--arrivals {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--arrivals {}", path.display()))?;
     let mut out = Vec::new();
     for (k, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();

@@ -58,15 +58,15 @@ fn worker_bin() -> PathBuf {
     path
 }
 
-struct Digits {
+pub(crate) struct Digits {
     _tmp: tempfile::TempDir,
-    frames: PathBuf,
-    labels: PathBuf,
-    weights: PathBuf,
-    root: PathBuf,
+    pub(crate) frames: PathBuf,
+    pub(crate) labels: PathBuf,
+    pub(crate) weights: PathBuf,
+    pub(crate) root: PathBuf,
 }
 
-fn run(bin: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(bin: &Path, args: &[&str]) -> Output {
     let o = Command::new(bin)
         .args(args)
         .env("RUST_LOG", "warn")
@@ -83,16 +83,16 @@ fn run(bin: &Path, args: &[&str]) -> Output {
     o
 }
 
-fn ee() -> PathBuf {
+pub(crate) fn ee() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ee-backend"))
 }
 
-fn s(p: &Path) -> &str {
+pub(crate) fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
 /// Frames, labels and a trained backbone, made once for every test of this module.
-fn digits() -> &'static Digits {
+pub(crate) fn digits() -> &'static Digits {
     static D: OnceLock<Digits> = OnceLock::new();
     D.get_or_init(|| {
         let mut text = String::new();

@@ -8,6 +8,7 @@ mod digits;
 // The real `ee-backend` in a `worker --local` sweep over a `kind = "backend"` spec
 // (`digits-cnn` on generated PNG digits): inputs built once, then reused.
 mod grid;
+mod live;
 // The CV models: site counts and shapes, staged = plain forward, the registry.
 mod models;
 // The NLP models, Hugging Face checkpoints, the tokenizer, the MiniLM reference check.
