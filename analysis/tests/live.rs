@@ -8,6 +8,7 @@ use crate::util::{analysis_bin, fresh_temp_dir, read_csv};
 use apparate::output::{write_latencies_pickle, write_requests_parquet, ExtraColumns};
 use apparate::results::{describe_files, Manifest, ResultsDir, Timings};
 use apparate::sim::record::Requests;
+use apparate::storage::Storage;
 use apparate::sweep::PlannedTask;
 use apparate::task::{LiveClock, LiveRun, TaskSpec};
 use std::collections::BTreeMap;
@@ -78,10 +79,11 @@ fn live_rows() -> Vec<Row> {
 }
 
 /// Writes a complete task of `spec` with these rows (and `accuracy` in `summary.json`, plus
-/// `extra` files such as `serve.json`) into `root` through the workers' writer; returns its
-/// folder.
+/// `extra` files such as `serve.json`, always plain) into `root` through the workers' writer,
+/// its result files stored as `storage` says; returns its folder.
 fn write_task(
     root: &Path,
+    storage: Storage,
     spec: TaskSpec,
     rows: &[Row],
     accuracy: f64,
@@ -98,7 +100,9 @@ fn write_task(
         spec,
         digests,
     };
-    let writer = ResultsDir::new(root).lock().expect("lock results dir");
+    let writer = ResultsDir::new(root)
+        .lock_stored(storage)
+        .expect("lock results dir");
     let staged = writer.stage(&task.key).expect("stage");
     let n = rows.len();
     let mut requests = Requests::with_capacity(n);
@@ -141,8 +145,15 @@ fn write_task(
         ("batches.jsonl", batches),
         ("baselines.json", "{}\n".to_string()),
     ];
-    for (name, text) in files.iter().chain(extra) {
-        std::fs::write(staged.join(name), text).expect("write a result file");
+    for (name, text) in &files {
+        let mut file =
+            std::fs::File::create(staged.join(storage.stored_name(name))).expect("create");
+        storage
+            .write_through(name, &mut file, |w| w.write_all(text.as_bytes()))
+            .expect("write a result file");
+    }
+    for (name, text) in extra {
+        std::fs::write(staged.join(name), text).expect("write a live file");
     }
     let manifest = Manifest::new(
         &task,
@@ -219,11 +230,25 @@ fn non_empty(path: &Path) -> bool {
 fn a_live_task_is_compared_with_its_simulated_partner_and_left_out_of_every_other_table() {
     let dir = fresh_temp_dir("live-pair");
     let results = dir.join("results");
-    let sim_dir = write_task(&results, spec(), &simulated_rows(), 97.5, &[]);
+    let sim_dir = write_task(
+        &results,
+        Storage::Plain,
+        spec(),
+        &simulated_rows(),
+        97.5,
+        &[],
+    );
     let without = report(&results, &dir.join("without"));
     assert_eq!((without.tasks, without.live), (1, 0));
 
-    let live_dir = write_task(&results, live_spec(), &live_rows(), 95.25, &live_files());
+    let live_dir = write_task(
+        &results,
+        Storage::Plain,
+        live_spec(),
+        &live_rows(),
+        95.25,
+        &live_files(),
+    );
     let with = report(&results, &dir.join("with"));
     assert!(with.problems.is_empty(), "{:?}", with.problems);
     assert_eq!((with.tasks, with.live, with.planned), (2, 1, 2));
@@ -339,7 +364,14 @@ fn a_live_task_is_compared_with_its_simulated_partner_and_left_out_of_every_othe
 fn a_live_task_without_a_simulated_partner_is_shown_with_empty_simulated_columns() {
     let dir = fresh_temp_dir("live-alone");
     let results = dir.join("results");
-    let live_dir = write_task(&results, live_spec(), &live_rows(), 95.25, &live_files());
+    let live_dir = write_task(
+        &results,
+        Storage::Plain,
+        live_spec(),
+        &live_rows(),
+        95.25,
+        &live_files(),
+    );
     let out = Command::new(analysis_bin())
         .args(["report", "--results"])
         .arg(&results)
@@ -393,7 +425,14 @@ fn a_live_task_without_a_simulated_partner_is_shown_with_empty_simulated_columns
 fn a_malformed_or_interrupted_serve_json_is_refused_with_one_line_naming_it() {
     let dir = fresh_temp_dir("live-serve-json");
     let results = dir.join("results");
-    write_task(&results, live_spec(), &live_rows(), 95.25, &live_files());
+    write_task(
+        &results,
+        Storage::Plain,
+        live_spec(),
+        &live_rows(),
+        95.25,
+        &live_files(),
+    );
     let inv = analysis::load::discover(&results).expect("discover");
     assert_eq!(
         (inv.tasks.len(), inv.live.len()),
@@ -419,5 +458,41 @@ fn a_malformed_or_interrupted_serve_json_is_refused_with_one_line_naming_it() {
     std::fs::write(&serve, "{\"served\": 3, \"interrupted\": true}").expect("write");
     let p = analysis::live::read_serve(&task).expect_err("interrupted");
     assert!(p.message.contains("interrupted"), "{p}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn live_and_simulated_tasks_stored_compressed_give_the_plain_folders_table() {
+    let dir = fresh_temp_dir("live-zstd");
+    for (name, storage) in [("plain", Storage::Plain), ("zstd", Storage::Zstd)] {
+        let results = dir.join(name);
+        write_task(&results, storage, spec(), &simulated_rows(), 97.5, &[]);
+        let live = write_task(
+            &results,
+            storage,
+            live_spec(),
+            &live_rows(),
+            95.25,
+            &live_files(),
+        );
+        assert_eq!(
+            live.join("log.txt.zst").is_file(),
+            storage == Storage::Zstd,
+            "stored as asked"
+        );
+        let outcome = report(&results, &dir.join(format!("{name}-report")));
+        assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+        assert_eq!((outcome.tasks, outcome.live), (2, 1));
+    }
+    let table = |name: &str| {
+        std::fs::read(dir.join(format!("{name}-report/tables/live_vs_simulated.csv")))
+            .expect("table")
+    };
+    assert_eq!(table("plain"), table("zstd"));
+    assert_eq!(
+        read_csv(&dir.join("zstd-report/tables/live_vs_simulated.csv"))[0]
+            ["simulated_accuracy_pct"],
+        "97.5"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
