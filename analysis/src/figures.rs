@@ -401,17 +401,21 @@ pub struct CdfPanels {
     pub title: String,
     /// (panel title, x limit in ms, curves).
     pub panels: Vec<(String, f64, Vec<Curve>)>,
+    /// Panels side by side (at least 1).
+    pub columns: usize,
 }
 
 impl Plot for CdfPanels {
     fn size(&self) -> (u32, u32) {
-        let rows = self.panels.len().div_ceil(2).max(1) as u32;
-        (1100, 60 + 380 * rows)
+        let columns = self.columns.max(1);
+        let rows = self.panels.len().div_ceil(columns).max(1) as u32;
+        (if columns == 1 { 700 } else { 1100 }, 60 + 380 * rows)
     }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let root = root.titled(&self.title, font(22)).map_err(e2s)?;
-        let rows = self.panels.len().div_ceil(2).max(1);
-        let areas = root.split_evenly((rows, 2));
+        let columns = self.columns.max(1);
+        let rows = self.panels.len().div_ceil(columns).max(1);
+        let areas = root.split_evenly((rows, columns));
         for ((title, xmax, curves), area) in self.panels.iter().zip(areas.iter()) {
             let mut chart = ChartBuilder::on(area)
                 .caption(title, font(18))

@@ -5,6 +5,7 @@ pub mod crisp;
 pub mod doc;
 pub mod error;
 pub mod figures;
+pub mod live;
 pub mod load;
 pub mod report;
 pub mod requests;

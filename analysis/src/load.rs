@@ -95,6 +95,10 @@ impl LoadedTask {
     pub fn key(&self) -> &str {
         self.manifest.key.as_str()
     }
+    /// A live run (its spec's `live` is set, issue #14): measured, not simulated.
+    pub fn is_live(&self) -> bool {
+        self.manifest.spec.live.is_some()
+    }
 }
 
 /// Everything found in a results directory.
@@ -104,19 +108,30 @@ pub struct Inventory {
     pub root: PathBuf,
     /// The plan, when `sweep.json` is present and readable.
     pub plan: Option<PlanInfo>,
-    /// Complete, valid tasks, in grid order (tasks the plan does not list come last, by key).
+    /// Complete, valid simulated tasks, in grid order (tasks the plan does not list come last,
+    /// by key). Only these enter the paper's tables and figures.
     pub tasks: Vec<LoadedTask>,
+    /// Complete, valid live tasks ([`LoadedTask::is_live`]), in the same order. Kept apart: they
+    /// enter only the live-against-simulated table and figure ([`crate::live`]), so no paper
+    /// table counts a model, dataset and trace twice.
+    pub live: Vec<LoadedTask>,
     /// Files that could not be used.
     pub problems: Vec<Problem>,
 }
 
 impl Inventory {
-    /// Tasks the sweep has in all: the plan's count, or the number of task folders seen.
+    /// Tasks the sweep has in all: the plan's count, or the number of complete tasks seen
+    /// (simulated and live).
     pub fn planned(&self) -> usize {
         match &self.plan {
             Some(p) => p.tasks.len(),
-            None => self.tasks.len(),
+            None => self.complete(),
         }
+    }
+
+    /// Complete tasks found, simulated and live.
+    pub fn complete(&self) -> usize {
+        self.tasks.len() + self.live.len()
     }
 }
 
@@ -187,10 +202,12 @@ pub fn discover(root: &Path) -> Result<Inventory, AnalysisError> {
         }
     }
     tasks.sort_by(|a, b| (a.order, a.key()).cmp(&(b.order, b.key())));
+    let (live, tasks): (Vec<_>, Vec<_>) = tasks.into_iter().partition(LoadedTask::is_live);
     Ok(Inventory {
         root: root.to_path_buf(),
         plan,
         tasks,
+        live,
         problems,
     })
 }

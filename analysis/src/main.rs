@@ -52,8 +52,13 @@ fn run(cli: Cli) -> Result<()> {
             for p in &outcome.problems {
                 eprintln!("skipped: {p}");
             }
+            let live = if outcome.live > 0 {
+                format!(" ({} live)", outcome.live)
+            } else {
+                String::new()
+            };
             println!(
-                "report: {} of {} tasks, {} problem(s), {:.2} s: {}",
+                "report: {} of {} tasks{live}, {} problem(s), {:.2} s: {}",
                 outcome.tasks,
                 outcome.planned,
                 outcome.problems.len(),

@@ -4,6 +4,7 @@
 use crate::doc::{self, Block};
 use crate::error::{io_err, AnalysisError};
 use crate::figures::{self, Curve, ExitBars, Timeline};
+use crate::live::{self, LiveRow, LiveTask};
 use crate::load::{self, Inventory, LoadedTask, Problem};
 use crate::stats;
 use crate::tables::{self, fixed, ModelRow, Table, TaskRow};
@@ -32,8 +33,10 @@ pub struct ReportOptions {
 pub struct ReportOutcome {
     /// The report folder.
     pub out: PathBuf,
-    /// Tasks in the report.
+    /// Tasks in the report, simulated and live.
     pub tasks: usize,
+    /// Live tasks among them (issue #14: only in the live-against-simulated table and figure).
+    pub live: usize,
     /// Tasks of the plan (`sweep.json`), or the tasks found when there is none.
     pub planned: usize,
     /// Files that could not be used.
@@ -174,6 +177,7 @@ enum Job {
     Fig12,
     Fig13,
     Fig14,
+    LiveCdf,
 }
 
 fn safe_name(key: &str) -> String {
@@ -202,7 +206,7 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let mut loaded = load(&opts.results, threads, start)?;
-    let computed = compute(&loaded.inv.tasks, &loaded.frames, start)?;
+    let computed = compute(&loaded.inv.tasks, &loaded.frames, &loaded.live, start)?;
     let written = write_tables(&dirs, &loaded.inv, &computed)?;
     let timeline_problems = draw_figures(&dirs, &computed, threads)?;
     loaded.inv.problems.extend(timeline_problems);
@@ -210,7 +214,8 @@ pub fn build_report(opts: &ReportOptions) -> Result<ReportOutcome, AnalysisError
     let documents = write_documents(&dirs, &loaded.inv, &computed, &written)?;
     Ok(ReportOutcome {
         out: dirs.out,
-        tasks: computed.rows.len(),
+        tasks: computed.rows.len() + computed.live.len(),
+        live: computed.live.len(),
         planned: loaded.inv.planned(),
         problems: loaded.inv.problems,
         report_md: documents.report_md,
@@ -237,6 +242,8 @@ const FIG12: &str = "fig12_cv_wins";
 const FIG13: &str = "fig13_cv_p95";
 /// Fig. 14's file name in `figures/`, without extension.
 const FIG14: &str = "fig14_nlp_cdf";
+/// The live-against-simulated CDFs' file name in `figures/`, without extension.
+const LIVE_CDF: &str = "live_vs_simulated_cdf";
 
 impl Dirs {
     /// Makes the folders. `--out` is the user's folder (used as it resolves); the default
@@ -286,6 +293,8 @@ struct Loaded {
     inv: Inventory,
     /// Each task's requests, in the order of `inv.tasks` (all present).
     frames: Vec<Option<DataFrame>>,
+    /// The usable live tasks (`inv.live`) with their requests and `serve.json`.
+    live: Vec<LiveTask>,
 }
 
 /// Discovers the tasks of `results` and decodes their rows.
@@ -307,8 +316,21 @@ fn load(results: &Path, threads: usize, start: Instant) -> Result<Loaded, Analys
         .filter(|(_, f)| f.is_some())
         .unzip();
     inv.tasks = tasks;
+    // Live tasks: the same checks of their rows, and a readable, uninterrupted serve.json.
+    let live_frames = stats::load_frames(&inv.live, threads, &mut inv.problems);
+    let mut live = Vec::new();
+    for (task, frame) in std::mem::take(&mut inv.live).into_iter().zip(live_frames) {
+        let Some(frame) = frame else { continue };
+        match live::read_serve(&task) {
+            Ok(serve) => {
+                inv.live.push(task.clone());
+                live.push(LiveTask { task, frame, serve });
+            }
+            Err(p) => inv.problems.push(p),
+        }
+    }
     tracing::debug!("decoded after {:.2} s", start.elapsed().as_secs_f64());
-    Ok(Loaded { inv, frames })
+    Ok(Loaded { inv, frames, live })
 }
 
 /// The numbers of the report.
@@ -317,6 +339,8 @@ struct Computed<'a> {
     rows: Vec<TaskRow<'a>>,
     /// The per-model aggregates of `rows`.
     models: Vec<ModelRow>,
+    /// One row per live task, against its simulated partner in `rows`.
+    live: Vec<LiveRow>,
 }
 
 impl Computed<'_> {
@@ -330,6 +354,7 @@ impl Computed<'_> {
 fn compute<'a>(
     tasks: &'a [LoadedTask],
     frames: &'a [Option<DataFrame>],
+    live: &[LiveTask],
     start: Instant,
 ) -> Result<Computed<'a>, AnalysisError> {
     let stats = stats::task_stats(frames)?;
@@ -350,7 +375,8 @@ fn compute<'a>(
         })
         .collect();
     let models = tables::model_rows(&rows);
-    Ok(Computed { rows, models })
+    let live = live::live_rows(live, &rows)?;
+    Ok(Computed { rows, models, live })
 }
 
 /// What [`write_tables`] wrote.
@@ -391,6 +417,14 @@ fn write_tables(
     )?;
     put("nlp_diffs.csv", tables::nlp_table(rows, true).to_csv())?;
     put("nlp_diffs.md", tables::nlp_table(rows, false).to_markdown())?;
+    put(
+        "live_vs_simulated.csv",
+        live::live_table(&computed.live, true).to_csv(),
+    )?;
+    put(
+        "live_vs_simulated.md",
+        live::live_table(&computed.live, false).to_markdown(),
+    )?;
     let summaries = tables::summary_lines(inv);
     for (grid, text) in &summaries {
         put(&format!("output_{}.txt", safe_name(grid)), text.clone())?;
@@ -423,6 +457,9 @@ fn draw_figures(
     if !nlp.is_empty() {
         jobs.push(Job::Fig14);
     }
+    if !computed.live.is_empty() {
+        jobs.push(Job::LiveCdf);
+    }
     for i in 0..rows.len() {
         jobs.push(Job::Timeline(i));
         jobs.push(Job::Exits(i));
@@ -433,6 +470,7 @@ fn draw_figures(
     let fig12_base = dirs.figure(FIG12);
     let fig13_base = dirs.figure(FIG13);
     let fig14_base = dirs.figure(FIG14);
+    let live_base = dirs.figure(LIVE_CDF);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
@@ -458,6 +496,7 @@ fn draw_figures(
                         &fig13_base,
                     ),
                     Job::Fig14 => fig14(&nlp, rows).and_then(|p| figures::save(&p, &fig14_base)),
+                    Job::LiveCdf => figures::save(&live::cdf_figure(&computed.live), &live_base),
                     Job::Exits(i) => {
                         let r = &rows[*i];
                         figures::save(&exit_bars(r), &dirs.task_figure(r, "exits"))
@@ -512,7 +551,7 @@ fn write_documents(
     let rel = |p: &Path| p.strip_prefix(out).unwrap_or(p).to_path_buf();
     let mut blocks = Vec::new();
     blocks.push(Block::Heading(1, "Apparate reproduction report".into()));
-    blocks.extend(overview(inv, rows));
+    blocks.extend(overview(inv, rows, &computed.live));
     if !inv.problems.is_empty() {
         blocks.push(Block::Heading(2, "Problems (skipped)".into()));
         blocks.push(Block::List(
@@ -568,6 +607,25 @@ fn write_documents(
             "NLP: p50 and p25 differences (Fig. 14 script)".into(),
         ));
         blocks.push(Block::Table(tables::nlp_table(rows, false)));
+    }
+    if !computed.live.is_empty() {
+        blocks.push(Block::Heading(2, "Live against simulated".into()));
+        blocks.push(Block::Para(
+            "One row per live task (served by `ee-backend serve` with the real model; measured \
+             queueing and inference) against the simulated task of the same spec. Latency is per \
+             request, queueing + inference, in ms (a null queueing delay counts as 0: the latency \
+             is then the inference alone); ratios are live / simulated; accuracy is \
+             `summary.json`'s `overall_accuracy`; the exit rate is the share of requests that left \
+             before the final exit; slow batches from `serve.json`. Empty (–) where there is no \
+             simulated partner or the value is not known. Live tasks are in no other table or \
+             figure. Full precision in `tables/live_vs_simulated.csv`."
+                .into(),
+        ));
+        blocks.push(Block::Table(live::live_table(&computed.live, false)));
+        blocks.push(fig(
+            &dirs.figure(LIVE_CDF),
+            "Per-request latency CDFs per live task: live (solid) against simulated (dashed); x axis cut at the larger 99th percentile",
+        ));
     }
     blocks.push(Block::Heading(2, "Per task".into()));
     blocks.push(Block::Para(
@@ -636,10 +694,10 @@ fn write_documents(
     })
 }
 
-fn overview(inv: &Inventory, rows: &[TaskRow<'_>]) -> Vec<Block> {
+fn overview(inv: &Inventory, rows: &[TaskRow<'_>], live: &[LiveRow]) -> Vec<Block> {
     let mut inputs: Vec<String> = Vec::new();
     let mut versions: Vec<String> = Vec::new();
-    for t in &inv.tasks {
+    for t in inv.tasks.iter().chain(&inv.live) {
         let i = match &t.manifest.spec.inputs {
             Inputs::Embedded { scale } => format!("embedded synthetic workload, scale {scale}"),
             Inputs::Artifact { dir } => format!("artifact data in `{}`", dir.display()),
@@ -655,7 +713,13 @@ fn overview(inv: &Inventory, rows: &[TaskRow<'_>]) -> Vec<Block> {
             versions.push(t.manifest.code_version.clone());
         }
     }
-    let requests: u64 = rows.iter().map(|r| r.stats.n).sum();
+    let requests: u64 =
+        rows.iter().map(|r| r.stats.n).sum::<u64>() + live.iter().map(|r| r.served).sum::<u64>();
+    let live_note = if live.is_empty() {
+        String::new()
+    } else {
+        format!(", {} of them live", live.len())
+    };
     let plan = match &inv.plan {
         Some(p) => format!(
             "sweep `{}` (plan code version `{}`; grids {})",
@@ -671,8 +735,8 @@ fn overview(inv: &Inventory, rows: &[TaskRow<'_>]) -> Vec<Block> {
     };
     vec![
         Block::Para(format!(
-            "**Coverage: {} of {} tasks** ({} request rows).",
-            rows.len(),
+            "**Coverage: {} of {} tasks**{live_note} ({} request rows).",
+            rows.len() + live.len(),
             inv.planned(),
             requests
         )),
@@ -778,6 +842,7 @@ fn fig14(nlp: &[&ModelRow], rows: &[TaskRow<'_>]) -> Result<figures::CdfPanels, 
         title: "Fig. 14: end-to-end latency CDFs, NLP models (Apparate solid, vanilla dashed)"
             .into(),
         panels,
+        columns: 2,
     })
 }
 
@@ -786,5 +851,5 @@ fn fig14(nlp: &[&ModelRow], rows: &[TaskRow<'_>]) -> Result<figures::CdfPanels, 
 /// latencies (which [`build_report`] skips as a problem) still counts here.
 pub fn coverage(results: &Path) -> Result<(usize, usize, Vec<Problem>), AnalysisError> {
     let inv = load::discover(results)?;
-    Ok((inv.tasks.len(), inv.planned(), inv.problems))
+    Ok((inv.complete(), inv.planned(), inv.problems))
 }

@@ -70,10 +70,7 @@ impl TaskRow<'_> {
 /// `video30 clockwork slo2 bs4 seed0 [+overrides]`.
 pub fn config_label(task: &LoadedTask) -> String {
     let s = &task.manifest.spec;
-    let batching = serde_json::to_value(s.params.batching)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let batching = batching_name(s);
     let mut label = format!(
         "{} {batching} slo{} bs{} seed{}",
         s.trace.name(),
@@ -92,6 +89,14 @@ pub fn config_label(task: &LoadedTask) -> String {
         }
     }
     label
+}
+
+/// The batching scheme's name in specs (`clockwork`, `uniform`, ...).
+pub fn batching_name(spec: &apparate::task::TaskSpec) -> String {
+    serde_json::to_value(spec.params.batching)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// The final exit's id: the model's number of candidate ramp sites (embedded presets), else the
@@ -189,7 +194,7 @@ pub struct Table {
 }
 
 impl Table {
-    fn new(header: &[&str]) -> Table {
+    pub(crate) fn new(header: &[&str]) -> Table {
         Table {
             header: header.iter().map(|s| s.to_string()).collect(),
             rows: Vec::new(),
@@ -245,7 +250,7 @@ impl Table {
 }
 
 /// Full precision for CSV (shortest round-trip representation), `NaN` for missing.
-fn full(x: f64) -> String {
+pub(crate) fn full(x: f64) -> String {
     if x.is_finite() {
         format!("{x}")
     } else {
@@ -253,7 +258,7 @@ fn full(x: f64) -> String {
     }
 }
 
-fn opt_full(x: Option<f64>) -> String {
+pub(crate) fn opt_full(x: Option<f64>) -> String {
     x.map(full).unwrap_or_default()
 }
 
@@ -266,7 +271,7 @@ pub fn fixed(x: f64, digits: usize) -> String {
     }
 }
 
-fn opt_fixed(x: Option<f64>, digits: usize) -> String {
+pub(crate) fn opt_fixed(x: Option<f64>, digits: usize) -> String {
     x.map(|v| fixed(v, digits)).unwrap_or_else(|| "–".into())
 }
 

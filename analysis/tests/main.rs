@@ -27,3 +27,6 @@ mod issue11;
 
 /// Issue #15: results stored compressed read like plain ones.
 mod issue15;
+
+/// Issue #14: live tasks against their simulated partners.
+mod live;

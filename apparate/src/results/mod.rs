@@ -674,7 +674,8 @@ fn check_folder_name(dir: &Path, path: &Path, manifest: &Manifest) -> Result<(),
 }
 
 /// The manifest's key is the hash of its own spec, input digests and code version; it lists
-/// exactly [`RESULT_FILES`] under the names of its storage, once each, in order.
+/// exactly the files of [`expected_files`] (the result files under the names of its storage, and
+/// a live task's `LIVE_FILES`), once each, in order.
 fn check_manifest_itself(path: &Path, manifest: &Manifest) -> Result<(), ManifestProblem> {
     let recomputed = task_key(&manifest.spec, &manifest.digests, &manifest.code_version);
     if recomputed != manifest.key {
@@ -687,7 +688,7 @@ fn check_manifest_itself(path: &Path, manifest: &Manifest) -> Result<(), Manifes
         ));
     }
     let listed: Vec<&str> = manifest.files.iter().map(|f| f.name.as_str()).collect();
-    let expected = manifest.storage.result_files();
+    let expected = expected_files(manifest);
     if listed != expected {
         return Err(ManifestProblem::FileSet {
             path: path.to_path_buf(),
@@ -711,6 +712,18 @@ fn check_manifest_itself(path: &Path, manifest: &Manifest) -> Result<(), Manifes
     Ok(())
 }
 
+/// The files a complete result of `manifest` holds besides the manifest, sorted by name (as
+/// [`describe_files`] lists them): [`crate::task::RESULT_FILES`] under their stored names, plus
+/// [`crate::task::LIVE_FILES`] for a live task.
+fn expected_files(manifest: &Manifest) -> Vec<&'static str> {
+    let mut names = manifest.storage.result_files().to_vec();
+    if manifest.spec.live.is_some() {
+        names.extend(crate::task::LIVE_FILES);
+        names.sort_unstable();
+    }
+    names
+}
+
 /// The folder holds exactly the listed files and the manifest, all regular files, each with
 /// its listed size (and digest).
 fn check_result_files(
@@ -724,7 +737,7 @@ fn check_result_files(
     for entry in entries {
         let entry = entry.map_err(|e| set_problem(dir.to_path_buf(), e.to_string()))?;
         let name = entry.file_name();
-        let stored = manifest.storage.result_files();
+        let stored = expected_files(manifest);
         let known = name
             .to_str()
             .is_some_and(|n| n == MANIFEST_FILE || stored.contains(&n));
