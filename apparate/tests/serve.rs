@@ -246,3 +246,96 @@ fn a_stopped_run_keeps_complete_files_for_what_it_served() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Replay that reports every batch as taking `factor` times the profile, and re-profiles a
+/// batch size as `factor` times its table.
+struct Slow<'a> {
+    inner: ReplayModel<'a>,
+    tables: apparate::sim::LatencyTables,
+    factor: f64,
+    reprofiled: Vec<usize>,
+}
+
+impl EarlyExitModel for Slow<'_> {
+    type Error = <ReplayModel<'static> as EarlyExitModel>::Error;
+    fn stream_len(&self) -> usize {
+        self.inner.stream_len()
+    }
+    fn run_batch(
+        &mut self,
+        samples: std::ops::Range<usize>,
+        config: &RampConfig,
+    ) -> Result<ModelBatch, Self::Error> {
+        let n = samples.len();
+        let mut out = self.inner.run_batch(samples, config)?;
+        let bs = apparate::sim::BatchSize::round_up(n).unwrap();
+        let table = self.tables.get(bs);
+        let lat = table.exit_latencies(&config.ramp_ids);
+        out.measured = Some(apparate::serve::Measured {
+            ramp_ms: lat.per_exit[..config.ramp_ids.len()]
+                .iter()
+                .map(|x| x * self.factor)
+                .collect(),
+            final_ms: lat.no_exit() * self.factor,
+        });
+        Ok(out)
+    }
+    fn reprofile(&mut self, bs: usize) -> Result<Option<apparate::sim::LatencyTable>, Self::Error> {
+        self.reprofiled.push(bs);
+        let b = apparate::sim::BatchSize::exact(bs).unwrap();
+        let mut t = self.tables.get(b).clone();
+        t.vanilla_ms *= self.factor;
+        for r in &mut t.ramps {
+            r.vanilla_up_to_ms *= self.factor;
+            r.ramp_ms *= self.factor;
+        }
+        Ok(Some(t))
+    }
+    fn device(&self) -> String {
+        "slow replay".into()
+    }
+}
+
+#[test]
+fn slow_batches_are_counted_and_reprofiled_only_when_asked() {
+    let spec = embedded_task("resnet18", "auburn", BatchingScheme::Clockwork, 60.0);
+    let recorded = samples(&spec);
+    let tables = apparate::workload::latency_tables("resnet18").unwrap();
+    let run = |reprofile_after: Option<usize>| {
+        let dir = fresh_temp_dir(&format!("serve-slow-{reprofile_after:?}"));
+        let mut model = Slow {
+            inner: ReplayModel::new(&recorded),
+            tables: tables.clone(),
+            factor: 5.0,
+            reprofiled: Vec::new(),
+        };
+        let opts = ServeOptions {
+            reprofile_after,
+            ..ServeOptions::default()
+        };
+        let o = serve_task(&spec, &mut model, "slow", None, &opts, &dir, Storage::Plain).unwrap();
+        let timing: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("timing.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        (o, model.reprofiled, timing)
+    };
+    // Faithful default: every batch is 5x the profile, counted, the profile kept.
+    let (o, reprofiled, timing) = run(None);
+    assert_eq!(o.report.slow_batches, o.report.batches);
+    assert!(reprofiled.is_empty() && o.report.reprofiled.is_empty());
+    assert!(timing.iter().all(|t| t["slow"] == true));
+    // With --reprofile-after 3: each batch size seen slow 3 times in a row is measured again,
+    // and from then on the prediction matches (no longer slow).
+    let (o, reprofiled, timing) = run(Some(3));
+    assert!(!reprofiled.is_empty());
+    assert_eq!(o.report.reprofiled, reprofiled);
+    for bs in &reprofiled {
+        let rows: Vec<_> = timing.iter().filter(|t| t["bs"] == *bs).collect();
+        assert!(rows[..3].iter().all(|t| t["slow"] == true), "bs {bs}");
+        assert!(rows[3..].iter().all(|t| t["slow"] == false), "bs {bs}");
+    }
+    assert!(o.report.slow_batches < o.report.batches);
+}
