@@ -280,6 +280,23 @@ pub struct Outputs {
     pub classes: usize,
 }
 
+/// One ramp per site of `model`, or an error saying how many of each.
+pub fn check_ramps<B: Backend, M: StagedModel<B>>(
+    model: &M,
+    ramps: &RampSet<B>,
+) -> Result<(), InferError> {
+    if ramps.ramps.len() != model.num_sites() {
+        return Err(InferError::Mismatch {
+            problem: format!(
+                "{} ramps for a model with {} ramp sites",
+                ramps.ramps.len(),
+                model.num_sites()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Runs the whole dataset through `model` and every ramp of `ramps`, `batch` samples at a time;
 /// `progress` is called with the number of samples done.
 pub fn run<B: Backend, M: StagedModel<B>>(
@@ -290,15 +307,7 @@ pub fn run<B: Backend, M: StagedModel<B>>(
     device: &B::Device,
     mut progress: impl FnMut(usize),
 ) -> Result<Outputs, InferError> {
-    if ramps.ramps.len() != model.num_sites() {
-        return Err(InferError::Mismatch {
-            problem: format!(
-                "{} ramps for a model with {} ramp sites",
-                ramps.ramps.len(),
-                model.num_sites()
-            ),
-        });
-    }
+    check_ramps(model, ramps)?;
     let n = samples.len();
     let mut out = Outputs {
         ramp_logits: vec![Vec::new(); model.num_sites()],

@@ -15,7 +15,9 @@ use apparate::sim::config::RampConfig;
 use apparate::sim::{Family, LatencyTable};
 use burn::tensor::backend::Backend;
 
-use crate::infer::{argmax, max_softmax, stored_confidence, values, InferError, Samples};
+use crate::infer::{
+    argmax, check_ramps, max_softmax, stored_confidence, values, InferError, Samples,
+};
 use crate::models::StagedModel;
 use crate::profile::{latency_table, measure, ProfileOptions};
 use crate::ramps::RampSet;
@@ -46,15 +48,7 @@ impl<'a, B: Backend, M: StagedModel<B>> LiveModel<'a, B, M> {
         words: String,
         seq_len: usize,
     ) -> Result<Self, InferError> {
-        if ramps.ramps.len() != model.num_sites() {
-            return Err(InferError::Mismatch {
-                problem: format!(
-                    "{} ramps for a model with {} ramp sites",
-                    ramps.ramps.len(),
-                    model.num_sites()
-                ),
-            });
-        }
+        check_ramps(model, ramps)?;
         if stream.end > samples.len() || stream.start > stream.end {
             return Err(InferError::Mismatch {
                 problem: format!(
