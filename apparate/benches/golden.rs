@@ -1,7 +1,9 @@
 //! Whole golden scenarios, end to end: read the pickles (profiles, bootstrap, simulation,
 //! decisions) and run the simulator, as `worker simulate` does minus writing the outputs.
 //! Also the simulation alone, on inputs already in memory, the reading alone ("read": every
-//! input of the scenario, as `load` does) and the profile trees alone ("read profiles").
+//! input of the scenario, as `load` does), the profile trees alone ("read profiles"), and the
+//! same run through the live server with the replay model ("serve (replay, virtual clock)":
+//! bootstrap included, per batch = time / batches, printed).
 //!
 //! Run with `cargo bench -p apparate --bench golden`. Served samples per second are reported as
 //! criterion throughput ("elements").
@@ -69,6 +71,42 @@ fn run(i: &Inputs) -> RunResult {
     simulate(&spec, &i.tables, &i.boot, &i.sim).expect("simulation")
 }
 
+/// The same run through the live server (`apparate::serve`) with the replay model and the
+/// virtual clock: what the serving loop costs on top of the controller (issue #14's "controller
+/// overhead per batch").
+fn serve_replay(i: &Inputs) -> usize {
+    use apparate::serve::{serve, ReplayModel, ServeOptions, Source};
+    let spec = RunSpec {
+        arch: &i.arch,
+        dataset: &i.dataset,
+        batch_size: i.batch_size,
+        batching: Batching::Uniform,
+        mode: apparate::sim::Mode::Apparate,
+        overrides: apparate::sim::Overrides::default(),
+        record_log: true,
+    };
+    let boot_out = apparate::sim::run_bootstrap(&spec, &i.tables, &i.boot).expect("bootstrap");
+    let mut session =
+        apparate::sim::Session::start(&spec, &i.tables, &boot_out, &i.boot).expect("start");
+    let source = match &i.decisions {
+        Some(d) => Source::Decisions {
+            sizes: &d.batching_decision,
+            stats: d.per_request_stats.as_deref(),
+        },
+        None => Source::Uniform {
+            batch_size: i.batch_size,
+        },
+    };
+    let served = serve(
+        &mut session,
+        &mut ReplayModel::new(&i.sim),
+        source,
+        &ServeOptions::default(),
+    )
+    .expect("serve");
+    served.decisions.len()
+}
+
 fn scenarios() -> Vec<(String, PathBuf)> {
     let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(golden_dir())
         .expect("golden dir")
@@ -84,7 +122,7 @@ fn bench(c: &mut Criterion) {
     for (name, dir) in scenarios() {
         let inputs = load(&dir);
         let served = run(&inputs).summary.num_requests as u64;
-        let mut g = c.benchmark_group(name);
+        let mut g = c.benchmark_group(name.clone());
         g.throughput(Throughput::Elements(served));
         g.sample_size(20);
         g.bench_function("read+simulate", |b| b.iter(|| run(&load(&dir))));
@@ -94,7 +132,11 @@ fn bench(c: &mut Criterion) {
             b.iter(|| read_latency_tables(&profiles, &inputs.arch).expect("profiles"))
         });
         g.bench_function("simulate", |b| b.iter(|| run(&inputs)));
+        g.bench_function("serve (replay, virtual clock)", |b| {
+            b.iter(|| serve_replay(&inputs))
+        });
         g.finish();
+        eprintln!("{name}: {} batches", serve_replay(&inputs));
     }
 }
 
