@@ -229,7 +229,8 @@ pub fn execute_on(
 /// in-process: the model and its device belong to the backend), and commits it.
 /// `live_spec` is the task spec written to `TASK.json` (`task.spec`, or on a remote worker
 /// the same with the weights, data and labels it fetched); `inputs` the built backend-inputs
-/// folder. A failure is the command's exit status with the last line of its stderr; a run
+/// folder. A failure is the command's exit status with the last line of its stderr (the last
+/// one starting with `error` if any); a run
 /// that exits with 0 commits only if its folder is a complete live result (every file of
 /// [`Storage::task_files`], `serve.json` not interrupted; [`ResultsWriter::commit`]).
 pub fn execute_live(
@@ -284,12 +285,10 @@ fn serve(
     let _ = std::fs::remove_file(&task_json);
     let output = output.map_err(|e| failed(false, format!("cannot run {}: {e}", exe.display())))?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr
-            .lines()
-            .map(str::trim)
-            .rfind(|l| !l.is_empty())
-            .unwrap_or("no message on stderr");
+        // Its one-line reason: the last line of stderr (the last one starting with `error`,
+        // when a usage message follows it, as for gen-data).
+        let last = backend_inputs::last_line(&output.stderr)
+            .unwrap_or_else(|| "no message on stderr".to_string());
         // Interrupted (exit 130) or killed by a signal: running it again may succeed.
         let interrupted = match output.status.code() {
             Some(code) => code == 130,

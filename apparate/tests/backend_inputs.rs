@@ -219,6 +219,25 @@ fn a_live_grid_parses_into_its_kind_and_clock() {
 }
 
 #[test]
+fn the_live_digits_example_pairs_a_simulated_and_a_live_grid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let spec = SweepSpec::load(&root.join("specs/example-live-digits.toml")).expect("parses");
+    assert_eq!(spec.grid.len(), 2);
+    let (sim, live) = (&spec.grid[0], &spec.grid[1]);
+    assert_eq!(
+        (sim.kind.as_deref(), live.kind.as_deref()),
+        (None, Some("live"))
+    );
+    assert_eq!(live.clock.as_deref(), Some("fast"));
+    // Everything but the name, the kind and the clock is the same: the tasks pair up.
+    let mut same = live.clone();
+    same.name = sim.name.clone();
+    same.kind = None;
+    same.clock = None;
+    assert_eq!(&same, sim);
+}
+
+#[test]
 fn an_unknown_inputs_key_is_refused_with_its_line() {
     let text = format!("name = \"be\"\n[inputs]\n{OK_INPUTS}\nweight = \"w\"\n{GRID}");
     let e = SweepSpec::from_toml(&text, "be.toml", Path::new("."))
