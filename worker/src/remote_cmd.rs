@@ -989,7 +989,7 @@ async fn fetch_into(
 ) -> Result<(), Failed> {
     for input in inputs {
         let fail = |m: String| input_unavailable(&input.path, m);
-        let Some(target) = safe_join(&dir, &input.path) else {
+        let Some(target) = safe_join(dir, &input.path) else {
             return Err(fail("unsafe input path".to_string()));
         };
         if input.sha256.len() != 64 || !input.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
