@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
   shift 2
 done
 scratch=$(dirname "$(dirname "$(dirname "$(dirname "$out")")")")
-ls -d "$scratch"/run-*/tasks/.tmp/* >> "{dir}/staged-during-serve"
+ls -d "$scratch"/run-*/tasks/.tmp/* > "{dir}/staged-during-$(basename "$out")"
 weights=$(grep -o '"weights":"[^"]*"' "$task" | cut -d'"' -f4)
 data=$(grep -o '"data":"[^"]*"' "$task" | cut -d'"' -f4)
 echo "$weights" > "{dir}/served-weights"
@@ -92,7 +92,7 @@ fn a_cuda_live_task_runs_on_the_gpu_worker_alone_with_the_fetched_model() {
     let grid = |name: &str, extra: &str| {
         format!(
             "[[grid]]\nname = \"{name}\"\n{extra}models = [\"resnet18\"]\ndatasets = [\"auburn\"]\n\
-             traces = [\"video30\"]\nslo_multiplier = [2.0]\nbatch_size = [2, 4]\n"
+             traces = [\"video30\"]\nbatch_size = [2, 4]\n"
         )
     };
     std::fs::write(
@@ -101,8 +101,10 @@ fn a_cuda_live_task_runs_on_the_gpu_worker_alone_with_the_fetched_model() {
             "name = \"live\"\n[inputs]\nkind = \"backend\"\nmodel = \"resnet18\"\ndataset = \"auburn\"\n\
              weights = \"weights.bin\"\ndata = \"frames\"\ndevice = \"cuda\"\n\
              [traces.video30]\nkind = \"fixed\"\nqps = 30.0\nn = 500\n{}{}",
-            grid("live", "kind = \"live\"\n"),
-            grid("cv", "")
+            // More simulated tasks than the CPU worker takes at once, first: the GPU worker's
+            // slots run them too, and would go on beside a live task, were it not alone.
+            grid("cv", "slo_multiplier = [2.0, 3.0, 4.0, 5.0]\n"),
+            grid("live", "kind = \"live\"\nslo_multiplier = [2.0]\n")
         ),
     )
     .expect("write spec");
@@ -115,7 +117,7 @@ fn a_cuda_live_task_runs_on_the_gpu_worker_alone_with_the_fetched_model() {
         s.contains("live\t2 live task(s) ask for device cuda and wait for a GPU worker; none is registered"),
         "{s}"
     );
-    c.start_worker(&["--slots", "2"], &[env_var]);
+    c.start_worker(&[], &[env_var]);
     c.await_log_line(Some(0), "registered as");
     c.start_worker(&["--gpu", "--slots", "2"], &[env_var]);
     c.await_sweep(true);
@@ -130,12 +132,22 @@ fn a_cuda_live_task_runs_on_the_gpu_worker_alone_with_the_fetched_model() {
     assert!(!cpu.contains("is a live run"), "{cpu}");
     // Nothing else was staged on the GPU worker while a live task ran (its own staging folder
     // and task file only), though it has two slots.
-    let staged = std::fs::read_to_string(dir.join("staged-during-serve")).expect("staged");
-    assert_eq!(staged.lines().count(), 4, "{staged}");
-    for line in staged.lines() {
-        let name = Path::new(line).file_name().expect("name").to_string_lossy();
-        assert!(name.starts_with("live-"), "{staged}");
+    let mut calls = 0;
+    for entry in std::fs::read_dir(&dir).expect("dir") {
+        let entry = entry.expect("entry");
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(own) = file.strip_prefix("staged-during-") else {
+            continue;
+        };
+        calls += 1;
+        let staged = std::fs::read_to_string(entry.path()).expect("staged");
+        assert_eq!(staged.lines().count(), 2, "{file}: {staged}");
+        for line in staged.lines() {
+            let name = Path::new(line).file_name().expect("name").to_string_lossy();
+            assert!(name.starts_with(own), "{file}: {staged}");
+        }
     }
+    assert_eq!(calls, 2);
     // With the model's sources fetched into its scratch folder (not the spec's own files).
     let weights = std::fs::read_to_string(dir.join("served-weights")).expect("served");
     let data = std::fs::read_to_string(dir.join("served-data")).expect("served");
@@ -155,7 +167,7 @@ fn a_cuda_live_task_runs_on_the_gpu_worker_alone_with_the_fetched_model() {
         .map(|e| e.expect("entry").path())
         .filter(|p| p.file_name().is_some_and(|n| n != ".tmp"))
         .collect();
-    assert_eq!(tasks.len(), 4, "{tasks:?}");
+    assert_eq!(tasks.len(), 10, "{tasks:?}");
     for t in &tasks {
         let live = t
             .file_name()
@@ -181,5 +193,5 @@ fn a_cuda_live_task_runs_on_the_gpu_worker_alone_with_the_fetched_model() {
         }
     }
     let s = status(&c.out);
-    assert!(s.contains("4 tasks: 4 done"), "{s}");
+    assert!(s.contains("10 tasks: 10 done"), "{s}");
 }
