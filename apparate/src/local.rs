@@ -22,7 +22,7 @@ use crate::task::{run_task_stored, Inputs, TaskError, TaskSpec};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{mpsc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How progress is shown (on stderr).
@@ -374,14 +374,6 @@ pub fn failure_record(task: &PlannedTask, code_version: &str, f: &TaskFailure) -
     }
 }
 
-/// The hold a running task has on the runner's `alone` lock (see [`work`]).
-enum Held<'a> {
-    /// A live task: nothing else runs.
-    Alone(#[allow(dead_code)] RwLockWriteGuard<'a, ()>),
-    /// A simulated task, beside others.
-    Beside(#[allow(dead_code)] RwLockReadGuard<'a, ()>),
-}
-
 enum Event {
     Skipped,
     Done {
@@ -430,11 +422,10 @@ fn work(
                 message: p.to_string(),
             }),
             TaskStatus::Missing | TaskStatus::Invalid(_) => {
-                let _held = if task.spec.live.is_some() {
-                    Held::Alone(alone.write().unwrap_or_else(|p| p.into_inner()))
-                } else {
-                    Held::Beside(alone.read().unwrap_or_else(|p| p.into_inner()))
-                };
+                // Held while the task runs: a live task alone, the others side by side.
+                let live = task.spec.live.is_some();
+                let _alone = live.then(|| alone.write().unwrap_or_else(|p| p.into_inner()));
+                let _beside = (!live).then(|| alone.read().unwrap_or_else(|p| p.into_inner()));
                 let t0 = Instant::now();
                 execute_with(&task, out, cv, exe).map(|_| millis(t0.elapsed()))
             }
