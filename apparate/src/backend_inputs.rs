@@ -188,7 +188,7 @@ pub fn locate() -> Result<BackendExe, BackendError> {
 
 /// The line of a failed command's stderr to report: the last one starting with `error`, else
 /// the last non-empty one.
-fn last_line(bytes: &[u8]) -> Option<String> {
+pub(crate) fn last_line(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text
         .lines()

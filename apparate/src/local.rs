@@ -5,18 +5,24 @@
 //! ([`ResultsWriter::commit`]); a failed task leaves `failures/<key>.json` and the others go on.
 //! Nothing of a task's results stays in memory: the summary lines are read back from the
 //! manifests at the end ([`ResultsWriter::write_summaries`]).
+//!
+//! A live task ([`TaskSpec::live`], issue #14) is served by `ee-backend serve`, exec'd into its
+//! staging folder ([`execute_live`]), and runs **alone**: it waits for the tasks running beside
+//! it to end, and no other task starts until it has ended, so that its measured latencies are
+//! the model's, not those of a machine busy with simulations.
 
 use crate::backend_inputs::{self, BackendError, BackendInputs, Built};
 use crate::results::{
     describe_files, FailureKind, FailureRecord, Manifest, ManifestProblem, ResultsError,
     ResultsWriter, TaskStatus, Timings, FAILURE_FORMAT, FORMAT_VERSION,
 };
+use crate::storage::Storage;
 use crate::sweep::{Plan, PlannedTask};
 use crate::task::{run_task_stored, Inputs, TaskError, TaskSpec};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How progress is shown (on stderr).
@@ -142,23 +148,177 @@ pub fn runnable_spec(task: &PlannedTask, results_root: &Path) -> TaskSpec {
 
 /// Runs one task into its staging folder and commits it. Panics inside the task are caught and
 /// reported as [`FailureKind::Panic`]. A task over backend inputs runs on their built folder
-/// under `out` ([`runnable_spec`]; [`run_plan`] builds it first).
+/// under `out` ([`runnable_spec`]; [`run_plan`] builds it first). A live task
+/// ([`TaskSpec::live`]) is served by `ee-backend serve` ([`execute_live`], with the binary
+/// [`backend_inputs::locate`] finds).
 pub fn execute(
     task: &PlannedTask,
     out: &ResultsWriter,
     code_version: &str,
 ) -> Result<Manifest, TaskFailure> {
+    execute_with(task, out, code_version, None)
+}
+
+/// [`execute`], with the `ee-backend` a live task runs (located when `None`).
+fn execute_with(
+    task: &PlannedTask,
+    out: &ResultsWriter,
+    code_version: &str,
+    exe: Option<&Path>,
+) -> Result<Manifest, TaskFailure> {
+    if task.spec.live.is_some() {
+        let located;
+        let exe = match exe {
+            Some(p) => p,
+            None => {
+                located = backend_inputs::locate().map_err(|e| TaskFailure {
+                    kind: FailureKind::Serve,
+                    retryable: false,
+                    message: e.to_string(),
+                })?;
+                located.path.as_path()
+            }
+        };
+        let dir = backend_inputs::inputs_dir(
+            out.dir().root(),
+            task.digests
+                .get(backend_inputs::DIGEST_KEY)
+                .map_or("missing-digest", String::as_str),
+        );
+        return execute_live(task, &task.spec, &dir, exe, out, code_version);
+    }
     let spec = runnable_spec(task, out.dir().root());
     execute_on(task, &spec, out, code_version)
 }
 
 /// [`execute`] with the spec the task runs on given (`task.spec` stays what the manifest
-/// records): a remote worker runs backend inputs from the folder it fetched.
+/// records): a remote worker runs backend inputs from the folder it fetched. Simulated tasks
+/// only: a live task is refused here ([`execute_live`] runs it).
 pub fn execute_on(
     task: &PlannedTask,
     run_spec: &TaskSpec,
     out: &ResultsWriter,
     code_version: &str,
+) -> Result<Manifest, TaskFailure> {
+    if task.spec.live.is_some() || run_spec.live.is_some() {
+        return Err(TaskFailure {
+            kind: FailureKind::Serve,
+            retryable: false,
+            message: "a live task is served by ee-backend serve, never simulated in-process"
+                .to_string(),
+        });
+    }
+    stage_run_commit(task, out, code_version, |staged| {
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            run_task_stored(run_spec, staged, out.storage())
+        }));
+        match result {
+            Ok(Ok(o)) => Ok((o.num_requests, o.summary_lines)),
+            Ok(Err(e)) => Err(TaskFailure::from(&e)),
+            Err(payload) => Err(TaskFailure {
+                kind: FailureKind::Panic,
+                retryable: false,
+                message: format!("task panicked: {}", panic_text(payload.as_ref())),
+            }),
+        }
+    })
+}
+
+/// Runs the live task `task` into its staging folder by exec'ing `exe` (`ee-backend`) as
+/// `exe serve --task TASK.json --inputs INPUTS --out STAGED --store STORAGE` (never
+/// in-process: the model and its device belong to the backend), and commits it.
+/// `live_spec` is the task spec written to `TASK.json` (`task.spec`, or on a remote worker
+/// the same with the weights, data and labels it fetched); `inputs` the built backend-inputs
+/// folder. A failure is the command's exit status with the last line of its stderr (the last
+/// one starting with `error` if any); a run
+/// that exits with 0 commits only if its folder is a complete live result (every file of
+/// [`Storage::task_files`], `serve.json` not interrupted; [`ResultsWriter::commit`]).
+pub fn execute_live(
+    task: &PlannedTask,
+    live_spec: &TaskSpec,
+    inputs: &Path,
+    exe: &Path,
+    out: &ResultsWriter,
+    code_version: &str,
+) -> Result<Manifest, TaskFailure> {
+    let storage = out.storage();
+    stage_run_commit(task, out, code_version, |staged| {
+        serve(exe, live_spec, inputs, staged, storage)
+    })
+}
+
+/// `ee-backend serve` into `staged`; the outcome its files give.
+fn serve(
+    exe: &Path,
+    spec: &TaskSpec,
+    inputs: &Path,
+    staged: &Path,
+    storage: Storage,
+) -> Result<(usize, Vec<String>), TaskFailure> {
+    let failed = |retryable: bool, message: String| TaskFailure {
+        kind: FailureKind::Serve,
+        retryable,
+        message,
+    };
+    // Beside the staging folder (which must hold the result's files only); cleared with the
+    // rest of `tasks/.tmp/` if this process dies.
+    let mut task_json = staged.as_os_str().to_owned();
+    task_json.push(".task.json");
+    let task_json = std::path::PathBuf::from(task_json);
+    let json = serde_json::to_vec(spec).map_err(|e| failed(false, format!("task spec: {e}")))?;
+    crate::safe_write::write_bytes(&task_json, crate::safe_write::Durability::Flush, &json)
+        .map_err(|e| failed(true, format!("{}: {e}", task_json.display())))?;
+    let output = std::process::Command::new(exe)
+        .arg("serve")
+        .arg("--task")
+        .arg(&task_json)
+        .arg("--inputs")
+        .arg(inputs)
+        .arg("--out")
+        .arg(staged)
+        .arg("--store")
+        .arg(storage.name())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output();
+    let _ = std::fs::remove_file(&task_json);
+    let output = output.map_err(|e| failed(false, format!("cannot run {}: {e}", exe.display())))?;
+    if !output.status.success() {
+        // Its one-line reason: the last line of stderr (the last one starting with `error`,
+        // when a usage message follows it, as for gen-data).
+        let last = backend_inputs::last_line(&output.stderr)
+            .unwrap_or_else(|| "no message on stderr".to_string());
+        // Interrupted (exit 130) or killed by a signal: running it again may succeed.
+        let interrupted = match output.status.code() {
+            Some(code) => code == 130,
+            None => true,
+        };
+        return Err(failed(
+            interrupted,
+            format!("ee-backend serve failed ({}): {last}", output.status),
+        ));
+    }
+    let keep = match spec.family {
+        crate::sim::Family::Cv => 1,
+        crate::sim::Family::Nlp => 2,
+    };
+    crate::results::outcome_of(staged, storage, keep).map_err(|p| {
+        failed(
+            false,
+            format!("ee-backend serve exited with 0, but its result is not complete: {p}"),
+        )
+    })
+}
+
+/// Stages `task`, writes its files with `run` (which returns the outcome: requests served and
+/// summary lines) and commits it with its manifest; the staging folder is discarded on any
+/// failure.
+fn stage_run_commit(
+    task: &PlannedTask,
+    out: &ResultsWriter,
+    code_version: &str,
+    run: impl FnOnce(&Path) -> Result<(usize, Vec<String>), TaskFailure>,
 ) -> Result<Manifest, TaskFailure> {
     let staged = out.stage(&task.key).map_err(TaskFailure::results)?;
     let started_unix_ms = SystemTime::now()
@@ -166,23 +326,13 @@ pub fn execute_on(
         .map(millis)
         .unwrap_or(0);
     let t0 = Instant::now();
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        run_task_stored(run_spec, &staged, out.storage())
-    }));
+    let result = run(&staged);
     let run_ms = millis(t0.elapsed());
-    let outcome = match result {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => {
+    let (num_requests, summary_lines) = match result {
+        Ok(o) => o,
+        Err(f) => {
             out.discard(&staged);
-            return Err(TaskFailure::from(&e));
-        }
-        Err(payload) => {
-            out.discard(&staged);
-            return Err(TaskFailure {
-                kind: FailureKind::Panic,
-                retryable: false,
-                message: format!("task panicked: {}", panic_text(payload.as_ref())),
-            });
+            return Err(f);
         }
     };
     let commit = || -> Result<Manifest, ResultsError> {
@@ -196,8 +346,8 @@ pub fn execute_on(
             task,
             code_version,
             files,
-            outcome.num_requests,
-            outcome.summary_lines,
+            num_requests,
+            summary_lines,
             timings,
         );
         out.commit(&staged, &manifest)?;
@@ -244,9 +394,18 @@ pub fn count_complete(plan: &Plan, out: &ResultsWriter) -> usize {
         .count()
 }
 
-/// One worker thread: pull indexes until the plan is exhausted.
-fn work(plan: &Plan, out: &ResultsWriter, next: &AtomicUsize, tx: &mpsc::Sender<Event>) {
+/// One worker thread: pull indexes until the plan is exhausted. A live task runs alone: it
+/// holds `alone` for writing (waiting for the tasks running beside it to end, and holding back
+/// new ones), every other task holds it for reading.
+fn work(
+    plan: &Plan,
+    out: &ResultsWriter,
+    next: &AtomicUsize,
+    alone: &RwLock<()>,
+    tx: &mpsc::Sender<Event>,
+) {
     let cv = plan.code_version();
+    let exe = plan.backend().map(|b| b.exe.path.as_path());
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(task) = plan.task(i) else { return };
@@ -263,8 +422,12 @@ fn work(plan: &Plan, out: &ResultsWriter, next: &AtomicUsize, tx: &mpsc::Sender<
                 message: p.to_string(),
             }),
             TaskStatus::Missing | TaskStatus::Invalid(_) => {
+                // Held while the task runs: a live task alone, the others side by side.
+                let live = task.spec.live.is_some();
+                let _alone = live.then(|| alone.write().unwrap_or_else(|p| p.into_inner()));
+                let _beside = (!live).then(|| alone.read().unwrap_or_else(|p| p.into_inner()));
                 let t0 = Instant::now();
-                execute(&task, out, cv).map(|_| millis(t0.elapsed()))
+                execute_with(&task, out, cv, exe).map(|_| millis(t0.elapsed()))
             }
         };
         let event = match result {
@@ -357,14 +520,15 @@ pub fn run_plan(
         ..RunReport::default()
     };
     let next = AtomicUsize::new(0);
+    let alone = RwLock::new(());
     let (tx, rx) = mpsc::channel::<Event>();
     let start = Instant::now();
     let mut last_log = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..jobs {
             let tx = tx.clone();
-            let next = &next;
-            s.spawn(move || work(plan, out, next, &tx));
+            let (next, alone) = (&next, &alone);
+            s.spawn(move || work(plan, out, next, alone, &tx));
         }
         drop(tx);
         for event in rx {

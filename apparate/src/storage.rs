@@ -89,6 +89,18 @@ impl Storage {
         }
     }
 
+    /// The names of the files a complete result of a task holds stored this way, sorted:
+    /// [`Storage::result_files`], and for a live task (`live`) also
+    /// [`crate::task::LIVE_FILES`] (always plain).
+    pub fn task_files(self, live: bool) -> Vec<&'static str> {
+        let mut names = self.result_files().to_vec();
+        if live {
+            names.extend(crate::task::LIVE_FILES);
+            names.sort_unstable();
+        }
+        names
+    }
+
     /// The name under which the file `plain` (a plain result file name) is stored.
     pub fn stored_name(self, plain: &str) -> String {
         if self == Storage::Zstd && COMPRESSED.contains(&plain) {

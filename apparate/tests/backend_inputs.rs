@@ -146,6 +146,97 @@ fn backend_inputs_are_checked_before_any_work_naming_the_key() {
     }
 }
 
+/// `GRID` followed by a second grid over the same model, dataset and trace with `extra` lines.
+fn with_live_grid(extra: &str) -> String {
+    format!(
+        "{GRID}\n[[grid]]\nname = \"cv-live\"\nmodels = [\"resnet-digits\"]\ndatasets = [\"video\"]\ntraces = [\"video30\"]\nslo_multiplier = [2.0]\nbatch_size = [4]\n{extra}\n"
+    )
+}
+
+#[test]
+fn live_grids_are_checked_before_any_work_naming_the_key() {
+    let dir = inputs_folder("live-spec-checks");
+    let embedded = "kind = \"embedded\"\nscale = 0.01";
+    let embedded_grid = "[traces.video30]\nkind = \"fixed\"\nqps = 30.0\n[[grid]]\nname = \"cv\"\nmodels = [\"resnet18\"]\ndatasets = [\"auburn\"]\ntraces = [\"video30\"]\nslo_multiplier = [2.0]\nbatch_size = [4]\nkind = \"live\"\n";
+    let cases: Vec<(String, String, &str)> = vec![
+        (
+            embedded.into(),
+            embedded_grid.into(),
+            "grid[0].kind: a live grid needs [inputs] kind = \"backend\": a live run serves a real model",
+        ),
+        (
+            format!("kind = \"artifact\"\ndir = {:?}", dir.display().to_string()),
+            embedded_grid.into(),
+            "grid[0].kind: a live grid needs [inputs] kind = \"backend\"",
+        ),
+        (
+            OK_INPUTS.into(),
+            with_live_grid("kind = \"live\"\nclock = \"slow\""),
+            "grid[1].clock: \"slow\" is not a clock; expected \"fast\" (the default) or \"realtime\"",
+        ),
+        (
+            OK_INPUTS.into(),
+            with_live_grid("clock = \"fast\""),
+            "grid[1].clock: only allowed with kind = \"live\"",
+        ),
+        (
+            OK_INPUTS.into(),
+            with_live_grid("kind = \"replay\""),
+            "grid[1].kind: \"replay\" is not a grid kind; expected \"simulated\" (the default) or \"live\"",
+        ),
+        (
+            OK_INPUTS.into(),
+            with_live_grid("kind = \"live\"\nbatching = [\"clockwork\", \"uniform\"]"),
+            "grid[1].batching[1]: a live grid replays its trace's arrivals; uniform batching has none",
+        ),
+    ];
+    for (inputs, rest, expected) in cases {
+        let e = plan_error(&dir, &inputs, &rest);
+        assert!(
+            e.contains(expected),
+            "for [inputs]\n{inputs}\n{rest}\nexpected {expected:?} in:\n{e}"
+        );
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+}
+
+#[test]
+fn a_live_grid_parses_into_its_kind_and_clock() {
+    let text = format!(
+        "name = \"be\"\n[inputs]\n{OK_INPUTS}\n{}",
+        with_live_grid("kind = \"live\"\nclock = \"realtime\"")
+    );
+    let spec = SweepSpec::from_toml(&text, "be.toml", Path::new(".")).expect("parses");
+    assert_eq!(spec.grid.len(), 2);
+    assert_eq!(
+        (spec.grid[0].kind.as_deref(), spec.grid[0].clock.as_deref()),
+        (None, None)
+    );
+    assert_eq!(
+        (spec.grid[1].kind.as_deref(), spec.grid[1].clock.as_deref()),
+        (Some("live"), Some("realtime"))
+    );
+}
+
+#[test]
+fn the_live_digits_example_pairs_a_simulated_and_a_live_grid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let spec = SweepSpec::load(&root.join("specs/example-live-digits.toml")).expect("parses");
+    assert_eq!(spec.grid.len(), 2);
+    let (sim, live) = (&spec.grid[0], &spec.grid[1]);
+    assert_eq!(
+        (sim.kind.as_deref(), live.kind.as_deref()),
+        (None, Some("live"))
+    );
+    assert_eq!(live.clock.as_deref(), Some("fast"));
+    // Everything but the name, the kind and the clock is the same: the tasks pair up.
+    let mut same = live.clone();
+    same.name = sim.name.clone();
+    same.kind = None;
+    same.clock = None;
+    assert_eq!(&same, sim);
+}
+
 #[test]
 fn an_unknown_inputs_key_is_refused_with_its_line() {
     let text = format!("name = \"be\"\n[inputs]\n{OK_INPUTS}\nweight = \"w\"\n{GRID}");

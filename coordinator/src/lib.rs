@@ -13,6 +13,8 @@ pub mod upload;
 use apparate::ids::TaskKey;
 use apparate::results::{ResultsError, ResultsWriter, TaskStatus};
 use apparate::sweep::Plan;
+use apparate::task::{BackendDevice, Inputs};
+use ids::TaskIdx;
 use ledger::{Ledger, LedgerConfig};
 use service::Service;
 use shared::Shared;
@@ -154,6 +156,23 @@ impl Sweep {
             first_worker,
         );
         drop(rows);
+        let mut ledger = ledger;
+        // Live runs that ask for a GPU are leased only to `--gpu` workers.
+        let live_gpu = plan.has_live()
+            && matches!(
+                plan.inputs(),
+                Inputs::Backend {
+                    device: BackendDevice::Cuda,
+                    ..
+                }
+            );
+        let mut live_gpu_tasks = 0;
+        if live_gpu {
+            for i in (0..plan.len()).filter(|&i| plan.is_live(i)) {
+                ledger.require_gpu(TaskIdx::new(i));
+                live_gpu_tasks += 1;
+            }
+        }
         let backend = backend::BackendBuild::from_plan(plan, writer.dir().root())?;
         let core = shared::new_core(
             ledger,
@@ -161,9 +180,11 @@ impl Sweep {
             plan.clone(),
             plan.code_version().to_string(),
             backend,
+            live_gpu_tasks,
         );
         let (shared, jobs) = Shared::new(core, writer, opts.token.clone(), opts.lease);
         shared.record_backend_state(&mut shared.lock());
+        shared.record_live_state(&mut shared.lock());
         commit::spawn(&shared, jobs);
         Ok(Sweep { shared })
     }

@@ -523,11 +523,14 @@ fn run_status(args: &StatusArgs) -> Result<()> {
     Ok(())
 }
 
-/// `coordinator status`'s lines beside the tasks: the backend inputs' state, one line per
-/// worker, one per Slurm array element.
+/// `coordinator status`'s lines beside the tasks: the backend inputs' state, the live tasks
+/// waiting for a GPU worker, one line per worker, one per Slurm array element.
 fn write_worker_rows(out: &mut impl Write, store: &Store, results: &Path) -> Result<()> {
     if let Some(line) = store.note(coordinator::shared::BACKEND_NOTE)? {
         writeln!(out, "inputs\t{line}")?;
+    }
+    if let Some(line) = store.note(coordinator::shared::LIVE_NOTE)? {
+        writeln!(out, "live\t{line}")?;
     }
     for w in store.worker_rows()? {
         writeln!(

@@ -100,7 +100,7 @@ impl Coordinator for Service {
             )));
         }
         let mut core = self.shared.lock();
-        let id = core.ledger.on_register(&r.host);
+        let id = core.ledger.on_register_with(&r.host, r.gpu);
         core.store
             .record_worker(id, &r.host, r.slots, r.has_inputs, r.gpu)
             .map_err(store_status)?;
@@ -120,6 +120,7 @@ impl Coordinator for Service {
             if r.has_inputs { ", has the inputs" } else { "" },
             if r.gpu { ", gpu" } else { "" }
         );
+        self.shared.record_live_state(&mut core);
         let lease_ms = u64::try_from(self.shared.lease.as_millis()).unwrap_or(u64::MAX);
         Ok(Response::new(pb::RegisterReply {
             worker_id: id.get(),
@@ -202,7 +203,7 @@ impl Coordinator for Service {
                 // Artifact inputs: digests from the plan; backend inputs: from the built
                 // folder's manifest.
                 let built = core.backend.as_ref().and_then(|b| b.built.as_ref());
-                let inputs = planned
+                let mut inputs: Vec<pb::InputFile> = planned
                     .spec
                     .input_files()
                     .iter()
@@ -215,6 +216,18 @@ impl Coordinator for Service {
                         Some(pb::InputFile { path, sha256 })
                     })
                     .collect();
+                // A live run serves the real model: it also needs the weights, data and labels
+                // (`source/...`, as a builder fetches them).
+                if planned.spec.live.is_some() {
+                    if let Some(b) = core.backend.as_ref() {
+                        inputs.extend(b.sources.files.iter().map(|(path, _, sha256)| {
+                            pb::InputFile {
+                                path: path.clone(),
+                                sha256: sha256.clone(),
+                            }
+                        }));
+                    }
+                }
                 pb::pull_task_reply::Reply::Lease(pb::Lease {
                     attempt_id: attempt.get(),
                     task_key: planned.key.to_string(),
@@ -256,7 +269,7 @@ impl Coordinator for Service {
             }))
         };
         // Fencing before receiving anything: only the current attempt's result is taken.
-        let staging = {
+        let (staging, live) = {
             let core = self.shared.lock();
             let task = match core.ledger.current(worker, attempt) {
                 Ok(t) => t,
@@ -268,11 +281,13 @@ impl Coordinator for Service {
             if planned.key.as_str() != header.task_key {
                 return reject(format!("attempt {attempt} is for {}", planned.key));
             }
-            self.shared
+            let staging = self
+                .shared
                 .writer
                 .dir()
                 .staging_root()
-                .join(format!("{}-{attempt}", planned.key))
+                .join(format!("{}-{attempt}", planned.key));
+            (staging, planned.spec.live.is_some())
         };
         // From here on a refusal is the attempt's failure: its result is not a result.
         let refuse = |reason: String| {
@@ -280,7 +295,7 @@ impl Coordinator for Service {
             self.shared.fail_attempt(worker, attempt, &reason);
             reject(reason)
         };
-        if let Err(reason) = upload::check_file_list(&header, self.shared.writer.storage()) {
+        if let Err(reason) = upload::check_file_list(&header, self.shared.writer.storage(), live) {
             return refuse(reason);
         }
         let received = match upload::receive_files(&mut stream, &header, &staging).await {
@@ -484,15 +499,24 @@ impl Coordinator for Service {
     ) -> Result<Response<Self::FetchInputStream>, Status> {
         let r = request.into_inner();
         let path = if r.path.starts_with("source/") {
-            // A source of a backend-inputs build, for the worker holding that build.
+            // A source of a backend-inputs build, for the worker holding that build or the
+            // current attempt of a live task.
             let core = self.shared.lock();
             let Some(b) = core.backend.as_ref() else {
                 return Err(Status::invalid_argument("this sweep has no backend inputs"));
             };
-            if !b.holds(WorkerId::new(r.worker_id), r.attempt_id) {
+            let worker = WorkerId::new(r.worker_id);
+            let live_attempt = || {
+                core.ledger
+                    .current(worker, AttemptId::new(r.attempt_id))
+                    .ok()
+                    .and_then(|t| core.tasks.get(t.get()))
+                    .is_some_and(|p| p.spec.live.is_some())
+            };
+            if !b.holds(worker, r.attempt_id) && !live_attempt() {
                 return Err(Status::permission_denied(format!(
-                    "worker {} holds no build {} of the backend inputs",
-                    r.worker_id, r.attempt_id
+                    "worker {} holds no build {} of the backend inputs, nor a live task's attempt {}",
+                    r.worker_id, r.attempt_id, r.attempt_id
                 )));
             }
             b.source_file(&r.path)

@@ -58,6 +58,19 @@ pub(crate) struct Core {
     pub(crate) kinds: HashMap<TaskIdx, FailureKind>,
     /// The sweep's backend inputs, when its spec has them ([`crate::backend`]).
     pub(crate) backend: Option<BackendBuild>,
+    /// Live tasks that need a GPU worker, when the sweep has any.
+    pub(crate) live: Option<LiveGpu>,
+}
+
+/// The live tasks of a sweep that ask for `device = "cuda"` (leased only to `--gpu` workers).
+#[derive(Debug, Default)]
+pub(crate) struct LiveGpu {
+    /// How many.
+    pub(crate) total: usize,
+    /// The state line last recorded.
+    line: Option<String>,
+    /// When the log last said that they wait with no GPU worker.
+    warned: Option<Instant>,
 }
 
 /// The state the service shares with the sweep's loops.
@@ -128,6 +141,42 @@ impl Shared {
             }
         }
         self.record_backend_state(core);
+        self.record_live_state(core);
+    }
+
+    /// Records, when it changed, the line `coordinator status` shows about the live tasks that
+    /// need a GPU worker (nothing for a sweep without any); logs it, at most every
+    /// [`crate::backend::WARN_EVERY`], while they wait with no GPU worker registered.
+    pub(crate) fn record_live_state(&self, core: &mut Core) {
+        let Some(live) = core.live.as_mut() else {
+            return;
+        };
+        let (waiting, gpus) = (core.ledger.waiting_for_gpu(), core.ledger.gpu_workers());
+        let line = match (waiting, gpus) {
+            (0, _) => format!("{} live task(s) on device cuda: none waits for a GPU worker", live.total),
+            (n, 0) => format!(
+                "{n} live task(s) ask for device cuda and wait for a GPU worker; none is registered (start one with `worker --coordinator URL --gpu`)"
+            ),
+            (n, g) => format!(
+                "{n} live task(s) ask for device cuda: leased only to the {g} GPU worker(s)"
+            ),
+        };
+        let now = Instant::now();
+        if waiting > 0
+            && gpus == 0
+            && live
+                .warned
+                .is_none_or(|t| now.saturating_duration_since(t) >= crate::backend::WARN_EVERY)
+        {
+            live.warned = Some(now);
+            tracing::warn!("{line}");
+        }
+        if live.line.as_deref() != Some(line.as_str()) {
+            if let Err(e) = core.store.set_note(LIVE_NOTE, &line) {
+                tracing::debug!("cannot record the live tasks' state: {e}");
+            }
+            live.line = Some(line);
+        }
     }
 
     /// Records the backend inputs' state line in the ledger (`coordinator status` shows it).
@@ -346,6 +395,7 @@ pub(crate) fn new_core(
     plan: Plan,
     code_version: String,
     backend: Option<BackendBuild>,
+    live_gpu_tasks: usize,
 ) -> Core {
     Core {
         ledger,
@@ -355,10 +405,17 @@ pub(crate) fn new_core(
         workers: Vec::new(),
         kinds: HashMap::new(),
         backend,
+        live: (live_gpu_tasks > 0).then(|| LiveGpu {
+            total: live_gpu_tasks,
+            ..LiveGpu::default()
+        }),
     }
 }
 
 /// The ledger's `meta` row holding the backend inputs' state line.
 pub const BACKEND_NOTE: &str = "backend_inputs";
+
+/// The ledger's `meta` row holding the line about live tasks waiting for a GPU worker.
+pub const LIVE_NOTE: &str = "live_tasks";
 
 impl Shared {}

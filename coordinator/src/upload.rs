@@ -1,6 +1,7 @@
 //! The reception of an uploaded result and its checks: the file list the header announces
 //! (exactly [`apparate::task::RESULT_FILES`] under the names the sweep stores them as,
-//! [`apparate::storage::Storage::result_files`], plain names, no repeats), the chunks assembled into
+//! [`apparate::storage::Storage::result_files`], plus [`apparate::task::LIVE_FILES`] for a live
+//! task; plain names, no repeats), the chunks assembled into
 //! `tasks/.tmp/<key>-<attempt>/`, each file's size and SHA-256 against the header's. The
 //! handler that drives it ([`crate::service`]) fences the attempt, writes the manifest, runs
 //! [`apparate::results::check_staged`] and hands the result to the group committer.
@@ -14,12 +15,15 @@ use std::path::{Path, PathBuf};
 use tonic::Streaming;
 
 /// Checks the file list of a result's header: at least one file, plain names, none repeated,
-/// exactly the files a task produces ([`apparate::task::RESULT_FILES`]) as `storage` names them
-/// (the stored bytes travel and are committed unchanged). `Err` is the reason the upload is not
+/// exactly the files a task produces ([`apparate::task::RESULT_FILES`]) as `storage` names them,
+/// and for a `live` task also [`apparate::task::LIVE_FILES`]
+/// ([`apparate::storage::Storage::task_files`]; the stored bytes travel and are committed
+/// unchanged). `Err` is the reason the upload is not
 /// a result of its task.
 pub(crate) fn check_file_list(
     header: &pb::ResultHeader,
     storage: apparate::storage::Storage,
+    live: bool,
 ) -> Result<(), String> {
     if header.files.is_empty() {
         return Err("a result without files".to_string());
@@ -30,15 +34,16 @@ pub(crate) fn check_file_list(
             return Err(format!("bad or repeated result file name {:?}", f.name));
         }
     }
-    let expected_names = storage.result_files();
+    let expected_names = storage.task_files(live);
     let expected: std::collections::HashSet<&str> = expected_names.iter().copied().collect();
     if names != expected {
         let mut sent: Vec<&str> = names.into_iter().collect();
         sent.sort_unstable();
         return Err(format!(
-            "files [{}], expected exactly [{}] (results stored {storage})",
+            "files [{}], expected exactly [{}] (results stored {storage}{})",
             sent.join(", "),
-            expected_names.join(", ")
+            expected_names.join(", "),
+            if live { ", a live task" } else { "" }
         ));
     }
     Ok(())

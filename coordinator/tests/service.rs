@@ -27,12 +27,24 @@ async fn start(name: &str, lease: Duration) -> Server {
 }
 
 async fn start_spec(name: &str, lease: Duration, spec: &str) -> Server {
+    start_prepared(name, lease, spec, |_, _| {}).await
+}
+
+/// [`start_spec`], with `prepare` run on the plan and the results folder before the sweep
+/// starts.
+async fn start_prepared(
+    name: &str,
+    lease: Duration,
+    spec: &str,
+    prepare: impl FnOnce(&apparate::sweep::Plan, &std::path::Path),
+) -> Server {
     let dir = std::env::temp_dir().join(format!("coord-svc-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let plan = SweepSpec::from_toml(spec, "test", &dir)
         .expect("spec")
         .plan()
         .expect("plan");
+    prepare(&plan, &dir);
     let writer = ResultsDir::new(&dir).lock().expect("lock");
     let opts = SweepOptions {
         lease,
@@ -545,6 +557,154 @@ async fn backend_inputs_are_built_only_by_a_gpu_worker_holding_the_build() {
     assert!(
         !s.dir.join("inputs").join(&again.digest).exists(),
         "nothing published"
+    );
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&fixture);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_task_on_cuda_is_leased_only_to_a_gpu_worker_with_the_models_sources() {
+    let fixture = std::env::temp_dir().join(format!("coord-svc-live-src-{}", std::process::id()));
+    // The backend spec (device cuda) with a live grid beside its simulated one.
+    let spec = format!(
+        "{}\n[[grid]]\nname = \"cv-live\"\nkind = \"live\"\nmodels = [\"resnet18\"]\n\
+         datasets = [\"auburn\"]\ntraces = [\"video30\"]\nslo_multiplier = [2.0]\nbatch_size = [4]\n",
+        backend_fixture(&fixture)
+    );
+    // The inputs already built (placeholder files: no task runs here), so tasks are leased.
+    let s = start_prepared("live", Duration::from_secs(10), &spec, |plan, dir| {
+        let bp = plan.backend().expect("backend inputs");
+        std::fs::create_dir_all(dir).expect("results folder");
+        let staging = apparate::backend_inputs::staging_dir(dir, "prebuilt").expect("staging");
+        let needed = plan.backend_needed_files();
+        for rel in &needed {
+            let p = staging.join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("dirs");
+            std::fs::write(p, b"built").expect("file");
+        }
+        apparate::backend_inputs::publish_build(
+            dir,
+            &staging,
+            &bp.digest,
+            &bp.exe.version,
+            vec!["test".into()],
+            &needed,
+        )
+        .expect("published");
+    })
+    .await;
+    let mut c = client(&s.addr, Some("right")).await;
+    let cpu = c
+        .register(register_req(proto::PROTOCOL_VERSION))
+        .await
+        .expect("register")
+        .into_inner()
+        .worker_id;
+    // The worker without a GPU gets the simulated task, then waits: the live one needs a GPU.
+    let sim = lease(&mut c, cpu).await;
+    assert!(
+        sim.task_key
+            .starts_with("cv-resnet18-auburn-video30-slo2-bs4-"),
+        "{sim:?}"
+    );
+    assert!(!sim.inputs.iter().any(|i| i.path.starts_with("source/")));
+    match pull(&mut c, cpu).await {
+        Some(pb::pull_task_reply::Reply::Wait(w)) => assert!(w.reason.is_empty(), "{w:?}"),
+        other => panic!("expected a wait, got {other:?}"),
+    }
+    // `coordinator status` says why it waits (recorded when the worker registered).
+    let store = coordinator::store::Store::open_read_only(&s.dir).expect("ledger");
+    let note = store
+        .note(coordinator::shared::LIVE_NOTE)
+        .expect("read")
+        .expect("a live note");
+    assert_eq!(
+        note,
+        "1 live task(s) ask for device cuda and wait for a GPU worker; none is registered (start one with `worker --coordinator URL --gpu`)"
+    );
+    drop(store);
+    // A simulated task's attempt may not fetch the model's sources.
+    let fetch = |worker_id: u64, attempt_id: u64| pb::FetchInputRequest {
+        worker_id,
+        attempt_id,
+        path: "source/weights/weights.bin".into(),
+    };
+    let e = c
+        .fetch_input(fetch(cpu, sim.attempt_id))
+        .await
+        .expect_err("not a live attempt");
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let gpu = c
+        .register(pb::RegisterRequest {
+            gpu: true,
+            ..register_req(proto::PROTOCOL_VERSION)
+        })
+        .await
+        .expect("register")
+        .into_inner()
+        .worker_id;
+    let live = lease(&mut c, gpu).await;
+    assert!(
+        live.task_key
+            .starts_with("cv-live-resnet18-auburn-video30-live-slo2-bs4-"),
+        "{live:?}"
+    );
+    let spec: apparate::task::TaskSpec =
+        serde_json::from_str(&live.task_spec_json).expect("task spec");
+    assert!(spec.live.is_some());
+    // Its inputs: the built folder's files and the model's sources.
+    let paths: Vec<&str> = live.inputs.iter().map(|i| i.path.as_str()).collect();
+    assert!(paths.contains(&"source/weights/weights.bin"), "{paths:?}");
+    assert!(paths.contains(&"source/data/0001.png"), "{paths:?}");
+    assert!(
+        paths.iter().any(|p| p.starts_with("bootstrap_pickles/")),
+        "{paths:?}"
+    );
+    let mut stream = c
+        .fetch_input(fetch(gpu, live.attempt_id))
+        .await
+        .expect("fetch")
+        .into_inner();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.message().await.expect("chunk") {
+        bytes.extend(chunk.data);
+    }
+    assert_eq!(bytes, b"weights");
+    // Its result must carry the live files: the simulated file set alone is refused.
+    let body = b"x".to_vec();
+    let mut chunks = vec![pb::ResultChunk {
+        chunk: Some(pb::result_chunk::Chunk::Header(pb::ResultHeader {
+            worker_id: gpu,
+            attempt_id: live.attempt_id,
+            task_key: live.task_key.clone(),
+            files: apparate::task::RESULT_FILES
+                .iter()
+                .map(|n| pb::ResultFile {
+                    name: n.to_string(),
+                    size: 1,
+                    sha256: apparate::sweep::digest::sha256_hex(&body),
+                })
+                .collect(),
+            num_requests: 1,
+            ..Default::default()
+        })),
+    }];
+    for i in 0..apparate::task::RESULT_FILES.len() {
+        chunks.push(pb::ResultChunk {
+            chunk: Some(pb::result_chunk::Chunk::Data(pb::FileData {
+                file: i as u32,
+                data: body.clone(),
+            })),
+        });
+    }
+    let r = c
+        .upload_result(tokio_stream::iter(chunks))
+        .await
+        .expect("reply")
+        .into_inner();
+    assert!(
+        !r.accepted && r.reason.contains("serve.json") && r.reason.contains("a live task"),
+        "{r:?}"
     );
     s.stop().await;
     let _ = std::fs::remove_dir_all(&fixture);

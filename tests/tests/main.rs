@@ -16,6 +16,9 @@ mod distributed;
 mod exits;
 /// Artifact inputs fetched from the coordinator; a corrupt one.
 mod inputs;
+/// Live tasks (issue #14): leased only to a GPU worker for `device = "cuda"`, run alone
+/// through `ee-backend serve` on the fetched model.
+mod live;
 /// Tokens and fencing: a wrong token, a superseded attempt's result, a forged upload.
 mod security;
 /// Workers as Slurm jobs, against a real one-node Slurm on loopback (issue #15).

@@ -8,6 +8,12 @@
 //! there: they go to `spawn_blocking`, so heartbeats never stall). When the
 //! coordinator is away, calls are retried with exponential backoff.
 //!
+//! A live task (issue #14: `kind = "live"` grids) runs alone: the worker fetches the built
+//! backend-inputs folder and the model's weights, data and labels, waits for the tasks running
+//! beside it to end, pulls nothing new meanwhile, and runs `ee-backend serve` into the scratch
+//! folder; its folder holds the result files and `serve.json`, `timing.jsonl`. The coordinator
+//! leases a live task that asks for `device = "cuda"` only to a worker started with `--gpu`.
+//!
 //! Signals: the first SIGINT/SIGTERM stops pulling and lets running tasks finish and upload;
 //! a second hands the leases back and exits at once.
 //!
@@ -31,7 +37,7 @@ mod build;
 
 use anyhow::{anyhow, bail, Context, Result};
 use apparate::ids::{AttemptId, WorkerId};
-use apparate::local::{execute_on, TaskFailure};
+use apparate::local::{execute_live, execute_on, TaskFailure};
 use apparate::results::{FailureKind, ResultsDir};
 use apparate::storage::Storage;
 use apparate::sweep::digest::file_sha256;
@@ -150,6 +156,10 @@ struct Worker {
     give_up: Duration,
     /// The forging fault hook was used (it acts once).
     forge_used: AtomicBool,
+    /// A live task runs alone: it holds this for writing while it runs (after the tasks
+    /// running beside it ended), every other task for reading, and a slot waits for it to be
+    /// free before it pulls.
+    alone: tokio::sync::RwLock<()>,
 }
 
 /// How a slot ended.
@@ -291,6 +301,7 @@ async fn run_async(args: RemoteArgs) -> Result<()> {
         failure_ms: AtomicU64::new(0),
         give_up: args.give_up_after,
         forge_used: AtomicBool::new(false),
+        alone: tokio::sync::RwLock::new(()),
     });
     let signals = Signals::install();
     tokio::select! {
@@ -590,6 +601,8 @@ async fn slot_loop(w: Arc<Worker>, fatal_tx: tokio::sync::mpsc::Sender<anyhow::E
     let mut backoff = BACKOFF_START;
     while !w.stopping.load(Ordering::SeqCst) {
         backoff_hook(&w).await;
+        // No new task while a live task runs (or waits to run) alone.
+        drop(w.alone.read().await);
         let req = pb::PullTaskRequest {
             worker_id: w.id().get(),
         };
@@ -741,6 +754,7 @@ async fn run_lease(w: &Arc<Worker>, lease: pb::Lease) {
         tracing::error!("attempt {attempt} ({}): {e:#}", lease.task_key);
     }
     let _ = std::fs::remove_dir_all(w.scratch.join(format!("inputs-{attempt}")));
+    let _ = std::fs::remove_dir_all(w.scratch.join(format!("sources-{attempt}")));
     if let Ok(mut h) = w.held.lock() {
         h.remove(&attempt);
     }
@@ -786,6 +800,9 @@ async fn run_attempt(
             message: format!("unreadable lease: {m}"),
         }),
     })?;
+    if task.spec.live.is_some() {
+        return run_live_attempt(w, attempt, lease, task).await;
+    }
     // The spec the task runs on; `task.spec` stays the planned one (its manifest and key).
     let mut run_spec = task.spec.clone();
     match task.spec.inputs {
@@ -808,6 +825,7 @@ async fn run_attempt(
     let run_dir = w.scratch.join(format!("run-{attempt}"));
     let code_version = w.code_version.clone();
     let storage = *w.storage.lock().unwrap_or_else(|p| p.into_inner());
+    let _beside = w.alone.read().await;
     let joined = tokio::task::spawn_blocking(move || {
         let writer = ResultsDir::new(&run_dir)
             .lock_stored(storage)
@@ -831,6 +849,124 @@ async fn run_attempt(
     }
 }
 
+/// A live task (issue #14): fetches the built backend-inputs folder and the model's sources
+/// (weights, data, labels: the lease's `source/...` files), waits until no other task runs
+/// here, and runs `ee-backend serve` alone ([`apparate::local::execute_live`]) with the spec's
+/// weights, data and labels pointing at the fetched copies.
+async fn run_live_attempt(
+    w: &Arc<Worker>,
+    attempt: AttemptId,
+    lease: &pb::Lease,
+    task: PlannedTask,
+) -> Result<PathBuf, Failed> {
+    let refused = |message: String| Failed {
+        retryable: false,
+        counts: false,
+        reason: pb::task_failed::Reason::TaskError(pb::TaskError {
+            kind: "serve".to_string(),
+            message,
+        }),
+    };
+    let inputs_dir = w.scratch.join(format!("inputs-{attempt}"));
+    let sources_dir = w.scratch.join(format!("sources-{attempt}"));
+    let (sources, built): (Vec<pb::InputFile>, Vec<pb::InputFile>) = lease
+        .inputs
+        .iter()
+        .cloned()
+        .partition(|i| i.path.starts_with("source/"));
+    fetch_into(w, attempt, &built, &inputs_dir).await?;
+    fetch_into(w, attempt, &sources, &sources_dir).await?;
+    let live_spec = {
+        let listed: Vec<&str> = sources.iter().map(|i| i.path.as_str()).collect();
+        local_sources(&task.spec, &sources_dir, &listed).map_err(refused)?
+    };
+    let run_dir = w.scratch.join(format!("run-{attempt}"));
+    let code_version = w.code_version.clone();
+    let storage = *w.storage.lock().unwrap_or_else(|p| p.into_inner());
+    let _alone = w.alone.write().await;
+    tracing::info!("attempt {attempt} is a live run: it runs alone on this worker");
+    let joined = tokio::task::spawn_blocking(move || {
+        let exe = apparate::backend_inputs::locate().map_err(|e| TaskFailure {
+            kind: FailureKind::Serve,
+            retryable: false,
+            message: e.to_string(),
+        })?;
+        let writer = ResultsDir::new(&run_dir)
+            .lock_stored(storage)
+            .map_err(|e| TaskFailure {
+                kind: FailureKind::Results,
+                retryable: true,
+                message: e.to_string(),
+            })?;
+        execute_live(
+            &task,
+            &live_spec,
+            &inputs_dir,
+            &exe.path,
+            &writer,
+            &code_version,
+        )?;
+        Ok::<PathBuf, TaskFailure>(writer.dir().task_dir(&task.key))
+    })
+    .await;
+    match joined {
+        Ok(Ok(dir)) => Ok(dir),
+        Ok(Err(f)) => Err(Failed::from(f)),
+        Err(e) => Err(Failed::from(TaskFailure {
+            kind: FailureKind::Panic,
+            retryable: false,
+            message: format!("the task thread died: {e}"),
+        })),
+    }
+}
+
+/// `spec` with its backend weights, data and labels at their fetched copies under `dir`
+/// (named as [`apparate::backend_inputs::sources`] names them: `source/weights/<file>`,
+/// `source/labels/<file>`, and `source/data/<file>` for a data file or the folder
+/// `source/data` for a data folder). `listed`: the source paths the lease named.
+fn local_sources(spec: &TaskSpec, dir: &Path, listed: &[&str]) -> Result<TaskSpec, String> {
+    let mut s = spec.clone();
+    let Inputs::Backend {
+        weights,
+        data,
+        labels,
+        ..
+    } = &mut s.inputs
+    else {
+        return Err("a live task without backend inputs".to_string());
+    };
+    let name = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+            .ok_or_else(|| format!("{}: no UTF-8 file name", p.display()))
+    };
+    let weights_path = format!("source/weights/{}", name(weights)?);
+    let data_file = format!("source/data/{}", name(data)?);
+    let data_files = listed
+        .iter()
+        .filter(|p| p.starts_with("source/data/"))
+        .count();
+    let mut local = vec![(weights, weights_path)];
+    let data_path = if data_files == 1 && listed.contains(&data_file.as_str()) {
+        data_file
+    } else {
+        "source/data".to_string()
+    };
+    local.push((data, data_path));
+    if let Some(l) = labels {
+        let p = format!("source/labels/{}", name(l)?);
+        local.push((l, p));
+    }
+    for (path, rel) in local {
+        if rel != "source/data" && !listed.contains(&rel.as_str()) {
+            return Err(format!("the lease does not name the source {rel}"));
+        }
+        *path = safe_join(dir, &rel).ok_or_else(|| format!("unsafe source path {rel:?}"))?;
+    }
+    Ok(s)
+}
+
 /// Makes the lease's input files available under `inputs-a<attempt>/` (hard links into the
 /// digest cache, fetched when missing) and returns that folder.
 async fn fetch_inputs(
@@ -839,9 +975,21 @@ async fn fetch_inputs(
     lease: &pb::Lease,
 ) -> Result<PathBuf, Failed> {
     let dir = w.scratch.join(format!("inputs-{attempt}"));
-    for input in &lease.inputs {
+    fetch_into(w, attempt, &lease.inputs, &dir).await?;
+    Ok(dir)
+}
+
+/// Makes `inputs` available under `dir` (hard links into the digest cache, fetched when
+/// missing).
+async fn fetch_into(
+    w: &Arc<Worker>,
+    attempt: AttemptId,
+    inputs: &[pb::InputFile],
+    dir: &Path,
+) -> Result<(), Failed> {
+    for input in inputs {
         let fail = |m: String| input_unavailable(&input.path, m);
-        let Some(target) = safe_join(&dir, &input.path) else {
+        let Some(target) = safe_join(dir, &input.path) else {
             return Err(fail("unsafe input path".to_string()));
         };
         if input.sha256.len() != 64 || !input.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -858,7 +1006,7 @@ async fn fetch_inputs(
             .await
             .map_err(|e| fail(e.to_string()))?;
     }
-    Ok(dir)
+    Ok(())
 }
 
 /// Runs blocking file work (hashing, copying, syncing a fetched input) on tokio's blocking

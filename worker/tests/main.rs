@@ -26,6 +26,10 @@ mod gen_data;
 /// Backend inputs in a sweep (issue #13): built once, reused, crash-safe, keyed by digest.
 mod backend_grid;
 
+/// Live tasks in a sweep (issue #14): run through `ee-backend serve`, alone; their folders
+/// complete only with the live files and not interrupted.
+mod live_grid;
+
 /// What the end of a sweep prints: summary lines or the compact table, on a real terminal.
 mod sweep_output;
 

@@ -17,7 +17,9 @@
 //!
 //! * `tasks/<key>/` is a real folder (not a link) holding exactly `manifest.json` and the files
 //!   a task produces ([`crate::task::RESULT_FILES`]) under the names the manifest's storage
-//!   gives them ([`Storage::result_files`]), each a regular file (not a link);
+//!   gives them ([`Storage::result_files`]), and for a live task ([`TaskSpec::live`]) also
+//!   [`crate::task::LIVE_FILES`] ([`Storage::task_files`]), each a regular file (not a link);
+//! * a live task's `serve.json` does not say `"interrupted": true`;
 //! * the manifest is valid (format, version), names the folder's key, and that key is the one
 //!   its own spec, input digests and code version hash to ([`crate::sweep::key::task_key`]);
 //!   when the planned task is known, the manifest's key, code version, location-free spec and
@@ -237,6 +239,9 @@ pub enum FailureKind {
     /// A worker's upload was not a complete result of its task (other files, sizes or digests
     /// than a task produces); it was refused and nothing was committed.
     InvalidResult,
+    /// A live run's `ee-backend serve` failed (the message holds its exit status and the last
+    /// line of its stderr) or was interrupted.
+    Serve,
 }
 
 /// `failures/<key>.json`.
@@ -674,8 +679,8 @@ fn check_folder_name(dir: &Path, path: &Path, manifest: &Manifest) -> Result<(),
 }
 
 /// The manifest's key is the hash of its own spec, input digests and code version; it lists
-/// exactly the files of [`expected_files`] (the result files under the names of its storage, and
-/// a live task's `LIVE_FILES`), once each, in order.
+/// exactly the files of `Storage::task_files` (the result files under the names of its storage,
+/// and a live task's `LIVE_FILES`), once each, in order.
 fn check_manifest_itself(path: &Path, manifest: &Manifest) -> Result<(), ManifestProblem> {
     let recomputed = task_key(&manifest.spec, &manifest.digests, &manifest.code_version);
     if recomputed != manifest.key {
@@ -688,15 +693,17 @@ fn check_manifest_itself(path: &Path, manifest: &Manifest) -> Result<(), Manifes
         ));
     }
     let listed: Vec<&str> = manifest.files.iter().map(|f| f.name.as_str()).collect();
-    let expected = expected_files(manifest);
+    let live = manifest.spec.live.is_some();
+    let expected = manifest.storage.task_files(live);
     if listed != expected {
         return Err(ManifestProblem::FileSet {
             path: path.to_path_buf(),
             what: format!(
-                "lists the files [{}], expected exactly [{}] (storage {})",
+                "lists the files [{}], expected exactly [{}] (storage {}{})",
                 listed.join(", "),
                 expected.join(", "),
-                manifest.storage
+                manifest.storage,
+                if live { ", a live task" } else { "" }
             ),
         });
     }
@@ -712,18 +719,6 @@ fn check_manifest_itself(path: &Path, manifest: &Manifest) -> Result<(), Manifes
     Ok(())
 }
 
-/// The files a complete result of `manifest` holds besides the manifest, sorted by name (as
-/// [`describe_files`] lists them): [`crate::task::RESULT_FILES`] under their stored names, plus
-/// [`crate::task::LIVE_FILES`] for a live task.
-fn expected_files(manifest: &Manifest) -> Vec<&'static str> {
-    let mut names = manifest.storage.result_files().to_vec();
-    if manifest.spec.live.is_some() {
-        names.extend(crate::task::LIVE_FILES);
-        names.sort_unstable();
-    }
-    names
-}
-
 /// The folder holds exactly the listed files and the manifest, all regular files, each with
 /// its listed size (and digest).
 fn check_result_files(
@@ -737,7 +732,7 @@ fn check_result_files(
     for entry in entries {
         let entry = entry.map_err(|e| set_problem(dir.to_path_buf(), e.to_string()))?;
         let name = entry.file_name();
-        let stored = expected_files(manifest);
+        let stored = manifest.storage.task_files(manifest.spec.live.is_some());
         let known = name
             .to_str()
             .is_some_and(|n| n == MANIFEST_FILE || stored.contains(&n));
@@ -788,9 +783,13 @@ fn check_result_files(
 }
 
 /// The manifest's outcome is the files' own: `num_requests` is `summary.json`'s and the summary
-/// lines are the last lines of `log.txt` (so they are covered by those files' digests).
+/// lines are the last lines of `log.txt` (so they are covered by those files' digests). A live
+/// task's `serve.json` must not say that the run was interrupted.
 fn check_outcome(dir: &Path, manifest: &Manifest) -> Result<(), ManifestProblem> {
     let mpath = dir.join(MANIFEST_FILE);
+    if manifest.spec.live.is_some() {
+        check_not_interrupted(dir)?;
+    }
     let summary_path = dir.join("summary.json");
     let summary: serde_json::Value = read_regular_file(&summary_path)
         .map_err(|e| e.to_string())
@@ -842,6 +841,77 @@ fn check_outcome(dir: &Path, manifest: &Manifest) -> Result<(), ManifestProblem>
         ));
     }
     Ok(())
+}
+
+/// A live run's `serve.json` is a JSON object that does not say `"interrupted": true` (a run
+/// stopped by a signal writes complete files for what it served: never a task's result).
+fn check_not_interrupted(dir: &Path) -> Result<(), ManifestProblem> {
+    let path = dir.join(crate::task::LIVE_FILES[0]);
+    let serve: serde_json::Value = read_regular_file(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| ManifestProblem::FileSet {
+            path: path.clone(),
+            what: format!("not a live run's report: {e}"),
+        })?;
+    match serve.get("interrupted") {
+        _ if !serve.is_object() => Err(ManifestProblem::FileSet {
+            path,
+            what: "not a live run's report: expected a JSON object".to_string(),
+        }),
+        Some(serde_json::Value::Bool(true)) => Err(ManifestProblem::FileSet {
+            path,
+            what: "the live run was interrupted (\"interrupted\": true); an interrupted run is never a complete result".to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// What a finished task's files say its outcome is (for the manifest of a task whose files
+/// were written by another program, a live run's `ee-backend serve`): `num_requests` from
+/// `summary.json`, and the last `summary_lines` lines of `log.txt` (stored as `storage` says).
+pub fn outcome_of(
+    dir: &Path,
+    storage: Storage,
+    summary_lines: usize,
+) -> Result<(usize, Vec<String>), ManifestProblem> {
+    let summary_path = dir.join("summary.json");
+    let summary: serde_json::Value = read_regular_file(&summary_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| ManifestProblem::FileSet {
+            path: summary_path.clone(),
+            what: format!("not a summary: {e}"),
+        })?;
+    let n = summary
+        .get("num_requests")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| ManifestProblem::FileSet {
+            path: summary_path.clone(),
+            what: "not a summary: no num_requests".to_string(),
+        })?;
+    let log_path = dir.join(storage.stored_name("log.txt"));
+    let tail = match storage {
+        Storage::Plain => read_tail(&log_path, LOG_TAIL_BYTES),
+        Storage::Zstd => storage::open_stored(&log_path, true)
+            .and_then(|r| storage::read_tail_of(r, LOG_TAIL_BYTES as usize, MAX_LOG_BYTES)),
+    }
+    .map_err(|e| ManifestProblem::File {
+        path: log_path.clone(),
+        expected: 0,
+        found: format!("cannot read it: {e}"),
+    })?;
+    let text = String::from_utf8_lossy(&tail);
+    let lines: Vec<&str> = text.lines().collect();
+    let k = summary_lines.min(MAX_SUMMARY_LINES).min(lines.len());
+    Ok((
+        n,
+        lines[lines.len() - k..]
+            .iter()
+            .map(|l| l.to_string())
+            .collect(),
+    ))
 }
 
 /// The most summary lines a task has (NLP: 2).

@@ -19,7 +19,9 @@ use crate::backend_inputs::{self, BackendExe, BackendInputs, DIGEST_KEY};
 use crate::ids::TaskKey;
 use crate::sim::family::ACC_LOSS_BUDGET_ACTUAL;
 use crate::sim::{Family, Overrides, StaticRamps};
-use crate::task::{BackendDevice, BatchingScheme, Inputs, TaskParams, TaskSpec, TaskTrace};
+use crate::task::{
+    BackendDevice, BatchingScheme, Inputs, LiveRun, TaskParams, TaskSpec, TaskTrace,
+};
 use crate::workload;
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -66,6 +68,8 @@ pub(super) struct GridPlan {
     pub(super) check_interval: Vec<Option<usize>>,
     pub(super) static_ramps: Vec<StaticRamps>,
     pub(super) seeds: Vec<u64>,
+    /// A live grid's run (`kind = "live"`); `None` for a simulated one.
+    pub(super) live: Option<LiveRun>,
     /// Index of the grid's first task in the plan.
     pub(super) offset: usize,
     pub(super) len: usize,
@@ -565,6 +569,18 @@ impl Plan {
             .collect()
     }
 
+    /// Whether task `index` is a live run (of a grid with `kind = "live"`).
+    pub fn is_live(&self, index: usize) -> bool {
+        self.grids
+            .iter()
+            .any(|g| g.live.is_some() && index >= g.offset && index < g.offset + g.len)
+    }
+
+    /// Whether any task of the plan is a live run.
+    pub fn has_live(&self) -> bool {
+        self.grids.iter().any(|g| g.live.is_some())
+    }
+
     /// Task `index` (in grid order), or `None` past the end.
     pub fn task(&self, index: usize) -> Option<PlannedTask> {
         if index >= self.len {
@@ -726,7 +742,7 @@ impl Plan {
             },
             seed,
             inputs: self.inputs.clone(),
-            live: None,
+            live: g.live.clone(),
         }
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! * The slug is for people: `{grid}-{model}-{dataset}-{trace}` and a short tag of the
 //!   parameters (`slo2-bs4`, plus `acc0.02`, `rb2`, `ci50`, `tfserve`, `uniform`,
-//!   `bootramps`, `seed3` where they apply), restricted to `[A-Za-z0-9._-]`.
+//!   `bootramps`, `seed3` where they apply; `live` or `live-realtime` after the trace for a
+//!   live run), restricted to `[A-Za-z0-9._-]`.
 //! * The hash is what makes the key unique. The task spec in it is *location-free*: the artifact
 //!   folder, a backend spec's weights, data and labels paths and an Azure CSV's path are
 //!   blanked, since the input digests already stand for their contents. Moving the data (or running on another machine) keeps every key.
@@ -15,7 +16,7 @@
 use super::digest::{canonical_json, sha256_hex};
 use crate::ids::{TaskKey, MAX_ID_LEN};
 use crate::sim::StaticRamps;
-use crate::task::{BatchingScheme, Inputs, TaskSpec, TaskTrace};
+use crate::task::{BatchingScheme, Inputs, LiveClock, LiveRun, TaskSpec, TaskTrace};
 use crate::traces::TraceSpec;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -93,6 +94,15 @@ pub fn slug(spec: &TaskSpec) -> String {
         spec.dataset.clone(),
         spec.trace.name().to_string(),
     ];
+    match &spec.live {
+        None => {}
+        Some(LiveRun {
+            clock: LiveClock::Fast,
+        }) => parts.push("live".into()),
+        Some(LiveRun {
+            clock: LiveClock::Realtime,
+        }) => parts.push("live-realtime".into()),
+    }
     match p.batching {
         BatchingScheme::Clockwork => {}
         BatchingScheme::TfServe => parts.push("tfserve".into()),

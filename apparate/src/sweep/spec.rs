@@ -139,6 +139,16 @@ pub struct GridSpec {
     /// Ramp sets of the static early-exit baseline; omitted = `["all_sites"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub static_ramps: Option<Vec<StaticRamps>>,
+    /// `"simulated"` (omitted: the default) or `"live"`: the grid's tasks are served live by
+    /// `ee-backend serve` with the real model of `[inputs] kind = "backend"` (issue #14)
+    /// instead of simulated from its recorded samples. (Text rather than an enum, so that a
+    /// wrong value is reported in one line naming `grid[i].kind`.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Live grids only: how arrivals are replayed, `"fast"` (omitted: the default; idle gaps
+    /// skipped) or `"realtime"` (at their times on the wall clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
 }
 
 /// A sweep spec that cannot be used. Nothing is run when any of these is returned; none is worth

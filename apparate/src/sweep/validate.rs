@@ -6,6 +6,7 @@ use super::grid::{BackendGrid, GridPlan};
 use super::spec::{GridSpec, SpecError, SweepSpec};
 use super::trace_spec::{task_trace, trace_error, TraceTemplate};
 use crate::sim::{Family, StaticRamps, BATCH_SIZES};
+use crate::task::{BatchingScheme, LiveClock, LiveRun};
 use crate::traces::{span_for_load, TraceSpec, MAX_SPAN_MINUTES};
 use crate::workload;
 use std::collections::BTreeMap;
@@ -298,6 +299,7 @@ pub(super) fn check_grid(
             }
         }
     }
+    let live = check_live(gi, g, backend.is_some())?;
     check_task_traces(
         gi,
         g,
@@ -319,6 +321,7 @@ pub(super) fn check_grid(
         check_interval,
         static_ramps,
         seeds: spec.seeds.clone(),
+        live,
         offset: 0,
         len: 0,
     };
@@ -328,6 +331,58 @@ pub(super) fn check_grid(
         .try_fold(1usize, |acc, &r| acc.checked_mul(r))
         .ok_or_else(|| invalid(format!("grid[{gi}]"), "expands to too many tasks"))?;
     Ok(plan)
+}
+
+/// A grid's `kind` and `clock`: `None` for a simulated grid, the run of a live one. A live
+/// grid needs backend inputs (a live run serves a real model) and a trace to replay (no
+/// `uniform` batching); `clock` belongs to live grids only.
+fn check_live(gi: usize, g: &GridSpec, backend: bool) -> Result<Option<LiveRun>, SpecError> {
+    let at = |field: &str| format!("grid[{gi}].{field}");
+    match g.kind.as_deref() {
+        None | Some("simulated") => match &g.clock {
+            Some(_) => Err(invalid(
+                at("clock"),
+                "only allowed with kind = \"live\" (a simulated grid has no clock)",
+            )),
+            None => Ok(None),
+        },
+        Some("live") => {
+            if !backend {
+                return Err(invalid(
+                    at("kind"),
+                    "a live grid needs [inputs] kind = \"backend\": a live run serves a real model",
+                ));
+            }
+            let clock = match g.clock.as_deref() {
+                None => LiveClock::Fast,
+                Some(c) => LiveClock::parse(c).ok_or_else(|| {
+                    invalid(
+                        at("clock"),
+                        format!(
+                            "{c:?} is not a clock; expected \"fast\" (the default) or \"realtime\""
+                        ),
+                    )
+                })?,
+            };
+            if let Some(i) = g
+                .batching
+                .iter()
+                .position(|b| *b == BatchingScheme::Uniform)
+            {
+                return Err(invalid(
+                    format!("grid[{gi}].batching[{i}]"),
+                    "a live grid replays its trace's arrivals; uniform batching has none (use \"clockwork\" or \"tf_serve\")",
+                ));
+            }
+            Ok(Some(LiveRun { clock }))
+        }
+        Some(other) => Err(invalid(
+            at("kind"),
+            format!(
+                "{other:?} is not a grid kind; expected \"simulated\" (the default) or \"live\""
+            ),
+        )),
+    }
 }
 
 /// With backend inputs a grid names the backend's model and dataset, and nothing else.

@@ -53,11 +53,15 @@ struct Task {
     state: TaskState,
     /// Attempts that count toward `max_attempts`.
     counted: u32,
+    /// Leased only to a worker with a GPU (a live run on `device = "cuda"`).
+    gpu_only: bool,
 }
 
 #[derive(Debug)]
 struct Worker {
     host: String,
+    /// Registered with `--gpu`: may take [`Ledger::require_gpu`] tasks.
+    gpu: bool,
     failures_in_row: u32,
     blocked: bool,
 }
@@ -102,6 +106,7 @@ impl Ledger {
                     key,
                     state,
                     counted: 0,
+                    gpu_only: false,
                 }
             })
             .collect();
@@ -167,19 +172,48 @@ impl Ledger {
         self.workers.get(&worker).map(|w| w.host.as_str())
     }
 
-    /// A worker registers.
+    /// A worker without a GPU registers.
     pub fn on_register(&mut self, host: &str) -> WorkerId {
+        self.on_register_with(host, false)
+    }
+
+    /// A worker registers; `gpu`: it was started with `--gpu` (it may take the tasks of
+    /// [`Ledger::require_gpu`]).
+    pub fn on_register_with(&mut self, host: &str, gpu: bool) -> WorkerId {
         let id = self.next_worker;
         self.next_worker = id.next();
         self.workers.insert(
             id,
             Worker {
                 host: host.to_string(),
+                gpu,
                 failures_in_row: 0,
                 blocked: false,
             },
         );
         id
+    }
+
+    /// Task `task` is leased only to workers registered with a GPU (a live run that asks for
+    /// `device = "cuda"`); other workers pass it by. Until one registers it waits, pending
+    /// ([`Ledger::waiting_for_gpu`]), and the sweep does not finish.
+    pub fn require_gpu(&mut self, task: TaskIdx) {
+        if let Some(t) = self.tasks.get_mut(task.get()) {
+            t.gpu_only = true;
+        }
+    }
+
+    /// Pending tasks that only a GPU worker may take.
+    pub fn waiting_for_gpu(&self) -> usize {
+        self.pending
+            .iter()
+            .filter(|t| self.tasks[t.get()].gpu_only)
+            .count()
+    }
+
+    /// Registered workers with a GPU.
+    pub fn gpu_workers(&self) -> usize {
+        self.workers.values().filter(|w| w.gpu).count()
     }
 
     fn worker_mut(&mut self, worker: WorkerId) -> Result<&mut Worker, LedgerError> {
@@ -207,7 +241,19 @@ impl Ledger {
                 Vec::new(),
             ));
         }
-        let Some(task) = self.pending.pop_front() else {
+        // The first pending task this worker may take (a worker without a GPU passes the
+        // tasks that need one by, leaving them in their place).
+        let gpu = w.gpu;
+        let tasks = &self.tasks;
+        let next = if gpu {
+            self.pending.pop_front()
+        } else {
+            self.pending
+                .iter()
+                .position(|t| !tasks[t.get()].gpu_only)
+                .and_then(|i| self.pending.remove(i))
+        };
+        let Some(task) = next else {
             let pull = if self.is_finished() {
                 Pull::Finished
             } else {

@@ -237,3 +237,60 @@ fn an_aborted_commit_lets_the_lease_expire_again() {
     assert_eq!(l.on_tick(later + Duration::from_secs(11)).len(), 2);
     l.sanity_check();
 }
+
+#[test]
+fn a_task_that_needs_a_gpu_is_leased_only_to_a_gpu_worker() {
+    let now = Instant::now();
+    let mut l = ledger(3, 3);
+    // Task 0 and 2: live runs on `device = "cuda"`; task 1 simulated.
+    l.require_gpu(TaskIdx::new(0));
+    l.require_gpu(TaskIdx::new(2));
+    let cpu = l.on_register_with("cpu-host", false);
+    assert_eq!((l.waiting_for_gpu(), l.gpu_workers()), (2, 0));
+    // The CPU worker passes the GPU tasks by and gets the simulated one.
+    let (task, attempt) = lease(&mut l, cpu, now);
+    assert_eq!(task, TaskIdx::new(1));
+    // Nothing else it may take: it waits (never told that the sweep is finished).
+    assert_eq!(
+        l.on_pull(cpu, now).expect("ok").0,
+        Pull::Wait { blocked: None }
+    );
+    l.on_result(cpu, attempt).expect("current");
+    assert!(!l.is_finished());
+    assert_eq!(l.waiting_for_gpu(), 2);
+    assert_eq!(l.state(TaskIdx::new(0)), Some(&TaskState::Pending));
+    l.sanity_check();
+    // A GPU worker takes them, in grid order.
+    let gpu = l.on_register_with("gpu-host", true);
+    assert_eq!(l.gpu_workers(), 1);
+    let (t0, a0) = lease(&mut l, gpu, now);
+    let (t2, a2) = lease(&mut l, gpu, now);
+    assert_eq!((t0, t2), (TaskIdx::new(0), TaskIdx::new(2)));
+    assert_eq!(l.waiting_for_gpu(), 0);
+    l.on_result(gpu, a0).expect("current");
+    let events = l.on_result(gpu, a2).expect("current");
+    assert!(events.contains(&LedgerEvent::SweepFinished));
+    l.sanity_check();
+}
+
+#[test]
+fn a_gpu_task_handed_back_goes_back_to_its_place_and_still_needs_a_gpu() {
+    let now = Instant::now();
+    let mut l = ledger(2, 3);
+    l.require_gpu(TaskIdx::new(0));
+    let gpu = l.on_register_with("gpu-host", true);
+    let cpu = l.on_register("cpu-host");
+    let (t, a) = lease(&mut l, gpu, now);
+    assert_eq!(t, TaskIdx::new(0));
+    l.on_return(gpu, a).expect("current");
+    assert_eq!(l.waiting_for_gpu(), 1);
+    let (t, _) = lease(&mut l, cpu, now);
+    assert_eq!(t, TaskIdx::new(1));
+    assert_eq!(
+        l.on_pull(cpu, now).expect("ok").0,
+        Pull::Wait { blocked: None }
+    );
+    let (t, _) = lease(&mut l, gpu, now);
+    assert_eq!(t, TaskIdx::new(0));
+    l.sanity_check();
+}
