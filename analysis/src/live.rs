@@ -1,6 +1,7 @@
 //! Live runs against simulated ones (issue #14): a live task (its spec's `live` set, served by
 //! `ee-backend serve` with the real model) is paired with the simulated task of the same spec
-//! without `live` (same grid, model, dataset, trace, parameters, seed and inputs), and the two
+//! without `live` (same model, dataset, trace, parameters, seed and inputs; the grid may be
+//! another, since a live grid and its simulated twin are two grids of one spec), and the two
 //! are compared in the table `live_vs_simulated` and in per-request latency CDFs.
 //!
 //! Live tasks never enter the paper's tables and figures ([`crate::load::Inventory::live`]).
@@ -101,12 +102,21 @@ pub struct LiveTask {
 }
 
 /// The simulated partner of `live` among `rows`: the task whose spec is `live`'s without
-/// `live`. Of several (results of other code versions), the one with the same input digests
+/// `live`, in any grid. Of several (results of other code versions), the one with the same input digests
 /// and code version, else the first in grid order.
 pub fn partner<'r, 'a>(live: &LoadedTask, rows: &'r [TaskRow<'a>]) -> Option<&'r TaskRow<'a>> {
     let mut spec = live.manifest.spec.clone();
     spec.live = None;
-    let mut candidates = rows.iter().filter(|r| r.task.manifest.spec == spec);
+    let spec = spec;
+    // The grid's name aside: a live grid and its simulated twin are two grids of one spec.
+    let same = |other: &apparate::task::TaskSpec| {
+        other.live.is_none()
+            && apparate::task::TaskSpec {
+                grid: other.grid.clone(),
+                ..spec.clone()
+            } == *other
+    };
+    let mut candidates = rows.iter().filter(|r| same(&r.task.manifest.spec));
     let first = candidates.clone().next();
     candidates
         .find(|r| {

@@ -233,10 +233,9 @@ fn a_local_sweep_over_digits_cnn_builds_its_inputs_with_ee_backend_once() {
 }
 
 /// Issue #14 item 5, end to end: a sweep over a simulated and a live grid on the same model,
-/// data and trace; the live task is served by the real `ee-backend serve` (the lead's command,
-/// not on this branch yet: un-ignore once it is merged).
+/// data and trace; the live task is served by the real `ee-backend serve`, and the analysis
+/// report pairs it with the simulated one.
 #[test]
-#[ignore = "needs ee-backend serve (lead's branch)"]
 fn a_local_sweep_runs_a_simulated_and_a_live_task_on_digits_cnn() {
     let dir = fresh_dir("grid-live-digits");
     let (frames, labels) = write_digits(&dir, 400);
@@ -316,4 +315,37 @@ fn a_local_sweep_runs_a_simulated_and_a_live_task_on_digits_cnn() {
         serve["batches"].as_u64().expect("batches"),
         "one timing line per batch"
     );
+
+    // The report shows the live task next to its simulated twin.
+    let analysis = worker().with_file_name(format!("analysis{}", std::env::consts::EXE_SUFFIX));
+    let o = Command::new(&analysis)
+        .args(["report", "--results"])
+        .arg(dir.join("results"))
+        .output()
+        .expect("analysis runs");
+    check(&o, "analysis report");
+    let table = std::fs::read_to_string(dir.join("results/report/tables/live_vs_simulated.csv"))
+        .expect("live_vs_simulated.csv");
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 1, "{table}");
+    let col = |name: &str| {
+        let k = header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {table}"));
+        rows[0][k]
+    };
+    assert_eq!(col("key"), name(live), "{table}");
+    assert_eq!(col("simulated_key"), name(sim), "{table}");
+    for c in header.iter().filter(|h| h.contains("p50")) {
+        assert!(
+            col(c).parse::<f64>().is_ok_and(|x| x > 0.0),
+            "{c} in {table}"
+        );
+    }
+    assert!(dir
+        .join("results/report/figures/live_vs_simulated_cdf.png")
+        .is_file());
 }
