@@ -59,8 +59,6 @@ pub struct ServeReport {
     pub reprofiled: Vec<usize>,
     /// The controller's time per batch (µs).
     pub controller_us: Vec<f64>,
-    /// Arrival times while the run goes on (not written).
-    pub(crate) arrivals: Option<Vec<f64>>,
 }
 
 impl ServeReport {

@@ -85,6 +85,8 @@ pub enum ServeLoopError {
 
 struct Server<'m, 'o, 's, M> {
     session: &'m mut Session<'s>,
+    /// The trace's arrival times (a trace source only).
+    arrivals: &'m [f64],
     model: &'m mut M,
     opts: &'m ServeOptions<'o>,
     origin: Instant,
@@ -296,7 +298,7 @@ impl<M: EarlyExitModel> Dispatcher for Server<'_, '_, '_, M> {
         let queueing: Vec<Option<f64>> = batch
             .requests
             .iter()
-            .map(|&rid| Some(start - self.arrival(rid)))
+            .map(|&rid| self.arrivals.get(rid).map(|a| start - a))
             .collect();
         Ok(self
             .serve_samples(start, batch.size, batch.serving_ms, Some(queueing))?
@@ -304,15 +306,6 @@ impl<M: EarlyExitModel> Dispatcher for Server<'_, '_, '_, M> {
     }
 }
 
-impl<M> Server<'_, '_, '_, M> {
-    fn arrival(&self, rid: usize) -> f64 {
-        self.report
-            .arrivals
-            .as_ref()
-            .and_then(|a| a.get(rid).copied())
-            .unwrap_or(0.0)
-    }
-}
 
 /// Serves `source` with `model`, the controller in `session` (fresh from
 /// [`Session::start`]). The run's records stay in `session` ([`Session::finish`]).
@@ -323,8 +316,13 @@ pub fn serve<M: EarlyExitModel>(
     opts: &ServeOptions<'_>,
 ) -> Result<Served, ServeLoopError> {
     let stream_len = model.stream_len();
+    let arrivals: &[f64] = match source {
+        Source::Trace { requests, .. } => requests.arrival_ms(),
+        Source::Decisions { .. } | Source::Uniform { .. } => &[],
+    };
     let mut server = Server {
         session,
+        arrivals,
         model,
         opts,
         origin: Instant::now(),
@@ -346,7 +344,6 @@ pub fn serve<M: EarlyExitModel>(
             params,
         } => {
             server.report.requests = requests.len();
-            server.report.arrivals = Some(requests.arrival_ms().to_vec());
             scheme
                 .run_online(requests, serving, params, &mut server)
                 .map_err(|e| match e {
@@ -394,7 +391,6 @@ pub fn serve<M: EarlyExitModel>(
             None
         }
     };
-    server.report.arrivals = None;
     server.report.batches = server.decisions.len();
     server.report.samples = server.inference_ms.len();
     if let Source::Trace { .. } = source {
