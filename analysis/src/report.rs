@@ -301,10 +301,11 @@ struct Loaded {
 fn load(results: &Path, threads: usize, start: Instant) -> Result<Loaded, AnalysisError> {
     let mut inv = load::discover(results)?;
     tracing::info!(
-        "{}: {} complete task(s) of {}, {} problem(s)",
+        "{}: {} complete task(s) of {} ({} live), {} problem(s)",
         results.display(),
-        inv.tasks.len(),
+        inv.tasks.len() + inv.live.len(),
         inv.planned(),
+        inv.live.len(),
         inv.problems.len()
     );
     let frames = stats::load_frames(&inv.tasks, threads, &mut inv.problems);
