@@ -240,10 +240,7 @@ fn a_stopped_run_keeps_complete_files_for_what_it_served() {
         Storage::Plain,
     )
     .unwrap_err();
-    assert!(
-        matches!(err, ServeError::NothingServed { first: 0, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, ServeError::StoppedBeforeServing), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

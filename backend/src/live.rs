@@ -101,10 +101,16 @@ impl<B: Backend, M: StagedModel<B>> EarlyExitModel for LiveModel<'_, B, M> {
         let mut x = self.model.stem(input);
         for i in 0..sites {
             x = self.model.segment(i, x);
-            // A ramp id may appear once; its position in the configuration orders the output.
-            for (j, _) in config.ramp_ids.iter().enumerate().filter(|(_, &a)| a == i) {
-                ramp_logits[j] = values(self.ramps.ramps[i].forward(&x))?;
-                ramp_ms[j] = ms(t0);
+            // The configuration orders the outputs; a site it names twice (the artifact's
+            // ramp placement can repeat an id) runs its ramp once.
+            let at: Vec<usize> = (0..active).filter(|&j| config.ramp_ids[j] == i).collect();
+            if let Some(&first) = at.first() {
+                ramp_logits[first] = values(self.ramps.ramps[i].forward(&x))?;
+                ramp_ms[first] = ms(t0);
+                for &j in &at[1..] {
+                    ramp_logits[j] = ramp_logits[first].clone();
+                    ramp_ms[j] = ramp_ms[first];
+                }
             }
         }
         let finals = values(self.model.finish(x))?;

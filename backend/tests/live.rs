@@ -335,6 +335,27 @@ fn bad_input_is_one_line_before_any_request() {
             "labels.txt",
         ),
     ];
+    // A sweep's task file that cannot be read, or is not a task.
+    let bad_task = d.root.join("bad-task.json");
+    std::fs::write(&bad_task, "{\"grid\": \"x\",\n \"family\": 3}").unwrap();
+    let mut cases = cases;
+    for (task, expect) in [
+        ("/no/such/task.json", "--task /no/such/task.json"),
+        (s(&bad_task), "line 2, column"),
+    ] {
+        cases.push((
+            vec![
+                "serve",
+                "--task",
+                task,
+                "--inputs",
+                s(inputs()),
+                "--out",
+                s(&out),
+            ],
+            expect,
+        ));
+    }
     for (args, expect) in cases {
         let o = Command::new(ee())
             .args(&args)

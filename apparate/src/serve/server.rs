@@ -306,7 +306,6 @@ impl<M: EarlyExitModel> Dispatcher for Server<'_, '_, '_, M> {
     }
 }
 
-
 /// Serves `source` with `model`, the controller in `session` (fresh from
 /// [`Session::start`]). The run's records stay in `session` ([`Session::finish`]).
 pub fn serve<M: EarlyExitModel>(

@@ -35,9 +35,12 @@ pub enum ServeError {
     NothingServed {
         /// Samples in the stream.
         stream: usize,
-        /// Size of the first batch the source asked for (0: the run was stopped first).
+        /// Size of the first batch the source asked for.
         first: usize,
     },
+    /// Stopped (Ctrl-C) before the first batch: nothing was served, nothing written.
+    #[error("stopped before the first batch: nothing was served, nothing written")]
+    StoppedBeforeServing,
     /// Writing a result file failed.
     #[error(transparent)]
     Output(#[from] OutputError),
@@ -172,9 +175,12 @@ pub fn serve_task<M: EarlyExitModel>(
             Source::Decisions { sizes, .. } => sizes.first().map_or(0, |b| b.get()),
             Source::Uniform { batch_size } => batch_size,
         };
+        if served.report.interrupted {
+            return Err(ServeError::StoppedBeforeServing);
+        }
         return Err(ServeError::NothingServed {
             stream: model.stream_len(),
-            first: if served.report.interrupted { 0 } else { first },
+            first,
         });
     }
     let mut apparate = session.finish(&apparate_spec);
