@@ -90,6 +90,11 @@ pub struct ServeArgs {
     /// default: the faithful path never changes the profile).
     #[arg(long)]
     pub reprofile_after: Option<usize>,
+    /// Vanilla serving, the baseline: the same trace, batching and clock, but no ramp runs and
+    /// the controller decides nothing (every request takes the final exit). Writes
+    /// requests.parquet, serve.json and timing.jsonl.
+    #[arg(long, conflicts_with_all = ["task", "executor", "reprofile_after"])]
+    pub vanilla: bool,
     /// Tokens per text sample (NLP; as gen-data).
     #[arg(long, default_value_t = 128)]
     pub seq_len: usize,
@@ -188,6 +193,7 @@ fn serve_with<M: EarlyExitModel>(
         reprofile_after: a.reprofile_after,
         stop: Some(stop),
         progress: Some(&progress),
+        vanilla: a.vanilla,
     };
     tracing::info!(
         "serving {} on {} with the {} clock into {}",
@@ -209,14 +215,17 @@ fn serve_with<M: EarlyExitModel>(
     let outcome = outcome?;
     let r = &outcome.report;
     let lat: serde_json::Value = serde_json::from_slice(&std::fs::read(a.out.join("serve.json"))?)?;
+    let accuracy = match &outcome.summary {
+        Some(summary) => format!("accuracy {:.2} %", summary.overall_accuracy),
+        None => "vanilla (no early exits)".to_string(),
+    };
     println!(
-        "served {} of {} requests in {} batches ({} samples observed){}; accuracy {:.2} %; latency p50 {} ms, p95 {} ms; controller {} µs per batch (median); {} slow batches",
+        "served {} of {} requests in {} batches ({} samples observed){}; {accuracy}; latency p50 {} ms, p95 {} ms; controller {} µs per batch (median); {} slow batches",
         r.served,
         r.requests,
         r.batches,
         r.samples,
         if r.interrupted { ", interrupted" } else { "" },
-        outcome.summary.overall_accuracy,
         fmt_ms(&lat["latency_ms"]["median"]),
         fmt_ms(&lat["latency_ms"]["p95"]),
         fmt_ms(&lat["controller_us"]["median"]),

@@ -372,3 +372,38 @@ fn bad_input_is_one_line_before_any_request() {
         assert!(!out.exists(), "{args:?}: wrote {}", out.display());
     }
 }
+
+#[test]
+fn vanilla_serving_is_the_same_trace_without_exits() {
+    let (eex, van) = (fresh("ee"), fresh("vanilla"));
+    let trace = r#"{"kind": "poisson", "n": 400, "qps": 2000}"#;
+    let common = [
+        "--clock",
+        "fast",
+        "--trace",
+        trace,
+        "--slo-multiplier",
+        "20",
+    ];
+    run(&ee(), &serve_args(&eex, &common));
+    let mut vanilla: Vec<&str> = common.to_vec();
+    vanilla.push("--vanilla");
+    run(&ee(), &serve_args(&van, &vanilla));
+    let report = json(&van.join("serve.json"));
+    assert_eq!(report["vanilla"], true);
+    assert_eq!(json(&eex.join("serve.json"))["vanilla"], false);
+    // Only the serving files: no controller records.
+    for f in ["requests.parquet", "serve.json", "timing.jsonl"] {
+        assert!(van.join(f).is_file(), "{f}");
+    }
+    assert!(!van.join("summary.json").exists());
+    let rows = read_requests_parquet(&van.join("requests.parquet")).unwrap();
+    assert_eq!(rows.len() as u64, report["samples"].as_u64().unwrap());
+    assert!(rows.iter().all(|r| r.exit_point == 3 && r.correct));
+    assert!(rows
+        .iter()
+        .all(|r| r.inference_ms > 0.0 && r.queueing_ms.is_some_and(|q| q >= 0.0)));
+    // The early-exit run of the same trace did exit early.
+    let eex_rows = read_requests_parquet(&eex.join("requests.parquet")).unwrap();
+    assert!(eex_rows.iter().any(|r| r.exit_point < 3));
+}

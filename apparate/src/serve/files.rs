@@ -37,6 +37,8 @@ pub struct ServeReport {
     pub clock: String,
     /// `model` or `replay` (set by the caller).
     pub executor: String,
+    /// Vanilla serving: no ramps, no controller (the baseline).
+    pub vanilla: bool,
     /// Where the model ran.
     pub device: String,
     /// Requests in the trace (for a decision file or uniform chunks: the samples served).
@@ -89,6 +91,7 @@ impl ServeReport {
         json!({
             "clock": self.clock,
             "executor": self.executor,
+            "vanilla": self.vanilla,
             "device": self.device,
             "requests": self.requests,
             "served": self.served,

@@ -140,6 +140,9 @@ pub struct ServeOptions<'s> {
     pub stop: Option<&'s AtomicBool>,
     /// Called after every batch with the number of samples served so far.
     pub progress: Option<&'s dyn Fn(usize)>,
+    /// Vanilla serving, the baseline of live early exits: no ramp runs and the controller
+    /// decides nothing; every request takes the final exit. Same trace, batching and clock.
+    pub vanilla: bool,
 }
 
 impl Default for ServeOptions<'_> {
@@ -150,6 +153,7 @@ impl Default for ServeOptions<'_> {
             reprofile_after: None,
             stop: None,
             progress: None,
+            vanilla: false,
         }
     }
 }

@@ -7,6 +7,8 @@ use crate::batching::{
     Dispatcher, FormedBatch, OnlineError, RequestTrace, Scheme, ServingTimes, TfServeParams,
 };
 use crate::output::served_queueing;
+use crate::sim::config::RampConfig;
+use crate::sim::record::Requests;
 use crate::sim::{BatchObservation, BatchSize, Session, SimError};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -54,6 +56,9 @@ pub struct Served {
     pub timing: Vec<TimingRow>,
     /// Counts and overheads.
     pub report: ServeReport,
+    /// A vanilla run's requests (every one at the final exit); `None` when the controller
+    /// served (its [`Session`] holds them).
+    pub vanilla: Option<Requests>,
 }
 
 /// Why a serving run failed.
@@ -99,6 +104,8 @@ struct Server<'m, 'o, 's, M> {
     timing: Vec<TimingRow>,
     report: ServeReport,
     slow_streak: Vec<usize>,
+    /// The requests of a vanilla run (the controller keeps them otherwise).
+    vanilla: Requests,
 }
 
 impl<M: EarlyExitModel> Server<'_, '_, '_, M> {
@@ -128,7 +135,11 @@ impl<M: EarlyExitModel> Server<'_, '_, '_, M> {
             return Ok(None);
         }
         let batch = self.decisions.len() + 1;
-        let config = self.session.config().clone();
+        let config = if self.opts.vanilla {
+            RampConfig::with_zero_thresholds(Vec::new())
+        } else {
+            self.session.config().clone()
+        };
         let wall0 = Instant::now();
         let ran: ModelBatch = self
             .model
@@ -138,25 +149,35 @@ impl<M: EarlyExitModel> Server<'_, '_, '_, M> {
                 message: e.to_string(),
             })?;
         let wall_ms = wall0.elapsed().as_secs_f64() * 1e3;
-        let c0 = Instant::now();
-        let obs = BatchObservation {
-            conf: ran.conf.iter().map(Vec::as_slice).collect(),
-            acc: ran.acc.iter().map(Vec::as_slice).collect(),
-        };
-        let record_bs = self
-            .session
-            .observe(n, &obs)
-            .map_err(|source| ServeLoopError::Controller { batch, source })?
-            .bs;
-        let controller_us = c0.elapsed().as_secs_f64() * 1e6;
         let bs = BatchSize::round_up(n).ok_or(ServeLoopError::Controller {
             batch,
             source: SimError::BatchTooLarge { n },
         })?;
-        debug_assert_eq!(bs.get(), record_bs);
+        let c0 = Instant::now();
+        if self.opts.vanilla {
+            // No controller: every request takes the final exit, at the profile's V.
+            let v = self.session.tables().get(bs).vanilla_ms;
+            let r = self.session.num_ramps();
+            for _ in 0..n {
+                self.vanilla.push(batch, bs.get(), r, true, v, v);
+            }
+        } else {
+            let obs = BatchObservation {
+                conf: ran.conf.iter().map(Vec::as_slice).collect(),
+                acc: ran.acc.iter().map(Vec::as_slice).collect(),
+            };
+            self.session
+                .observe(n, &obs)
+                .map_err(|source| ServeLoopError::Controller { batch, source })?;
+        }
+        let controller_us = c0.elapsed().as_secs_f64() * 1e6;
 
         // Each sample's latency: measured at its exit, or the profile's.
-        let requests = self.session.requests();
+        let requests = if self.opts.vanilla {
+            &self.vanilla
+        } else {
+            self.session.requests()
+        };
         let first = requests.len() - n;
         let r = self.session.num_ramps();
         for k in 0..n {
@@ -333,8 +354,10 @@ pub fn serve<M: EarlyExitModel>(
         timing: Vec::new(),
         report: ServeReport::new(opts.clock),
         slow_streak: vec![0; crate::sim::BATCH_SIZES.len()],
+        vanilla: Requests::default(),
     };
     server.report.device = server.model.device();
+    server.report.vanilla = opts.vanilla;
     let queueing_ms = match source {
         Source::Trace {
             requests,
@@ -396,6 +419,7 @@ pub fn serve<M: EarlyExitModel>(
         server.report.dropped = server.report.requests.saturating_sub(server.report.served);
     }
     Ok(Served {
+        vanilla: opts.vanilla.then_some(server.vanilla),
         decisions: server.decisions,
         inference_ms: server.inference_ms,
         queueing_ms,

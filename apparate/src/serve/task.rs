@@ -6,7 +6,9 @@ use super::server::{serve, ServeLoopError, Source};
 use super::{EarlyExitModel, ServeOptions};
 use crate::artifact::read_batch_decisions;
 use crate::batching::TfServeParams;
-use crate::output::{write_baselines, write_run_stored, ExtraColumns, OutputError};
+use crate::output::{
+    write_baselines, write_requests_parquet, write_run_stored, ExtraColumns, OutputError,
+};
 use crate::sim::{
     run_bootstrap, BatchObservation, BatchSize, Batching, LatencyTables, Mode, RampData, RunResult,
     RunSpec, Session, SimError, Summary, BATCH_SIZES,
@@ -49,8 +51,9 @@ pub enum ServeError {
 /// What a served task reports besides its files.
 #[derive(Clone, Debug)]
 pub struct ServeOutcome {
-    /// The controller's summary (its own latencies are the profile's predictions).
-    pub summary: Summary,
+    /// The controller's summary (its own latencies are the profile's predictions); `None` for
+    /// a vanilla run.
+    pub summary: Option<Summary>,
     /// Counts, overheads, interruption.
     pub report: ServeReport,
 }
@@ -183,6 +186,38 @@ pub fn serve_task<M: EarlyExitModel>(
             first,
         });
     }
+    let latencies: Vec<f64> = match &served.queueing_ms {
+        Some(q) => served
+            .inference_ms
+            .iter()
+            .zip(q)
+            .map(|(i, q)| i + q.unwrap_or(0.0))
+            .collect(),
+        None => served.inference_ms.clone(),
+    };
+    let mut report = served.report;
+    report.executor = executor.to_string();
+    report.slow_factor = opts.slow_factor;
+    if let Some(mut requests) = served.vanilla {
+        // Vanilla serving: the requests and the serving files, no controller records.
+        std::fs::create_dir_all(dir).map_err(|source| OutputError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        requests.inference_ms = served.inference_ms;
+        let path = dir.join("requests.parquet");
+        let extra = ExtraColumns {
+            queueing_ms: served.queueing_ms,
+            ..ExtraColumns::default()
+        };
+        write_requests_parquet(&path, &requests, &extra)
+            .map_err(|source| OutputError::Parquet { path, source })?;
+        write_serve_files(dir, &report, &served.timing, &latencies)?;
+        return Ok(ServeOutcome {
+            summary: None,
+            report,
+        });
+    }
     let mut apparate = session.finish(&apparate_spec);
     apparate.requests.inference_ms = served.inference_ms.clone();
     let sizes: Vec<usize> = served.timing.iter().map(|t| t.n).collect();
@@ -208,21 +243,9 @@ pub fn serve_task<M: EarlyExitModel>(
     };
     write_run_stored(dir, &apparate, &extra, &args_line(spec, &arch), storage)?;
     write_baselines(dir, &apparate, &oracle, &fixed)?;
-    let mut report = served.report;
-    report.executor = executor.to_string();
-    report.slow_factor = opts.slow_factor;
-    let latencies: Vec<f64> = match &served.queueing_ms {
-        Some(q) => served
-            .inference_ms
-            .iter()
-            .zip(q)
-            .map(|(i, q)| i + q.unwrap_or(0.0))
-            .collect(),
-        None => served.inference_ms.clone(),
-    };
     write_serve_files(dir, &report, &served.timing, &latencies)?;
     Ok(ServeOutcome {
-        summary: apparate.summary,
+        summary: Some(apparate.summary),
         report,
     })
 }
