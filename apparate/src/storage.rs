@@ -141,6 +141,15 @@ impl Storage {
     }
 }
 
+/// The command-line spelling (`--store plain|zstd`), through [`Storage::parse`].
+impl std::str::FromStr for Storage {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Storage, String> {
+        Storage::parse(name).ok_or_else(|| format!("{name:?}: expected plain or zstd"))
+    }
+}
+
 impl std::fmt::Display for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())

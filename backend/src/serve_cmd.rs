@@ -107,7 +107,7 @@ pub struct ServeArgs {
     pub overwrite: bool,
     /// plain, or zstd (batches.jsonl and log.txt compressed, as a sweep stores them).
     #[arg(long, default_value = "plain")]
-    pub store: String,
+    pub store: Storage,
 }
 
 /// What to serve, resolved and checked.
@@ -246,8 +246,7 @@ fn plan(a: &ServeArgs) -> Result<Plan> {
         "replay" => true,
         other => bail!("--executor {other:?}: expected model or replay"),
     };
-    let storage = Storage::parse(&a.store)
-        .ok_or_else(|| anyhow!("--store {:?}: expected plain or zstd", a.store))?;
+    let storage = a.store;
     if !(a.slow_factor.is_finite() && a.slow_factor > 1.0) {
         bail!("--slow-factor {}: expected a number above 1", a.slow_factor);
     }

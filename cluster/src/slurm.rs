@@ -401,14 +401,12 @@ impl SlurmJob {
     }
 }
 
-/// The batch script for the workers' array: `#SBATCH` options, then one worker per element
-/// with as many slots as the allocation has CPUs on its node (`SLURM_CPUS_ON_NODE`).
-pub fn batch_script(job: &SlurmJob) -> String {
-    let mut s = String::from("#!/bin/sh\n");
-    s.push_str("# apparate-rs workers: one per array element (submit with sbatch --array=0-N).\n");
+/// The `#SBATCH` lines of `job` (name, output `log` under its log folder, working folder,
+/// partition, time, extra arguments).
+fn push_sbatch_options(s: &mut String, job: &SlurmJob, log: &str) {
     s.push_str(&format!("#SBATCH --job-name={}\n", job.name));
     s.push_str(&format!(
-        "#SBATCH --output={}/worker-%A_%a.log\n",
+        "#SBATCH --output={}/{log}\n",
         job.log_dir.display()
     ));
     s.push_str(&format!("#SBATCH --chdir={}\n", job.log_dir.display()));
@@ -421,6 +419,14 @@ pub fn batch_script(job: &SlurmJob) -> String {
     for a in &job.sbatch_args {
         s.push_str(&format!("#SBATCH {a}\n"));
     }
+}
+
+/// The batch script for the workers' array: `#SBATCH` options, then one worker per element
+/// with as many slots as the allocation has CPUs on its node (`SLURM_CPUS_ON_NODE`).
+pub fn batch_script(job: &SlurmJob) -> String {
+    let mut s = String::from("#!/bin/sh\n");
+    s.push_str("# apparate-rs workers: one per array element (submit with sbatch --array=0-N).\n");
+    push_sbatch_options(&mut s, job, "worker-%A_%a.log");
     let mut argv = vec![
         quote(&job.worker_bin.display().to_string()),
         "--coordinator".into(),
@@ -449,21 +455,7 @@ pub fn batch_script(job: &SlurmJob) -> String {
 /// (`preflight-%j.log`).
 pub fn reach_script(job: &SlurmJob, addr: std::net::SocketAddr) -> String {
     let mut s = String::from("#!/bin/bash\n");
-    s.push_str(&format!("#SBATCH --job-name={}\n", job.name));
-    s.push_str(&format!(
-        "#SBATCH --output={}/preflight-%j.log\n",
-        job.log_dir.display()
-    ));
-    s.push_str(&format!("#SBATCH --chdir={}\n", job.log_dir.display()));
-    if let Some(p) = &job.partition {
-        s.push_str(&format!("#SBATCH --partition={p}\n"));
-    }
-    if let Some(t) = &job.time {
-        s.push_str(&format!("#SBATCH --time={t}\n"));
-    }
-    for a in &job.sbatch_args {
-        s.push_str(&format!("#SBATCH {a}\n"));
-    }
+    push_sbatch_options(&mut s, job, "preflight-%j.log");
     let (host, port) = (addr.ip(), addr.port());
     s.push_str(&format!(
         "if (exec 3<>/dev/tcp/{host}/{port}) 2>/dev/null; then\n  \

@@ -70,8 +70,8 @@ struct SweepArgs {
     log_every: u64,
     /// How task results are stored: `zstd` keeps `batches.jsonl` and `log.txt` compressed
     /// (`*.zst`; workers compress them, the upload carries them as stored), `plain` as written.
-    #[arg(long, value_name = "HOW", value_enum, default_value = "zstd")]
-    store: StoreArg,
+    #[arg(long, value_name = "HOW", default_value = "zstd")]
+    store: apparate::storage::Storage,
     /// TLS certificate (PEM); with --tls-key, serve TLS.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -150,24 +150,6 @@ fn tls_config(args: &SweepArgs) -> Result<Option<ServerTlsConfig>> {
     Ok(Some(tls))
 }
 
-/// `--store`: how a sweep's task results are stored ([`apparate::storage::Storage`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum StoreArg {
-    /// Every file as written.
-    Plain,
-    /// `batches.jsonl` and `log.txt` compressed with zstd.
-    Zstd,
-}
-
-impl From<StoreArg> for apparate::storage::Storage {
-    fn from(s: StoreArg) -> Self {
-        match s {
-            StoreArg::Plain => apparate::storage::Storage::Plain,
-            StoreArg::Zstd => apparate::storage::Storage::Zstd,
-        }
-    }
-}
-
 fn run_sweep(args: SweepArgs) -> Result<()> {
     let plan = apparate::sweep::load_plan(args.spec.as_deref())?;
     let token = read_token(&args.token_file)?;
@@ -187,7 +169,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     }
     let token_line = format!("{token}\n");
     let dir = ResultsDir::new(&args.out);
-    let writer = dir.lock_stored(args.store.into())?;
+    let writer = dir.lock_stored(args.store)?;
     let opts = SweepOptions {
         lease: Duration::from_millis(args.lease_ms.max(10)),
         max_attempts: args.max_attempts,

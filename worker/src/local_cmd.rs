@@ -39,32 +39,8 @@ pub struct LocalArgs {
     /// How task results are stored: `zstd` keeps `batches.jsonl` and `log.txt` compressed
     /// (`*.zst`, read them with `worker cat` or `zstd -d`), `plain` as written. Complete tasks
     /// of the other form are kept as they are.
-    #[arg(
-        long,
-        value_name = "HOW",
-        value_enum,
-        default_value = "zstd",
-        requires = "local"
-    )]
-    pub store: StoreArg,
-}
-
-/// `--store`: how a sweep's task results are stored ([`apparate::storage::Storage`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum StoreArg {
-    /// Every file as written.
-    Plain,
-    /// `batches.jsonl` and `log.txt` compressed with zstd.
-    Zstd,
-}
-
-impl From<StoreArg> for apparate::storage::Storage {
-    fn from(s: StoreArg) -> Self {
-        match s {
-            StoreArg::Plain => apparate::storage::Storage::Plain,
-            StoreArg::Zstd => apparate::storage::Storage::Zstd,
-        }
-    }
+    #[arg(long, value_name = "HOW", default_value = "zstd", requires = "local")]
+    pub store: apparate::storage::Storage,
 }
 
 /// Arguments of `worker plan`.
@@ -82,7 +58,7 @@ pub struct PlanArgs {
 pub fn run_local(args: LocalArgs) -> Result<()> {
     let plan = apparate::sweep::load_plan(args.spec.as_deref())?;
     let dir = ResultsDir::new(&args.out);
-    let writer = dir.lock_stored(args.store.into())?;
+    let writer = dir.lock_stored(args.store)?;
     let jobs = match args.jobs {
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -822,10 +822,24 @@ async fn run_attempt(
         }
         Inputs::Embedded { .. } => {}
     }
-    let run_dir = w.scratch.join(format!("run-{attempt}"));
     let code_version = w.code_version.clone();
-    let storage = *w.storage.lock().unwrap_or_else(|p| p.into_inner());
     let _beside = w.alone.read().await;
+    run_blocking(w, attempt, move |writer| {
+        execute_on(&task, &run_spec, writer, &code_version)?;
+        Ok(writer.dir().task_dir(&task.key))
+    })
+    .await
+}
+
+/// Runs `run` on a blocking thread with a results writer over this attempt's scratch folder
+/// (in the sweep's storage); `run` returns the task's folder there.
+async fn run_blocking(
+    w: &Arc<Worker>,
+    attempt: AttemptId,
+    run: impl FnOnce(&apparate::results::ResultsWriter) -> Result<PathBuf, TaskFailure> + Send + 'static,
+) -> Result<PathBuf, Failed> {
+    let run_dir = w.scratch.join(format!("run-{attempt}"));
+    let storage = *w.storage.lock().unwrap_or_else(|p| p.into_inner());
     let joined = tokio::task::spawn_blocking(move || {
         let writer = ResultsDir::new(&run_dir)
             .lock_stored(storage)
@@ -834,8 +848,7 @@ async fn run_attempt(
                 retryable: true,
                 message: e.to_string(),
             })?;
-        execute_on(&task, &run_spec, &writer, &code_version)?;
-        Ok::<PathBuf, TaskFailure>(writer.dir().task_dir(&task.key))
+        run(&writer)
     })
     .await;
     match joined {
@@ -880,44 +893,26 @@ async fn run_live_attempt(
         let listed: Vec<&str> = sources.iter().map(|i| i.path.as_str()).collect();
         local_sources(&task.spec, &sources_dir, &listed).map_err(refused)?
     };
-    let run_dir = w.scratch.join(format!("run-{attempt}"));
     let code_version = w.code_version.clone();
-    let storage = *w.storage.lock().unwrap_or_else(|p| p.into_inner());
     let _alone = w.alone.write().await;
     tracing::info!("attempt {attempt} is a live run: it runs alone on this worker");
-    let joined = tokio::task::spawn_blocking(move || {
+    run_blocking(w, attempt, move |writer| {
         let exe = apparate::backend_inputs::locate().map_err(|e| TaskFailure {
             kind: FailureKind::Serve,
             retryable: false,
             message: e.to_string(),
         })?;
-        let writer = ResultsDir::new(&run_dir)
-            .lock_stored(storage)
-            .map_err(|e| TaskFailure {
-                kind: FailureKind::Results,
-                retryable: true,
-                message: e.to_string(),
-            })?;
         execute_live(
             &task,
             &live_spec,
             &inputs_dir,
             &exe.path,
-            &writer,
+            writer,
             &code_version,
         )?;
-        Ok::<PathBuf, TaskFailure>(writer.dir().task_dir(&task.key))
+        Ok(writer.dir().task_dir(&task.key))
     })
-    .await;
-    match joined {
-        Ok(Ok(dir)) => Ok(dir),
-        Ok(Err(f)) => Err(Failed::from(f)),
-        Err(e) => Err(Failed::from(TaskFailure {
-            kind: FailureKind::Panic,
-            retryable: false,
-            message: format!("the task thread died: {e}"),
-        })),
-    }
+    .await
 }
 
 /// `spec` with its backend weights, data and labels at their fetched copies under `dir`

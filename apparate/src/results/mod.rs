@@ -782,6 +782,21 @@ fn check_result_files(
     Ok(())
 }
 
+/// The last [`LOG_TAIL_BYTES`] of a result's `log.txt` (stored as `storage` says).
+fn log_tail(dir: &Path, storage: Storage) -> Result<Vec<u8>, ManifestProblem> {
+    let log_path = dir.join(storage.stored_name("log.txt"));
+    match storage {
+        Storage::Plain => read_tail(&log_path, LOG_TAIL_BYTES),
+        Storage::Zstd => storage::open_stored(&log_path, true)
+            .and_then(|r| storage::read_tail_of(r, LOG_TAIL_BYTES as usize, MAX_LOG_BYTES)),
+    }
+    .map_err(|e| ManifestProblem::File {
+        path: log_path,
+        expected: 0,
+        found: format!("cannot read it: {e}"),
+    })
+}
+
 /// The manifest's outcome is the files' own: `num_requests` is `summary.json`'s and the summary
 /// lines are the last lines of `log.txt` (so they are covered by those files' digests). A live
 /// task's `serve.json` must not say that the run was interrupted.
@@ -811,17 +826,7 @@ fn check_outcome(dir: &Path, manifest: &Manifest) -> Result<(), ManifestProblem>
             ),
         ));
     }
-    let log_path = dir.join(manifest.storage.stored_name("log.txt"));
-    let tail = match manifest.storage {
-        Storage::Plain => read_tail(&log_path, LOG_TAIL_BYTES),
-        Storage::Zstd => storage::open_stored(&log_path, true)
-            .and_then(|r| storage::read_tail_of(r, LOG_TAIL_BYTES as usize, MAX_LOG_BYTES)),
-    }
-    .map_err(|e| ManifestProblem::File {
-        path: log_path.clone(),
-        expected: 0,
-        found: format!("cannot read it: {e}"),
-    })?;
+    let tail = log_tail(dir, manifest.storage)?;
     let text = String::from_utf8_lossy(&tail);
     let lines: Vec<&str> = text.lines().collect();
     let k = manifest.summary_lines.len();
@@ -891,17 +896,7 @@ pub fn outcome_of(
             path: summary_path.clone(),
             what: "not a summary: no num_requests".to_string(),
         })?;
-    let log_path = dir.join(storage.stored_name("log.txt"));
-    let tail = match storage {
-        Storage::Plain => read_tail(&log_path, LOG_TAIL_BYTES),
-        Storage::Zstd => storage::open_stored(&log_path, true)
-            .and_then(|r| storage::read_tail_of(r, LOG_TAIL_BYTES as usize, MAX_LOG_BYTES)),
-    }
-    .map_err(|e| ManifestProblem::File {
-        path: log_path.clone(),
-        expected: 0,
-        found: format!("cannot read it: {e}"),
-    })?;
+    let tail = log_tail(dir, storage)?;
     let text = String::from_utf8_lossy(&tail);
     let lines: Vec<&str> = text.lines().collect();
     let k = summary_lines.min(MAX_SUMMARY_LINES).min(lines.len());
