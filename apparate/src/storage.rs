@@ -23,7 +23,7 @@ pub const ZSTD_SUFFIX: &str = ".zst";
 /// core, faster than the grid produces it. Single-threaded: the tasks already use every core.
 pub const ZSTD_LEVEL: i32 = 3;
 
-/// The plain result files (`crate::task::RESULT_FILES`), as [`Storage::Zstd`] stores them
+/// The plain result files ([`PLAIN_RESULT_FILES`]), as [`Storage::Zstd`] stores them
 /// (still sorted by name).
 const ZSTD_RESULT_FILES: [&str; 6] = [
     "baselines.json",
@@ -34,9 +34,11 @@ const ZSTD_RESULT_FILES: [&str; 6] = [
     "summary.json",
 ];
 
-/// The plain result files, sorted by name (kept equal to `crate::task::RESULT_FILES`; a test
-/// checks it).
-const PLAIN_RESULT_FILES: [&str; 6] = [
+/// The files `crate::task::run_task` writes into a task's folder, sorted by name: a complete
+/// result holds exactly these (plus the `manifest.json` written when it is committed), nothing
+/// else; under their stored names ([`Storage::result_files`]) when stored compressed. Re-exported
+/// as `crate::task::RESULT_FILES`; defined here so that this module imports nothing of `task`.
+pub const PLAIN_RESULT_FILES: [&str; 6] = [
     "baselines.json",
     "batches.jsonl",
     "latencies.pickle",
@@ -44,6 +46,13 @@ const PLAIN_RESULT_FILES: [&str; 6] = [
     "requests.parquet",
     "summary.json",
 ];
+
+/// The extra files a live task (`crate::task::TaskSpec::live`) writes beside
+/// [`PLAIN_RESULT_FILES`], sorted by name, always plain: `serve.json` (how the run went: clock,
+/// device, requests arrived, served and dropped, controller overhead, latencies far from the
+/// profile) and `timing.jsonl` (one object per batch: what the profile predicted next to what
+/// was measured). Re-exported as `crate::task::LIVE_FILES`.
+pub const LIVE_FILES: [&str; 2] = ["serve.json", "timing.jsonl"];
 
 /// How a task's result files are stored.
 #[derive(
@@ -91,11 +100,11 @@ impl Storage {
 
     /// The names of the files a complete result of a task holds stored this way, sorted:
     /// [`Storage::result_files`], and for a live task (`live`) also
-    /// [`crate::task::LIVE_FILES`] (always plain).
+    /// [`LIVE_FILES`] (always plain).
     pub fn task_files(self, live: bool) -> Vec<&'static str> {
         let mut names = self.result_files().to_vec();
         if live {
-            names.extend(crate::task::LIVE_FILES);
+            names.extend(LIVE_FILES);
             names.sort_unstable();
         }
         names

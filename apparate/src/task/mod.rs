@@ -16,23 +16,9 @@ use crate::traces::TraceSpec;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// The files [`run_task`] writes into a task's folder, sorted by name: a complete result holds
-/// exactly these (plus the `manifest.json` written when it is committed), nothing else; under
-/// their stored names ([`crate::storage::Storage::result_files`]) when stored compressed.
-pub const RESULT_FILES: [&str; 6] = [
-    "baselines.json",
-    "batches.jsonl",
-    "latencies.pickle",
-    "log.txt",
-    "requests.parquet",
-    "summary.json",
-];
-
-/// The extra files a live task ([`TaskSpec::live`]) writes beside [`RESULT_FILES`], sorted by
-/// name, always plain: `serve.json` (how the run went: clock, device, requests arrived, served
-/// and dropped, controller overhead, latencies far from the profile) and `timing.jsonl` (one
-/// object per batch: what the profile predicted next to what was measured).
-pub const LIVE_FILES: [&str; 2] = ["serve.json", "timing.jsonl"];
+/// The files [`run_task`] writes into a task's folder ([`crate::storage::PLAIN_RESULT_FILES`]),
+/// and the extra files of a live task ([`crate::storage::LIVE_FILES`]).
+pub use crate::storage::{LIVE_FILES, PLAIN_RESULT_FILES as RESULT_FILES};
 
 /// A live run (issue #14): the task is served by `ee-backend serve` with the real model of its
 /// backend inputs (the controller drives real inference, online) instead of simulated from the
