@@ -102,19 +102,32 @@ pub struct LiveTask {
 }
 
 /// The simulated partner of `live` among `rows`: the task whose spec is `live`'s without
-/// `live`, in any grid. Of several (results of other code versions), the one with the same input digests
-/// and code version, else the first in grid order.
+/// `live`, in any grid. Of several (results of other code versions), the one with the same
+/// input digests and code version, else the first in grid order.
 pub fn partner<'r, 'a>(live: &LoadedTask, rows: &'r [TaskRow<'a>]) -> Option<&'r TaskRow<'a>> {
-    let mut spec = live.manifest.spec.clone();
-    spec.live = None;
-    let spec = spec;
-    // The grid's name aside: a live grid and its simulated twin are two grids of one spec.
+    let spec = &live.manifest.spec;
+    // Every field but the grid's name (a live grid and its simulated twin are two grids of one
+    // spec) and `live`; destructured, so that a new field must be decided on here.
     let same = |other: &apparate::task::TaskSpec| {
-        other.live.is_none()
-            && apparate::task::TaskSpec {
-                grid: other.grid.clone(),
-                ..spec.clone()
-            } == *other
+        let apparate::task::TaskSpec {
+            grid: _,
+            family,
+            model,
+            dataset,
+            trace,
+            params,
+            seed,
+            inputs,
+            live,
+        } = other;
+        live.is_none()
+            && *family == spec.family
+            && *model == spec.model
+            && *dataset == spec.dataset
+            && *trace == spec.trace
+            && *params == spec.params
+            && *seed == spec.seed
+            && *inputs == spec.inputs
     };
     let mut candidates = rows.iter().filter(|r| same(&r.task.manifest.spec));
     let first = candidates.clone().next();

@@ -117,6 +117,58 @@ impl<M: EarlyExitModel> Server<'_, '_, '_, M> {
         self.origin.elapsed().as_secs_f64() * 1e3
     }
 
+    /// Tail safety: a batch measured more than the slow factor away from its prediction is
+    /// logged (the first ten) and counted; with `reprofile_after`, a batch size slow that many
+    /// times in a row is measured again and the controller decides with the new table.
+    /// Returns whether the batch was slow.
+    fn tail_safety(
+        &mut self,
+        batch: usize,
+        bs: BatchSize,
+        predicted_ms: f64,
+        measured_ms: Option<f64>,
+    ) -> bool {
+        let factor = self.opts.slow_factor;
+        let slow =
+            measured_ms.is_some_and(|m| m > predicted_ms * factor || m * factor < predicted_ms);
+        if slow {
+            self.report.slow_batches += 1;
+            if self.report.slow_batches <= 10 {
+                tracing::warn!(
+                    "batch {batch} (bs {}): measured {:.3} ms, the profile predicted {predicted_ms:.3} ms (more than {factor}x away){}",
+                    bs.get(),
+                    measured_ms.unwrap_or(f64::NAN),
+                    if self.report.slow_batches == 10 { "; further slow batches are only counted" } else { "" }
+                );
+            }
+            self.slow_streak[bs.index()] += 1;
+        } else {
+            self.slow_streak[bs.index()] = 0;
+        }
+        if let Some(after) = self.opts.reprofile_after {
+            if self.slow_streak[bs.index()] >= after.max(1) {
+                self.slow_streak[bs.index()] = 0;
+                match self.model.reprofile(bs.get()) {
+                    Ok(Some(table)) => match self.session.replace_table(bs, table) {
+                        Ok(()) => {
+                            self.report.reprofiled.push(bs.get());
+                            tracing::info!(
+                                "re-profiled batch size {} after batch {batch}",
+                                bs.get()
+                            );
+                        }
+                        Err(e) => {
+                            tracing::warn!("re-profile of batch size {} refused: {e}", bs.get())
+                        }
+                    },
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("re-profile of batch size {} failed: {e}", bs.get()),
+                }
+            }
+        }
+        slow
+    }
+
     /// Serves the next `n` samples starting at clock `start`; `queueing` gives each request's
     /// queueing when the batch came from a trace. Returns the batch's duration on the clock,
     /// or `None` when the stream cannot fill it or the run was stopped.
@@ -207,44 +259,7 @@ impl<M: EarlyExitModel> Server<'_, '_, '_, M> {
             .exit_latencies(&config.ramp_ids)
             .no_exit();
         let measured_ms = ran.measured.as_ref().map(|m| m.final_ms);
-        let factor = self.opts.slow_factor;
-        let slow =
-            measured_ms.is_some_and(|m| m > predicted_ms * factor || m * factor < predicted_ms);
-        if slow {
-            self.report.slow_batches += 1;
-            if self.report.slow_batches <= 10 {
-                tracing::warn!(
-                    "batch {batch} (bs {}): measured {:.3} ms, the profile predicted {predicted_ms:.3} ms (more than {factor}x away){}",
-                    bs.get(),
-                    measured_ms.unwrap_or(f64::NAN),
-                    if self.report.slow_batches == 10 { "; further slow batches are only counted" } else { "" }
-                );
-            }
-            self.slow_streak[bs.index()] += 1;
-        } else {
-            self.slow_streak[bs.index()] = 0;
-        }
-        if let Some(after) = self.opts.reprofile_after {
-            if self.slow_streak[bs.index()] >= after.max(1) {
-                self.slow_streak[bs.index()] = 0;
-                match self.model.reprofile(bs.get()) {
-                    Ok(Some(table)) => match self.session.replace_table(bs, table) {
-                        Ok(()) => {
-                            self.report.reprofiled.push(bs.get());
-                            tracing::info!(
-                                "re-profiled batch size {} after batch {batch}",
-                                bs.get()
-                            );
-                        }
-                        Err(e) => {
-                            tracing::warn!("re-profile of batch size {} refused: {e}", bs.get())
-                        }
-                    },
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!("re-profile of batch size {} failed: {e}", bs.get()),
-                }
-            }
-        }
+        let slow = self.tail_safety(batch, bs, predicted_ms, measured_ms);
         let duration = match self.opts.clock {
             ServeClock::Virtual => serving_ms,
             ServeClock::Fast => wall_ms,
