@@ -68,7 +68,7 @@ pub struct ServeArgs {
     /// --batch-size, back to back, no trace).
     #[arg(long, default_value = "clockwork")]
     pub batching: String,
-    /// The SLO as a multiple of the model's batch-size-1 latency in the profile.
+    /// The SLO as a multiple of the model's batch-size-1 latency in the profile (1 to 1000).
     #[arg(long, default_value_t = 2.0)]
     pub slo_multiplier: f64,
     /// The controller's --batch_size (bootstrap profile size; the uniform chunk). Default: 4
@@ -326,9 +326,11 @@ fn plan(a: &ServeArgs) -> Result<Plan> {
                 "uniform" => BatchingScheme::Uniform,
                 other => bail!("--batching {other:?}: expected clockwork, tf_serve or uniform"),
             };
-            if !(a.slo_multiplier.is_finite() && a.slo_multiplier > 0.0) {
+            // The sweep spec's range: below 1 no request can meet its SLO.
+            let (lo, hi) = apparate::sweep::validate::SLO_MULTIPLIER_RANGE;
+            if !(lo..=hi).contains(&a.slo_multiplier) {
                 bail!(
-                    "--slo-multiplier {}: expected a positive number",
+                    "--slo-multiplier {}: expected a number in [{lo}, {hi}] (a multiple of the model's batch-1 latency)",
                     a.slo_multiplier
                 );
             }
@@ -480,6 +482,14 @@ fn read_arrivals(path: &Path) -> Result<Vec<f64>> {
                 "--arrivals {}: line {}: expected a finite time >= 0 and >= the previous one, found {t}",
                 path.display(),
                 k + 1
+            );
+        }
+        if out.len() == apparate::traces::MAX_REQUESTS {
+            bail!(
+                "--arrivals {}: line {}: more than {} requests (the traces' limit)",
+                path.display(),
+                k + 1,
+                apparate::traces::MAX_REQUESTS
             );
         }
         out.push(t);
